@@ -1,0 +1,1 @@
+//! Translation between V4L2 formats and GStreamer caps.
