@@ -1,10 +1,22 @@
 //! The V4L2 kernel interface: raw structures, one safe function per ioctl, the device, the
 //! buffer queue and the poller. Knows nothing of GStreamer; the element reaches the kernel
-//! only through this module.
+//! only through this module. All unsafe code of the crate lives here.
 
+pub mod device;
+pub mod error;
 pub mod format;
+pub mod poller;
+pub mod queue;
+mod sys;
 
+pub use device::{Capability, ControlInfo, Dequeued, Device, OpenError};
+pub use error::{Error, Result};
 pub use format::{
     Fourcc, Fract, FrameIntervals, FrameSizes, PixFormat, PlaneFormat, ProbedFormat, ProbedSize,
     SizeRange,
+};
+pub use poller::{Poller, Wait};
+pub use queue::{Plane, Queue};
+pub use sys::{
+    V4L2_CID_BRIGHTNESS, V4L2_CID_CONTRAST, V4L2_CID_HUE, V4L2_CID_SATURATION, V4L2_FIELD_NONE,
 };

@@ -1,0 +1,573 @@
+//! An open V4L2 capture node and one safe function per ioctl, named after it.
+//! Each wraps exactly one kernel call and returns `Error` naming that call and the device.
+
+use super::error::{Error, Result};
+use super::format::{
+    Fourcc, Fract, FrameIntervals, FrameSizes, PixFormat, PlaneFormat, ProbedFormat, ProbedSize,
+    SizeRange,
+};
+use super::sys::*;
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open};
+use nix::sys::stat::{Mode, SFlag, stat};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a path could not be opened as a capture device; each is a different user mistake.
+#[derive(Debug)]
+pub enum OpenError {
+    /// Nothing at that path.
+    NotFound,
+    /// The path exists but is not a character device (a regular file, a folder).
+    NotADevice,
+    /// A character device that does not answer `VIDIOC_QUERYCAP` (`/dev/null`, a tty).
+    NotV4l2,
+    /// A V4L2 node that cannot capture video with streaming I/O (an output node, a radio...).
+    NotCapture { card: String, device_caps: u32 },
+    /// Opening or querying failed for another reason (permissions, a driver error).
+    Io(Error),
+}
+
+/// What `VIDIOC_QUERYCAP` tells about the node.
+#[derive(Clone, Debug)]
+pub struct Capability {
+    pub driver: String,
+    pub card: String,
+    pub bus_info: String,
+    /// The node's own capabilities (`device_caps` when the driver reports them).
+    pub device_caps: u32,
+}
+
+/// One entry of `VIDIOC_ENUM_FMT`.
+#[derive(Clone, Debug)]
+pub struct FormatDesc {
+    pub fourcc: Fourcc,
+    pub flags: u32,
+    pub description: String,
+}
+
+/// Where each plane of a driver buffer lives in the device's mmap space (`VIDIOC_QUERYBUF`).
+#[derive(Clone, Debug)]
+pub struct BufferPlanes {
+    /// (mmap offset, length) for each memory plane.
+    pub planes: Vec<(u32, u32)>,
+}
+
+/// A buffer handed back by `VIDIOC_DQBUF`.
+#[derive(Clone, Copy, Debug)]
+pub struct Dequeued {
+    pub index: u32,
+    pub flags: u32,
+    pub field: u32,
+    pub sequence: u32,
+    /// The driver's capture time; on `V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC` buffers it is
+    /// `CLOCK_MONOTONIC`.
+    pub timestamp: Duration,
+    pub n_planes: usize,
+    /// (bytesused, data_offset) per memory plane.
+    pub planes: [(u32, u32); VIDEO_MAX_PLANES],
+}
+
+impl Dequeued {
+    pub fn has_monotonic_timestamp(&self) -> bool {
+        self.flags & V4L2_BUF_FLAG_TIMESTAMP_MASK == V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.flags & V4L2_BUF_FLAG_ERROR != 0
+    }
+
+    pub fn is_keyframe(&self) -> bool {
+        self.flags & V4L2_BUF_FLAG_KEYFRAME != 0
+    }
+}
+
+/// A control as `VIDIOC_QUERYCTRL` describes it.
+#[derive(Clone, Debug)]
+pub struct ControlInfo {
+    pub id: u32,
+    pub type_: u32,
+    pub name: String,
+    pub minimum: i32,
+    pub maximum: i32,
+    pub step: i32,
+    pub default_value: i32,
+    pub flags: u32,
+}
+
+#[derive(Debug)]
+pub struct Device {
+    fd: OwnedFd,
+    path: PathBuf,
+    capability: Capability,
+    buf_type: u32,
+}
+
+fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+impl Device {
+    /// Opens a capture node non-blocking (the element waits in poll, never in DQBUF) and checks
+    /// that it can stream video in.
+    pub fn open(path: &Path) -> std::result::Result<Device, OpenError> {
+        let st = match stat(path) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => return Err(OpenError::NotFound),
+            Err(errno) => return Err(OpenError::Io(Error::new("stat", path, errno))),
+        };
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR {
+            return Err(OpenError::NotADevice);
+        }
+        let fd = open(path, OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|errno| OpenError::Io(Error::new("open", path, errno)))?;
+
+        let mut raw = v4l2_capability::default();
+        // SAFETY: `raw` is a correctly sized, writable v4l2_capability; the fd is open.
+        match unsafe { vidioc_querycap(fd.as_raw_fd(), &mut raw) } {
+            Ok(_) => {}
+            Err(Errno::ENOTTY) | Err(Errno::EINVAL) => return Err(OpenError::NotV4l2),
+            Err(errno) => return Err(OpenError::Io(Error::new("VIDIOC_QUERYCAP", path, errno))),
+        }
+        let device_caps = if raw.capabilities & V4L2_CAP_DEVICE_CAPS != 0 {
+            raw.device_caps
+        } else {
+            raw.capabilities
+        };
+        let capability = Capability {
+            driver: c_string(&raw.driver),
+            card: c_string(&raw.card),
+            bus_info: c_string(&raw.bus_info),
+            device_caps,
+        };
+        let buf_type = if device_caps & V4L2_CAP_VIDEO_CAPTURE != 0 {
+            V4L2_BUF_TYPE_VIDEO_CAPTURE
+        } else if device_caps & V4L2_CAP_VIDEO_CAPTURE_MPLANE != 0 {
+            V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE
+        } else {
+            return Err(OpenError::NotCapture { card: capability.card, device_caps });
+        };
+        if device_caps & V4L2_CAP_STREAMING == 0 {
+            return Err(OpenError::NotCapture { card: capability.card, device_caps });
+        }
+        Ok(Device { fd, path: path.to_owned(), capability, buf_type })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn capability(&self) -> &Capability {
+        &self.capability
+    }
+
+    pub fn is_multiplanar(&self) -> bool {
+        self.buf_type == V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE
+    }
+
+    pub fn buf_type(&self) -> u32 {
+        self.buf_type
+    }
+
+    fn err(&self, call: &'static str, errno: Errno) -> Error {
+        Error::new(call, &self.path, errno)
+    }
+
+    fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// `VIDIOC_ENUM_FMT`; `None` past the last format.
+    pub fn enum_fmt(&self, index: u32) -> Result<Option<FormatDesc>> {
+        let mut raw = v4l2_fmtdesc { index, type_: self.buf_type, ..Default::default() };
+        // SAFETY: `raw` is a valid v4l2_fmtdesc the kernel fills in place.
+        match unsafe { vidioc_enum_fmt(self.raw(), &mut raw) } {
+            Ok(_) => Ok(Some(FormatDesc {
+                fourcc: Fourcc(raw.pixelformat),
+                flags: raw.flags,
+                description: c_string(&raw.description),
+            })),
+            Err(Errno::EINVAL) => Ok(None),
+            Err(errno) => Err(self.err("VIDIOC_ENUM_FMT", errno)),
+        }
+    }
+
+    /// `VIDIOC_ENUM_FRAMESIZES`, all entries; `None` when the driver does not enumerate sizes.
+    pub fn enum_framesizes(&self, fourcc: Fourcc) -> Result<Option<FrameSizes>> {
+        let mut discrete = Vec::new();
+        for index in 0.. {
+            let mut raw = v4l2_frmsizeenum { index, pixel_format: fourcc.0, ..Default::default() };
+            // SAFETY: `raw` is a valid v4l2_frmsizeenum the kernel fills in place.
+            match unsafe { vidioc_enum_framesizes(self.raw(), &mut raw) } {
+                Ok(_) => {}
+                Err(Errno::EINVAL) | Err(Errno::ENOTTY) => break,
+                Err(errno) => return Err(self.err("VIDIOC_ENUM_FRAMESIZES", errno)),
+            }
+            match raw.type_ {
+                V4L2_FRMSIZE_TYPE_DISCRETE => {
+                    let d = raw.discrete();
+                    discrete.push((d.width, d.height));
+                }
+                V4L2_FRMSIZE_TYPE_STEPWISE | V4L2_FRMSIZE_TYPE_CONTINUOUS => {
+                    let s = raw.stepwise;
+                    return Ok(Some(FrameSizes::Stepwise(SizeRange {
+                        min_width: s.min_width,
+                        max_width: s.max_width,
+                        step_width: s.step_width.max(1),
+                        min_height: s.min_height,
+                        max_height: s.max_height,
+                        step_height: s.step_height.max(1),
+                    })));
+                }
+                _ => break,
+            }
+        }
+        Ok((!discrete.is_empty()).then_some(FrameSizes::Discrete(discrete)))
+    }
+
+    /// `VIDIOC_ENUM_FRAMEINTERVALS` for one format and size, all entries.
+    pub fn enum_frameintervals(
+        &self,
+        fourcc: Fourcc,
+        width: u32,
+        height: u32,
+    ) -> Result<FrameIntervals> {
+        let mut discrete = Vec::new();
+        for index in 0.. {
+            let mut raw = v4l2_frmivalenum {
+                index,
+                pixel_format: fourcc.0,
+                width,
+                height,
+                ..Default::default()
+            };
+            // SAFETY: `raw` is a valid v4l2_frmivalenum the kernel fills in place.
+            match unsafe { vidioc_enum_frameintervals(self.raw(), &mut raw) } {
+                Ok(_) => {}
+                Err(Errno::EINVAL) | Err(Errno::ENOTTY) => break,
+                Err(errno) => return Err(self.err("VIDIOC_ENUM_FRAMEINTERVALS", errno)),
+            }
+            let s = raw.stepwise;
+            let fract = |f: v4l2_fract| Fract::new(f.numerator, f.denominator);
+            if raw.type_ == V4L2_FRMIVAL_TYPE_DISCRETE {
+                if s.min.numerator != 0 && s.min.denominator != 0 {
+                    discrete.push(fract(s.min));
+                }
+            } else {
+                return Ok(FrameIntervals::Stepwise {
+                    min: fract(s.min),
+                    max: fract(s.max),
+                    step: fract(s.step),
+                });
+            }
+        }
+        Ok(if discrete.is_empty() {
+            FrameIntervals::Unknown
+        } else {
+            FrameIntervals::Discrete(discrete)
+        })
+    }
+
+    /// Everything the device can capture: formats, their sizes, and the intervals at each size.
+    /// One pass of enumeration ioctls and no `VIDIOC_TRY_FMT`.
+    pub fn probe(&self) -> Result<Vec<ProbedFormat>> {
+        let mut formats = Vec::new();
+        for index in 0.. {
+            let Some(desc) = self.enum_fmt(index)? else { break };
+            let sizes = match self.enum_framesizes(desc.fourcc)? {
+                None => Vec::new(),
+                Some(FrameSizes::Discrete(list)) => list
+                    .into_iter()
+                    .map(|(width, height)| {
+                        let intervals = self.enum_frameintervals(desc.fourcc, width, height)?;
+                        Ok(ProbedSize::Discrete { width, height, intervals })
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+                Some(FrameSizes::Stepwise(range)) => {
+                    let intervals = self.enum_frameintervals(
+                        desc.fourcc,
+                        range.max_width,
+                        range.max_height,
+                    )?;
+                    vec![ProbedSize::Range { range, intervals }]
+                }
+            };
+            formats.push(ProbedFormat {
+                fourcc: desc.fourcc,
+                flags: desc.flags,
+                description: desc.description,
+                sizes,
+            });
+        }
+        Ok(formats)
+    }
+
+    fn format_from_raw(&self, raw: &v4l2_format) -> PixFormat {
+        if self.is_multiplanar() {
+            // SAFETY: for a _MPLANE buffer type the kernel fills the `pix_mp` member.
+            let mp = unsafe { raw.fmt.pix_mp };
+            let n = (mp.num_planes as usize).clamp(1, VIDEO_MAX_PLANES);
+            let planes = mp.plane_fmt[..n]
+                .iter()
+                .map(|p| PlaneFormat { bytesperline: p.bytesperline, sizeimage: p.sizeimage })
+                .collect();
+            PixFormat {
+                width: mp.width,
+                height: mp.height,
+                fourcc: Fourcc(mp.pixelformat),
+                field: mp.field,
+                colorspace: mp.colorspace,
+                ycbcr_enc: mp.ycbcr_enc as u32,
+                quantization: mp.quantization as u32,
+                xfer_func: mp.xfer_func as u32,
+                planes,
+            }
+        } else {
+            // SAFETY: for a single-planar buffer type the kernel fills the `pix` member.
+            let pix = unsafe { raw.fmt.pix };
+            PixFormat {
+                width: pix.width,
+                height: pix.height,
+                fourcc: Fourcc(pix.pixelformat),
+                field: pix.field,
+                colorspace: pix.colorspace,
+                ycbcr_enc: pix.ycbcr_enc,
+                quantization: pix.quantization,
+                xfer_func: pix.xfer_func,
+                planes: vec![PlaneFormat {
+                    bytesperline: pix.bytesperline,
+                    sizeimage: pix.sizeimage,
+                }],
+            }
+        }
+    }
+
+    fn format_to_raw(&self, fourcc: Fourcc, width: u32, height: u32) -> v4l2_format {
+        let mut raw = v4l2_format::new(self.buf_type);
+        if self.is_multiplanar() {
+            raw.fmt.pix_mp = v4l2_pix_format_mplane {
+                width,
+                height,
+                pixelformat: fourcc.0,
+                field: V4L2_FIELD_ANY,
+                ..Default::default()
+            };
+        } else {
+            raw.fmt.pix = v4l2_pix_format {
+                width,
+                height,
+                pixelformat: fourcc.0,
+                field: V4L2_FIELD_ANY,
+                ..Default::default()
+            };
+        }
+        raw
+    }
+
+    /// `VIDIOC_G_FMT`
+    pub fn g_fmt(&self) -> Result<PixFormat> {
+        let mut raw = v4l2_format::new(self.buf_type);
+        // SAFETY: `raw` is a valid v4l2_format for this node's buffer type.
+        unsafe { vidioc_g_fmt(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_G_FMT", e))?;
+        Ok(self.format_from_raw(&raw))
+    }
+
+    /// `VIDIOC_S_FMT`: returns what the driver actually set, which may differ from the request.
+    pub fn s_fmt(&self, fourcc: Fourcc, width: u32, height: u32) -> Result<PixFormat> {
+        let mut raw = self.format_to_raw(fourcc, width, height);
+        // SAFETY: `raw` is a valid, initialised v4l2_format for this node's buffer type.
+        unsafe { vidioc_s_fmt(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_S_FMT", e))?;
+        Ok(self.format_from_raw(&raw))
+    }
+
+    /// `VIDIOC_TRY_FMT`: what `s_fmt` would set, without setting it.
+    pub fn try_fmt(&self, fourcc: Fourcc, width: u32, height: u32) -> Result<PixFormat> {
+        let mut raw = self.format_to_raw(fourcc, width, height);
+        // SAFETY: as for `s_fmt`.
+        unsafe { vidioc_try_fmt(self.raw(), &mut raw) }
+            .map_err(|e| self.err("VIDIOC_TRY_FMT", e))?;
+        Ok(self.format_from_raw(&raw))
+    }
+
+    /// `VIDIOC_G_PARM`: the time per frame, when the driver supports setting it.
+    pub fn g_parm(&self) -> Result<Option<Fract>> {
+        let mut raw = v4l2_streamparm::new(self.buf_type);
+        // SAFETY: `raw` is a valid v4l2_streamparm the kernel fills in place.
+        unsafe { vidioc_g_parm(self.raw(), &mut raw) }
+            .map_err(|e| self.err("VIDIOC_G_PARM", e))?;
+        let t = raw.capture.timeperframe;
+        Ok((raw.capture.capability & V4L2_CAP_TIMEPERFRAME != 0 && t.denominator != 0)
+            .then(|| Fract::new(t.numerator, t.denominator)))
+    }
+
+    /// `VIDIOC_S_PARM`: asks for a time per frame and returns the one the driver chose.
+    pub fn s_parm(&self, interval: Fract) -> Result<Fract> {
+        let mut raw = v4l2_streamparm::new(self.buf_type);
+        raw.capture.timeperframe =
+            v4l2_fract { numerator: interval.numerator, denominator: interval.denominator };
+        // SAFETY: `raw` is a valid, initialised v4l2_streamparm.
+        unsafe { vidioc_s_parm(self.raw(), &mut raw) }
+            .map_err(|e| self.err("VIDIOC_S_PARM", e))?;
+        let t = raw.capture.timeperframe;
+        Ok(Fract::new(t.numerator, t.denominator))
+    }
+
+    /// `VIDIOC_REQBUFS` with mmap memory; returns the count the driver granted. Zero frees.
+    pub fn reqbufs(&self, count: u32) -> Result<u32> {
+        let mut raw = v4l2_requestbuffers {
+            count,
+            type_: self.buf_type,
+            memory: V4L2_MEMORY_MMAP,
+            ..Default::default()
+        };
+        // SAFETY: `raw` is a valid v4l2_requestbuffers.
+        unsafe { vidioc_reqbufs(self.raw(), &mut raw) }
+            .map_err(|e| self.err("VIDIOC_REQBUFS", e))?;
+        Ok(raw.count)
+    }
+
+    /// Fills a v4l2_buffer for `index`, pointing multi-planar buffers at `planes`.
+    fn buffer_for(&self, index: u32, planes: &mut [v4l2_plane; VIDEO_MAX_PLANES]) -> v4l2_buffer {
+        let mut raw = v4l2_buffer {
+            index,
+            type_: self.buf_type,
+            memory: V4L2_MEMORY_MMAP,
+            ..Default::default()
+        };
+        if self.is_multiplanar() {
+            raw.m.planes = planes.as_mut_ptr();
+            raw.length = VIDEO_MAX_PLANES as u32;
+        }
+        raw
+    }
+
+    /// `VIDIOC_QUERYBUF`: where buffer `index` lives in the mmap space.
+    pub fn querybuf(&self, index: u32) -> Result<BufferPlanes> {
+        let mut planes = [v4l2_plane::default(); VIDEO_MAX_PLANES];
+        let mut raw = self.buffer_for(index, &mut planes);
+        // SAFETY: `raw` is valid; for multi-planar nodes `raw.m.planes` points at `planes`,
+        // VIDEO_MAX_PLANES entries that outlive the call.
+        unsafe { vidioc_querybuf(self.raw(), &mut raw) }
+            .map_err(|e| self.err("VIDIOC_QUERYBUF", e))?;
+        let planes = if self.is_multiplanar() {
+            let n = (raw.length as usize).min(VIDEO_MAX_PLANES);
+            // SAFETY: for MMAP memory the kernel fills `mem_offset` of each plane.
+            planes[..n].iter().map(|p| (unsafe { p.m.mem_offset }, p.length)).collect()
+        } else {
+            // SAFETY: for MMAP memory the kernel fills `offset`.
+            vec![(unsafe { raw.m.offset }, raw.length)]
+        };
+        Ok(BufferPlanes { planes })
+    }
+
+    /// `VIDIOC_QBUF`: gives buffer `index` back to the driver to fill.
+    pub fn qbuf(&self, index: u32) -> Result<()> {
+        let mut planes = [v4l2_plane::default(); VIDEO_MAX_PLANES];
+        let mut raw = self.buffer_for(index, &mut planes);
+        // SAFETY: as for `querybuf`.
+        unsafe { vidioc_qbuf(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_QBUF", e))?;
+        Ok(())
+    }
+
+    /// `VIDIOC_DQBUF`, non-blocking: `Ok(None)` when no buffer is ready (`EAGAIN`).
+    pub fn dqbuf(&self) -> Result<Option<Dequeued>> {
+        let mut planes = [v4l2_plane::default(); VIDEO_MAX_PLANES];
+        let mut raw = self.buffer_for(0, &mut planes);
+        // SAFETY: as for `querybuf`.
+        match unsafe { vidioc_dqbuf(self.raw(), &mut raw) } {
+            Ok(_) => {}
+            Err(Errno::EAGAIN) => return Ok(None),
+            Err(errno) => return Err(self.err("VIDIOC_DQBUF", errno)),
+        }
+        let mut out = Dequeued {
+            index: raw.index,
+            flags: raw.flags,
+            field: raw.field,
+            sequence: raw.sequence,
+            timestamp: Duration::new(
+                raw.timestamp.tv_sec.max(0) as u64,
+                (raw.timestamp.tv_usec.clamp(0, 999_999) * 1000) as u32,
+            ),
+            n_planes: 1,
+            planes: [(0, 0); VIDEO_MAX_PLANES],
+        };
+        if self.is_multiplanar() {
+            out.n_planes = (raw.length as usize).clamp(1, VIDEO_MAX_PLANES);
+            for (dst, p) in out.planes.iter_mut().zip(&planes[..out.n_planes]) {
+                *dst = (p.bytesused, p.data_offset);
+            }
+        } else {
+            out.planes[0] = (raw.bytesused, 0);
+        }
+        Ok(Some(out))
+    }
+
+    /// `VIDIOC_STREAMON`
+    pub fn streamon(&self) -> Result<()> {
+        let type_ = self.buf_type as i32;
+        // SAFETY: the kernel reads one int.
+        unsafe { vidioc_streamon(self.raw(), &type_) }
+            .map_err(|e| self.err("VIDIOC_STREAMON", e))?;
+        Ok(())
+    }
+
+    /// `VIDIOC_STREAMOFF`: also takes back every queued buffer.
+    pub fn streamoff(&self) -> Result<()> {
+        let type_ = self.buf_type as i32;
+        // SAFETY: the kernel reads one int.
+        unsafe { vidioc_streamoff(self.raw(), &type_) }
+            .map_err(|e| self.err("VIDIOC_STREAMOFF", e))?;
+        Ok(())
+    }
+
+    /// `VIDIOC_QUERYCTRL`; `None` when the device has no such control.
+    pub fn queryctrl(&self, id: u32) -> Result<Option<ControlInfo>> {
+        let mut raw = v4l2_queryctrl { id, ..Default::default() };
+        // SAFETY: `raw` is a valid v4l2_queryctrl the kernel fills in place.
+        match unsafe { vidioc_queryctrl(self.raw(), &mut raw) } {
+            Ok(_) => Ok(Some(ControlInfo {
+                id: raw.id,
+                type_: raw.type_,
+                name: c_string(&raw.name),
+                minimum: raw.minimum,
+                maximum: raw.maximum,
+                step: raw.step,
+                default_value: raw.default_value,
+                flags: raw.flags,
+            })),
+            Err(Errno::EINVAL) | Err(Errno::ENOTTY) => Ok(None),
+            Err(errno) => Err(self.err("VIDIOC_QUERYCTRL", errno)),
+        }
+    }
+
+    /// `VIDIOC_G_CTRL`
+    pub fn g_ctrl(&self, id: u32) -> Result<i32> {
+        let mut raw = v4l2_control { id, value: 0 };
+        // SAFETY: `raw` is a valid v4l2_control.
+        unsafe { vidioc_g_ctrl(self.raw(), &mut raw) }
+            .map_err(|e| self.err("VIDIOC_G_CTRL", e))?;
+        Ok(raw.value)
+    }
+
+    /// `VIDIOC_S_CTRL`: returns the value the driver kept.
+    pub fn s_ctrl(&self, id: u32, value: i32) -> Result<i32> {
+        let mut raw = v4l2_control { id, value };
+        // SAFETY: `raw` is a valid v4l2_control.
+        unsafe { vidioc_s_ctrl(self.raw(), &mut raw) }
+            .map_err(|e| self.err("VIDIOC_S_CTRL", e))?;
+        Ok(raw.value)
+    }
+
+    /// The driver's minimum number of buffers for capture, when it says.
+    pub fn min_buffers_for_capture(&self) -> Option<u32> {
+        self.g_ctrl(V4L2_CID_MIN_BUFFERS_FOR_CAPTURE).ok().map(|v| v.max(1) as u32)
+    }
+}
+
+impl AsFd for Device {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
