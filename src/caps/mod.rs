@@ -1,1 +1,25 @@
-//! Translation between V4L2 formats and GStreamer caps.
+//! Translation between the two worlds: V4L2 pixel formats, frame sizes and frame intervals on
+//! one side, GStreamer caps, `VideoInfo` and `VideoMeta` layouts on the other.
+//!
+//! This layer is pure logic. It reads the plain data `crate::v4l2` fills in (`ProbedFormat`,
+//! `PixFormat`) and answers in GStreamer types; it never opens a device, issues an ioctl or
+//! touches the element's state, so all of it is unit-tested without hardware.
+//!
+//! - [`formats`]: the one fourcc <-> GStreamer format table.
+//! - [`probed_to_caps`]: what the device enumerated, as the caps the element offers.
+//! - [`fixate`]: which of the negotiated caps to capture.
+//! - [`caps_to_request`]: fixed caps back to the fourcc, size and interval to set.
+//! - [`Layout`]: where the driver puts each plane, for `GstVideoMeta`.
+
+pub mod formats;
+
+mod fixate;
+mod layout;
+mod probe;
+mod request;
+
+pub use fixate::fixate;
+pub use formats::{FORMATS, FormatEntry, Media, Memory, entry, fourccs, video_format};
+pub use layout::Layout;
+pub use probe::{MAX_SIZE, probed_to_caps, template_caps};
+pub use request::{CaptureRequest, caps_to_request};

@@ -121,8 +121,12 @@ impl Device {
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR {
             return Err(OpenError::NotADevice);
         }
-        let fd = open(path, OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|errno| OpenError::Io(Error::new("open", path, errno)))?;
+        let fd = open(
+            path,
+            OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| OpenError::Io(Error::new("open", path, errno)))?;
 
         let mut raw = v4l2_capability::default();
         // SAFETY: `raw` is a correctly sized, writable v4l2_capability; the fd is open.
@@ -147,12 +151,23 @@ impl Device {
         } else if device_caps & V4L2_CAP_VIDEO_CAPTURE_MPLANE != 0 {
             V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE
         } else {
-            return Err(OpenError::NotCapture { card: capability.card, device_caps });
+            return Err(OpenError::NotCapture {
+                card: capability.card,
+                device_caps,
+            });
         };
         if device_caps & V4L2_CAP_STREAMING == 0 {
-            return Err(OpenError::NotCapture { card: capability.card, device_caps });
+            return Err(OpenError::NotCapture {
+                card: capability.card,
+                device_caps,
+            });
         }
-        Ok(Device { fd, path: path.to_owned(), capability, buf_type })
+        Ok(Device {
+            fd,
+            path: path.to_owned(),
+            capability,
+            buf_type,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -181,7 +196,11 @@ impl Device {
 
     /// `VIDIOC_ENUM_FMT`; `None` past the last format.
     pub fn enum_fmt(&self, index: u32) -> Result<Option<FormatDesc>> {
-        let mut raw = v4l2_fmtdesc { index, type_: self.buf_type, ..Default::default() };
+        let mut raw = v4l2_fmtdesc {
+            index,
+            type_: self.buf_type,
+            ..Default::default()
+        };
         // SAFETY: `raw` is a valid v4l2_fmtdesc the kernel fills in place.
         match unsafe { vidioc_enum_fmt(self.raw(), &mut raw) } {
             Ok(_) => Ok(Some(FormatDesc {
@@ -198,7 +217,11 @@ impl Device {
     pub fn enum_framesizes(&self, fourcc: Fourcc) -> Result<Option<FrameSizes>> {
         let mut discrete = Vec::new();
         for index in 0.. {
-            let mut raw = v4l2_frmsizeenum { index, pixel_format: fourcc.0, ..Default::default() };
+            let mut raw = v4l2_frmsizeenum {
+                index,
+                pixel_format: fourcc.0,
+                ..Default::default()
+            };
             // SAFETY: `raw` is a valid v4l2_frmsizeenum the kernel fills in place.
             match unsafe { vidioc_enum_framesizes(self.raw(), &mut raw) } {
                 Ok(_) => {}
@@ -275,22 +298,25 @@ impl Device {
     pub fn probe(&self) -> Result<Vec<ProbedFormat>> {
         let mut formats = Vec::new();
         for index in 0.. {
-            let Some(desc) = self.enum_fmt(index)? else { break };
+            let Some(desc) = self.enum_fmt(index)? else {
+                break;
+            };
             let sizes = match self.enum_framesizes(desc.fourcc)? {
                 None => Vec::new(),
                 Some(FrameSizes::Discrete(list)) => list
                     .into_iter()
                     .map(|(width, height)| {
                         let intervals = self.enum_frameintervals(desc.fourcc, width, height)?;
-                        Ok(ProbedSize::Discrete { width, height, intervals })
+                        Ok(ProbedSize::Discrete {
+                            width,
+                            height,
+                            intervals,
+                        })
                     })
                     .collect::<Result<Vec<_>>>()?,
                 Some(FrameSizes::Stepwise(range)) => {
-                    let intervals = self.enum_frameintervals(
-                        desc.fourcc,
-                        range.max_width,
-                        range.max_height,
-                    )?;
+                    let intervals =
+                        self.enum_frameintervals(desc.fourcc, range.max_width, range.max_height)?;
                     vec![ProbedSize::Range { range, intervals }]
                 }
             };
@@ -311,7 +337,10 @@ impl Device {
             let n = (mp.num_planes as usize).clamp(1, VIDEO_MAX_PLANES);
             let planes = mp.plane_fmt[..n]
                 .iter()
-                .map(|p| PlaneFormat { bytesperline: p.bytesperline, sizeimage: p.sizeimage })
+                .map(|p| PlaneFormat {
+                    bytesperline: p.bytesperline,
+                    sizeimage: p.sizeimage,
+                })
                 .collect();
             PixFormat {
                 width: mp.width,
@@ -395,21 +424,23 @@ impl Device {
     pub fn g_parm(&self) -> Result<Option<Fract>> {
         let mut raw = v4l2_streamparm::new(self.buf_type);
         // SAFETY: `raw` is a valid v4l2_streamparm the kernel fills in place.
-        unsafe { vidioc_g_parm(self.raw(), &mut raw) }
-            .map_err(|e| self.err("VIDIOC_G_PARM", e))?;
+        unsafe { vidioc_g_parm(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_G_PARM", e))?;
         let t = raw.capture.timeperframe;
-        Ok((raw.capture.capability & V4L2_CAP_TIMEPERFRAME != 0 && t.denominator != 0)
-            .then(|| Fract::new(t.numerator, t.denominator)))
+        Ok(
+            (raw.capture.capability & V4L2_CAP_TIMEPERFRAME != 0 && t.denominator != 0)
+                .then(|| Fract::new(t.numerator, t.denominator)),
+        )
     }
 
     /// `VIDIOC_S_PARM`: asks for a time per frame and returns the one the driver chose.
     pub fn s_parm(&self, interval: Fract) -> Result<Fract> {
         let mut raw = v4l2_streamparm::new(self.buf_type);
-        raw.capture.timeperframe =
-            v4l2_fract { numerator: interval.numerator, denominator: interval.denominator };
+        raw.capture.timeperframe = v4l2_fract {
+            numerator: interval.numerator,
+            denominator: interval.denominator,
+        };
         // SAFETY: `raw` is a valid, initialised v4l2_streamparm.
-        unsafe { vidioc_s_parm(self.raw(), &mut raw) }
-            .map_err(|e| self.err("VIDIOC_S_PARM", e))?;
+        unsafe { vidioc_s_parm(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_S_PARM", e))?;
         let t = raw.capture.timeperframe;
         Ok(Fract::new(t.numerator, t.denominator))
     }
@@ -454,7 +485,10 @@ impl Device {
         let planes = if self.is_multiplanar() {
             let n = (raw.length as usize).min(VIDEO_MAX_PLANES);
             // SAFETY: for MMAP memory the kernel fills `mem_offset` of each plane.
-            planes[..n].iter().map(|p| (unsafe { p.m.mem_offset }, p.length)).collect()
+            planes[..n]
+                .iter()
+                .map(|p| (unsafe { p.m.mem_offset }, p.length))
+                .collect()
         } else {
             // SAFETY: for MMAP memory the kernel fills `offset`.
             vec![(unsafe { raw.m.offset }, raw.length)]
@@ -524,7 +558,10 @@ impl Device {
 
     /// `VIDIOC_QUERYCTRL`; `None` when the device has no such control.
     pub fn queryctrl(&self, id: u32) -> Result<Option<ControlInfo>> {
-        let mut raw = v4l2_queryctrl { id, ..Default::default() };
+        let mut raw = v4l2_queryctrl {
+            id,
+            ..Default::default()
+        };
         // SAFETY: `raw` is a valid v4l2_queryctrl the kernel fills in place.
         match unsafe { vidioc_queryctrl(self.raw(), &mut raw) } {
             Ok(_) => Ok(Some(ControlInfo {
@@ -546,8 +583,7 @@ impl Device {
     pub fn g_ctrl(&self, id: u32) -> Result<i32> {
         let mut raw = v4l2_control { id, value: 0 };
         // SAFETY: `raw` is a valid v4l2_control.
-        unsafe { vidioc_g_ctrl(self.raw(), &mut raw) }
-            .map_err(|e| self.err("VIDIOC_G_CTRL", e))?;
+        unsafe { vidioc_g_ctrl(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_G_CTRL", e))?;
         Ok(raw.value)
     }
 
@@ -555,19 +591,31 @@ impl Device {
     pub fn s_ctrl(&self, id: u32, value: i32) -> Result<i32> {
         let mut raw = v4l2_control { id, value };
         // SAFETY: `raw` is a valid v4l2_control.
-        unsafe { vidioc_s_ctrl(self.raw(), &mut raw) }
-            .map_err(|e| self.err("VIDIOC_S_CTRL", e))?;
+        unsafe { vidioc_s_ctrl(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_S_CTRL", e))?;
         Ok(raw.value)
     }
 
     /// The driver's minimum number of buffers for capture, when it says.
     pub fn min_buffers_for_capture(&self) -> Option<u32> {
-        self.g_ctrl(V4L2_CID_MIN_BUFFERS_FOR_CAPTURE).ok().map(|v| v.max(1) as u32)
+        self.g_ctrl(V4L2_CID_MIN_BUFFERS_FOR_CAPTURE)
+            .ok()
+            .map(|v| v.max(1) as u32)
     }
 }
 
 impl AsFd for Device {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+/// Now on `CLOCK_MONOTONIC`, the clock of `V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC` buffer timestamps.
+pub fn monotonic_now() -> Duration {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
+        Ok(ts) => Duration::new(
+            ts.tv_sec().max(0) as u64,
+            ts.tv_nsec().clamp(0, 999_999_999) as u32,
+        ),
+        Err(_) => Duration::ZERO,
     }
 }

@@ -17,7 +17,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn new(call: &'static str, device: impl Into<PathBuf>, errno: Errno) -> Self {
-        Error { call, device: device.into(), errno }
+        Error {
+            call,
+            device: device.into(),
+            errno,
+        }
     }
 
     /// The device went away (unplugged, driver unbound, vivid's Disconnect).

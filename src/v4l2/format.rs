@@ -11,7 +11,10 @@ pub struct Fourcc(pub u32);
 impl Fourcc {
     pub const fn new(code: &[u8; 4]) -> Self {
         Fourcc(
-            code[0] as u32 | (code[1] as u32) << 8 | (code[2] as u32) << 16 | (code[3] as u32) << 24,
+            code[0] as u32
+                | (code[1] as u32) << 8
+                | (code[2] as u32) << 16
+                | (code[3] as u32) << 24,
         )
     }
 
@@ -29,7 +32,11 @@ impl fmt::Debug for Fourcc {
 impl fmt::Display for Fourcc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for b in self.bytes() {
-            let c = if b.is_ascii_graphic() || b == b' ' { b as char } else { '?' };
+            let c = if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '?'
+            };
             write!(f, "{c}")?;
         }
         Ok(())
@@ -45,7 +52,10 @@ pub struct Fract {
 
 impl Fract {
     pub const fn new(numerator: u32, denominator: u32) -> Self {
-        Fract { numerator, denominator }
+        Fract {
+            numerator,
+            denominator,
+        }
     }
 }
 
@@ -74,16 +84,27 @@ pub enum FrameIntervals {
     Unknown,
     Discrete(Vec<Fract>),
     /// `V4L2_FRMIVAL_TYPE_STEPWISE`; `CONTINUOUS` arrives as this with the step the kernel reports (1/1).
-    Stepwise { min: Fract, max: Fract, step: Fract },
+    Stepwise {
+        min: Fract,
+        max: Fract,
+        step: Fract,
+    },
 }
 
 /// One frame size (or a range of them) with the intervals the driver offers there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProbedSize {
-    Discrete { width: u32, height: u32, intervals: FrameIntervals },
+    Discrete {
+        width: u32,
+        height: u32,
+        intervals: FrameIntervals,
+    },
     /// For a range of sizes the intervals are those the driver gives at the largest size
     /// (the slowest case), which every size in the range can do.
-    Range { range: SizeRange, intervals: FrameIntervals },
+    Range {
+        range: SizeRange,
+        intervals: FrameIntervals,
+    },
 }
 
 /// One pixel format as the driver enumerates it (`VIDIOC_ENUM_FMT`), with its sizes.

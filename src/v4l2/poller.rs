@@ -31,7 +31,10 @@ impl Poller {
     pub fn new() -> Result<Poller> {
         let waker = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
             .map_err(|errno| Error::new("eventfd", "(poller)", errno))?;
-        Ok(Poller { waker, flushing: AtomicBool::new(false) })
+        Ok(Poller {
+            waker,
+            flushing: AtomicBool::new(false),
+        })
     }
 
     /// Wakes (true) any current and future wait until cleared (false).
@@ -108,13 +111,17 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
             waker.set_flushing(true);
         });
-        let got = poller.wait(&rx, Path::new("pipe"), Some(Duration::from_secs(10))).unwrap();
+        let got = poller
+            .wait(&rx, Path::new("pipe"), Some(Duration::from_secs(10)))
+            .unwrap();
         t.join().unwrap();
         assert_eq!(got, Wait::Flushing);
         assert!(started.elapsed() < Duration::from_secs(2));
 
         poller.set_flushing(false);
-        let got = poller.wait(&rx, Path::new("pipe"), Some(Duration::from_millis(30))).unwrap();
+        let got = poller
+            .wait(&rx, Path::new("pipe"), Some(Duration::from_millis(30)))
+            .unwrap();
         assert_eq!(got, Wait::TimedOut);
     }
 }

@@ -45,7 +45,10 @@ impl Mapping {
             )
         }
         .map_err(|errno| Error::new("mmap", device.path(), errno))?;
-        Ok(Mapping { ptr, len: len as usize })
+        Ok(Mapping {
+            ptr,
+            len: len as usize,
+        })
     }
 }
 
@@ -83,7 +86,11 @@ impl Queue {
     pub fn allocate(device: Arc<Device>, count: u32) -> Result<Arc<Queue>> {
         let granted = device.reqbufs(count)?;
         if granted == 0 {
-            return Err(Error::new("VIDIOC_REQBUFS", device.path(), nix::errno::Errno::ENOMEM));
+            return Err(Error::new(
+                "VIDIOC_REQBUFS",
+                device.path(),
+                nix::errno::Errno::ENOMEM,
+            ));
         }
         let mut buffers = Vec::with_capacity(granted as usize);
         for index in 0..granted {
@@ -177,7 +184,10 @@ impl Queue {
 
     /// Hands a dequeued buffer out as a frame; dropping the last `Plane` of it re-queues it.
     pub fn lend(self: &Arc<Self>, frame: Dequeued) -> Vec<Plane> {
-        let lent = Arc::new(Lent { queue: Arc::clone(self), frame });
+        let lent = Arc::new(Lent {
+            queue: Arc::clone(self),
+            frame,
+        });
         (0..frame.n_planes.min(self.buffers[frame.index as usize].len()))
             .map(|plane| {
                 let data = plane_slice(&self.buffers, &frame, plane);
@@ -206,7 +216,11 @@ fn plane_slice<'a>(buffers: &'a [Vec<Mapping>], frame: &Dequeued, plane: usize) 
         return &[];
     };
     let (bytesused, data_offset) = frame.planes[plane];
-    let used = if bytesused == 0 { map.len } else { (bytesused as usize).min(map.len) };
+    let used = if bytesused == 0 {
+        map.len
+    } else {
+        (bytesused as usize).min(map.len)
+    };
     let start = (data_offset as usize).min(used);
     // SAFETY: `start..used` lies within the mapping, which lives as long as `buffers` (borrowed
     // for 'a). The buffer is dequeued, so the driver does not write it while this slice lives.
@@ -223,7 +237,10 @@ struct Lent {
 impl Drop for Lent {
     fn drop(&mut self) {
         if self.queue.requeue(self.frame.index).is_err() {
-            self.queue.counters.requeue_failures.fetch_add(1, Ordering::Relaxed);
+            self.queue
+                .counters
+                .requeue_failures
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 }

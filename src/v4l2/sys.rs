@@ -104,7 +104,10 @@ const _: () = assert!(size_of::<v4l2_frmsizeenum>() == 44);
 
 impl v4l2_frmsizeenum {
     pub fn discrete(&self) -> v4l2_frmsize_discrete {
-        v4l2_frmsize_discrete { width: self.stepwise.min_width, height: self.stepwise.max_width }
+        v4l2_frmsize_discrete {
+            width: self.stepwise.min_width,
+            height: self.stepwise.max_width,
+        }
     }
 }
 
@@ -204,7 +207,10 @@ const _: () = assert!(size_of::<v4l2_format>() == 208);
 
 impl v4l2_format {
     pub fn new(type_: u32) -> Self {
-        v4l2_format { type_, fmt: v4l2_format_union { raw: [0; 200] } }
+        v4l2_format {
+            type_,
+            fmt: v4l2_format_union { raw: [0; 200] },
+        }
     }
 }
 
@@ -232,7 +238,11 @@ const _: () = assert!(size_of::<v4l2_streamparm>() == 204);
 
 impl v4l2_streamparm {
     pub fn new(type_: u32) -> Self {
-        v4l2_streamparm { type_, capture: v4l2_captureparm::default(), rest: [0; 160] }
+        v4l2_streamparm {
+            type_,
+            capture: v4l2_captureparm::default(),
+            rest: [0; 160],
+        }
     }
 }
 
@@ -391,9 +401,21 @@ mod tests {
     #[test]
     fn ioctl_numbers_match_videodev2() {
         // Values as the kernel headers expand them on x86_64.
-        assert_eq!(nix::request_code_readwrite!(b'V', 2, size_of::<v4l2_fmtdesc>()), 0xc040_5602);
-        assert_eq!(nix::request_code_readwrite!(b'V', 5, size_of::<v4l2_format>()), 0xc0d0_5605);
-        assert_eq!(nix::request_code_readwrite!(b'V', 17, size_of::<v4l2_buffer>()), 0xc058_5611);
-        assert_eq!(nix::request_code_write!(b'V', 18, size_of::<i32>()), 0x4004_5612);
+        assert_eq!(
+            nix::request_code_readwrite!(b'V', 2, size_of::<v4l2_fmtdesc>()),
+            0xc040_5602
+        );
+        assert_eq!(
+            nix::request_code_readwrite!(b'V', 5, size_of::<v4l2_format>()),
+            0xc0d0_5605
+        );
+        assert_eq!(
+            nix::request_code_readwrite!(b'V', 17, size_of::<v4l2_buffer>()),
+            0xc058_5611
+        );
+        assert_eq!(
+            nix::request_code_write!(b'V', 18, size_of::<i32>()),
+            0x4004_5612
+        );
     }
 }

@@ -1,0 +1,922 @@
+//! The GObject subclass behind `rustv4l2src`: a live `PushSrc` that negotiates caps from what the
+//! device enumerates and pushes each captured V4L2 buffer downstream without copying it.
+//!
+//! Lock order: `state` before `settings`; `poller` is taken alone and only for a moment, so
+//! `unlock()` never waits behind a thread blocked in poll().
+
+use crate::caps;
+use crate::v4l2::{self, Device, OpenError, Poller, Queue, Wait};
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::base_src::CreateSuccess;
+use gst_base::subclass::prelude::*;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::Duration;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "rustv4l2src",
+        gst::DebugColorFlags::empty(),
+        Some("Zero-copy V4L2 capture source"),
+    )
+});
+
+const DEFAULT_DEVICE: &str = "/dev/video0";
+/// 0: choose from the driver's minimum and what downstream says it holds.
+const DEFAULT_BUFFER_COUNT: u32 = 0;
+const MAX_BUFFER_COUNT: u32 = 32;
+/// Used when neither the driver nor downstream says anything: enough for the driver to keep
+/// capturing while downstream holds a frame or two.
+const AUTO_MIN_BUFFERS: u32 = 4;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    device: String,
+    buffer_count: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            device: DEFAULT_DEVICE.into(),
+            buffer_count: DEFAULT_BUFFER_COUNT,
+        }
+    }
+}
+
+/// The negotiated format and, once allocation has run, the buffers.
+struct Stream {
+    caps: gst::Caps,
+    info: gst_video::VideoInfo,
+    layout: caps::Layout,
+    frame_duration: Option<gst::ClockTime>,
+    queue: Option<Arc<Queue>>,
+    streaming: bool,
+    /// Downstream understands GstVideoMeta, so strides that differ from GStreamer's default can
+    /// be described instead of copied away.
+    video_meta: bool,
+    last_sequence: Option<u32>,
+    captured: u64,
+    lost: u64,
+}
+
+// One `State` per element, never moved around: boxing the open variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+enum State {
+    Closed,
+    Open {
+        device: Arc<Device>,
+        probed: Vec<v4l2::ProbedFormat>,
+        caps: gst::Caps,
+        stream: Option<Stream>,
+    },
+}
+
+pub struct RustV4l2Src {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+    /// Reached by `unlock()` from another thread; cloned out before any wait.
+    poller: Mutex<Option<Arc<Poller>>>,
+}
+
+impl Default for RustV4l2Src {
+    fn default() -> Self {
+        RustV4l2Src {
+            settings: Mutex::new(Settings::default()),
+            state: Mutex::new(State::Closed),
+            poller: Mutex::new(None),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not turn every later call into a panic too.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Plane offsets for GstVideoMeta. With one memory per plane they count from the start of the
+/// buffer across the memories, so they follow the sizes the driver actually filled.
+fn meta_offsets(layout: &caps::Layout, buffer: &gst::BufferRef) -> [usize; 4] {
+    if layout.n_memories <= 1 {
+        return layout.offsets;
+    }
+    let mut starts = [0usize; 8];
+    let mut at = 0;
+    for (i, mem) in buffer.iter_memories().enumerate().take(starts.len()) {
+        starts[i] = at;
+        at += mem.size();
+    }
+    let mut offsets = [0usize; 4];
+    for (p, offset) in offsets.iter_mut().enumerate().take(layout.n_planes) {
+        let mem = layout.memory_plane_of[p];
+        let first_in_mem = (0..p)
+            .find(|&q| layout.memory_plane_of[q] == mem)
+            .unwrap_or(p);
+        *offset = starts[mem] + layout.offsets[p] - layout.offsets[first_in_mem];
+    }
+    offsets
+}
+
+/// The user-facing sentence for each way opening can fail.
+fn open_error(path: &str, err: OpenError) -> gst::ErrorMessage {
+    match err {
+        OpenError::NotFound => gst::error_msg!(
+            gst::ResourceError::NotFound,
+            [
+                "Device '{}' does not exist. Check the 'device' property (v4l2-ctl --list-devices lists capture devices).",
+                path
+            ]
+        ),
+        OpenError::NotADevice => gst::error_msg!(
+            gst::ResourceError::OpenRead,
+            [
+                "'{}' is not a device file, so it cannot be a V4L2 capture device. Point 'device' at a /dev/videoN node.",
+                path
+            ]
+        ),
+        OpenError::NotV4l2 => gst::error_msg!(
+            gst::ResourceError::OpenRead,
+            [
+                "'{}' is a device but not a V4L2 device (it does not answer VIDIOC_QUERYCAP). Point 'device' at a /dev/videoN node.",
+                path
+            ]
+        ),
+        OpenError::NotCapture { card, device_caps } => gst::error_msg!(
+            gst::ResourceError::OpenRead,
+            [
+                "Device '{}' ({}) cannot capture video with streaming I/O (device caps {:#010x}); it may be an output or metadata node. Pick another /dev/videoN.",
+                path,
+                card,
+                device_caps
+            ]
+        ),
+        OpenError::Io(e) if e.errno == nix::errno::Errno::EACCES => gst::error_msg!(
+            gst::ResourceError::OpenRead,
+            [
+                "No permission to open '{}': {}. Add your user to the 'video' group.",
+                path,
+                e
+            ]
+        ),
+        OpenError::Io(e) if e.is_busy() => gst::error_msg!(
+            gst::ResourceError::Busy,
+            ["Device '{}' is busy: {}", path, e]
+        ),
+        OpenError::Io(e) => gst::error_msg!(
+            gst::ResourceError::OpenRead,
+            ["Could not open device '{}': {}", path, e]
+        ),
+    }
+}
+
+/// The user-facing sentence for a failed ioctl while configuring or streaming.
+fn device_error(what: &str, e: &v4l2::Error) -> gst::ErrorMessage {
+    let path = e.device.display();
+    if e.is_busy() {
+        gst::error_msg!(
+            gst::ResourceError::Busy,
+            [
+                "Device '{}' is busy ({} failed: another application is probably capturing from it). Close it and try again.",
+                path,
+                e.call
+            ]
+        )
+    } else if e.is_disconnect() {
+        gst::error_msg!(
+            gst::ResourceError::Read,
+            ["Device '{}' was disconnected while {}: {}", path, what, e]
+        )
+    } else {
+        gst::error_msg!(
+            gst::ResourceError::Settings,
+            ["Failed {} on '{}': {}", what, path, e]
+        )
+    }
+}
+
+impl RustV4l2Src {
+    /// Opens the device and probes what it can capture, unless already open.
+    fn open(&self) -> Result<(), gst::ErrorMessage> {
+        let mut state = lock(&self.state);
+        if matches!(*state, State::Open { .. }) {
+            return Ok(());
+        }
+        let path = lock(&self.settings).device.clone();
+        let device = Device::open(&PathBuf::from(&path)).map_err(|e| open_error(&path, e))?;
+        let probed = device
+            .probe()
+            .map_err(|e| device_error("listing formats", &e))?;
+        let device_caps = caps::probed_to_caps(&probed);
+        gst::info!(
+            CAT,
+            imp = self,
+            "Opened {} ('{}', driver {}): {} formats",
+            path,
+            device.capability().card,
+            device.capability().driver,
+            probed.len()
+        );
+        gst::debug!(CAT, imp = self, "Device caps: {}", device_caps);
+        if device_caps.is_empty() {
+            return Err(gst::error_msg!(
+                gst::ResourceError::Settings,
+                [
+                    "Device '{}' offers no format this element can capture (it lists: {}).",
+                    path,
+                    probed
+                        .iter()
+                        .map(|f| f.fourcc.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ]
+            ));
+        }
+        *state = State::Open {
+            device: Arc::new(device),
+            probed,
+            caps: device_caps,
+            stream: None,
+        };
+        Ok(())
+    }
+
+    fn close(&self) {
+        let mut state = lock(&self.state);
+        if let State::Open {
+            stream: Some(stream),
+            ..
+        } = &mut *state
+        {
+            self.stop_stream(stream);
+        }
+        *state = State::Closed;
+        gst::info!(CAT, imp = self, "Closed device");
+    }
+
+    /// Ends a stream's capture. Frames still held downstream stay valid and are not re-queued.
+    fn stop_stream(&self, stream: &mut Stream) {
+        if let Some(queue) = stream.queue.take() {
+            if let Err(e) = queue.stop() {
+                gst::warning!(CAT, imp = self, "Stopping the stream: {}", e);
+            }
+            gst::debug!(
+                CAT,
+                imp = self,
+                "Stream stopped after {} frames ({} lost)",
+                stream.captured,
+                stream.lost
+            );
+        }
+        stream.streaming = false;
+    }
+
+    fn buffer_count(&self, device: &Device, downstream_min: u32) -> u32 {
+        let wanted = lock(&self.settings).buffer_count;
+        if wanted > 0 {
+            return wanted;
+        }
+        let driver_min = device.min_buffers_for_capture().unwrap_or(1);
+        (driver_min + downstream_min + 1).clamp(AUTO_MIN_BUFFERS, MAX_BUFFER_COUNT)
+    }
+
+    /// `REQBUFS` + `QUERYBUF` + `mmap` for the negotiated format.
+    fn allocate(&self, downstream_min: u32, video_meta: bool) -> Result<(), gst::ErrorMessage> {
+        let mut state = lock(&self.state);
+        let State::Open {
+            device,
+            stream: Some(stream),
+            ..
+        } = &mut *state
+        else {
+            return Err(gst::error_msg!(
+                gst::CoreError::Negotiation,
+                ["Allocation was asked for before caps were negotiated"]
+            ));
+        };
+        self.stop_stream(stream);
+        let count = self.buffer_count(device, downstream_min);
+        let queue = Queue::allocate(Arc::clone(device), count)
+            .map_err(|e| device_error("allocating capture buffers", &e))?;
+        gst::debug!(
+            CAT,
+            imp = self,
+            "Asked for {} buffers, driver granted {} (downstream holds up to {})",
+            count,
+            queue.len(),
+            downstream_min
+        );
+        stream.queue = Some(queue);
+        stream.video_meta = video_meta;
+        Ok(())
+    }
+
+    fn frame_timestamp(
+        &self,
+        frame: &v4l2::Dequeued,
+        duration: Option<gst::ClockTime>,
+    ) -> Option<gst::ClockTime> {
+        let obj = self.obj();
+        let clock = obj.clock()?;
+        let base_time = obj.base_time()?;
+        let now = clock.time();
+        // The driver's timestamp is CLOCK_MONOTONIC; how long ago it was is the same on any
+        // clock, so subtract that age from the pipeline clock's now.
+        let age = if frame.has_monotonic_timestamp() {
+            v4l2::device::monotonic_now().saturating_sub(frame.timestamp)
+        } else {
+            // No usable driver timestamp: the frame ended about now, so it began a frame ago.
+            duration.map(Duration::from).unwrap_or_default()
+        };
+        let captured = now.saturating_sub(gst::ClockTime::from_nseconds(age.as_nanos() as u64));
+        Some(captured.saturating_sub(base_time))
+    }
+
+    /// Counts the frame and any gap in the driver's sequence numbers before it (frames the
+    /// driver dropped). Returns (captured, lost so far) when there was a gap.
+    fn count_frame(&self, stream: &mut Stream, frame: &v4l2::Dequeued) -> Option<(u64, u64)> {
+        let lost = match stream.last_sequence {
+            Some(last) if frame.sequence > last.wrapping_add(1) && frame.sequence > last => {
+                frame.sequence - last - 1
+            }
+            _ => 0,
+        };
+        stream.last_sequence = Some(frame.sequence);
+        stream.captured += 1;
+        if lost == 0 {
+            return None;
+        }
+        stream.lost += lost as u64;
+        gst::warning!(
+            CAT,
+            imp = self,
+            "Lost {} frames (driver sequence jumped to {})",
+            lost,
+            frame.sequence
+        );
+        Some((stream.captured, stream.lost))
+    }
+
+    /// A QoS message naming how many frames were lost so far, for the application.
+    fn lost_message(
+        &self,
+        pts: Option<gst::ClockTime>,
+        duration: Option<gst::ClockTime>,
+        captured: u64,
+        lost: u64,
+    ) -> gst::Message {
+        gst::message::Qos::builder(true)
+            .running_time(pts)
+            .timestamp(pts)
+            .duration(duration)
+            .stats(
+                gst::format::Buffers::from_u64(captured),
+                gst::format::Buffers::from_u64(lost),
+            )
+            .src(&*self.obj())
+            .build()
+    }
+
+    /// Waits for the next frame and wraps it, without copying, as a GstBuffer.
+    fn capture(&self) -> Result<gst::Buffer, gst::FlowError> {
+        let poller = lock(&self.poller).clone().ok_or(gst::FlowError::Flushing)?;
+        let (queue, device) = {
+            let mut state = lock(&self.state);
+            let State::Open {
+                device,
+                stream: Some(stream),
+                ..
+            } = &mut *state
+            else {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ["No format negotiated"]
+                );
+                return Err(gst::FlowError::NotNegotiated);
+            };
+            let Some(queue) = stream.queue.clone() else {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ["No buffers allocated"]
+                );
+                return Err(gst::FlowError::Error);
+            };
+            if !stream.streaming {
+                if let Err(e) = queue.start() {
+                    self.post_error_message(device_error("starting capture", &e));
+                    return Err(gst::FlowError::Error);
+                }
+                stream.streaming = true;
+                gst::debug!(CAT, imp = self, "Streaming with {} buffers", queue.len());
+            }
+            (queue, Arc::clone(device))
+        };
+
+        let frame = loop {
+            match poller.wait(&*device, device.path(), None) {
+                Ok(Wait::Ready) => {}
+                Ok(Wait::Flushing) => return Err(gst::FlowError::Flushing),
+                Ok(Wait::TimedOut) => continue,
+                Ok(Wait::DeviceError) => {
+                    gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::Read,
+                        [
+                            "Device '{}' stopped delivering frames: it was disconnected or its stream failed.",
+                            device.path().display()
+                        ]
+                    );
+                    return Err(gst::FlowError::Error);
+                }
+                Err(e) => {
+                    self.post_error_message(device_error("waiting for a frame", &e));
+                    return Err(gst::FlowError::Error);
+                }
+            }
+            match queue.dequeue() {
+                Ok(Some(frame)) if frame.is_error() => {
+                    // The driver says the data is corrupt: give the buffer straight back
+                    // rather than show a broken picture.
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "Dropping frame {} flagged as error",
+                        frame.sequence
+                    );
+                    let _ = queue.requeue(frame.index);
+                }
+                Ok(Some(frame)) => break frame,
+                Ok(None) => {}
+                Err(e) => {
+                    self.post_error_message(device_error("dequeuing a frame", &e));
+                    return Err(gst::FlowError::Error);
+                }
+            }
+        };
+
+        let mut state = lock(&self.state);
+        let State::Open {
+            stream: Some(stream),
+            ..
+        } = &mut *state
+        else {
+            let _ = queue.requeue(frame.index);
+            return Err(gst::FlowError::Flushing);
+        };
+        let duration = stream.frame_duration;
+        let pts = self.frame_timestamp(&frame, duration);
+        let lost = self.count_frame(stream, &frame);
+
+        let mut buffer = gst::Buffer::new();
+        {
+            let buffer = buffer.get_mut().ok_or(gst::FlowError::Error)?;
+            for plane in queue.lend(frame) {
+                buffer.append_memory(gst::Memory::from_mut_slice(plane));
+            }
+            let l = &stream.layout;
+            if l.n_memories > 1 || !l.matches_default(&stream.info) {
+                let offsets = meta_offsets(l, buffer);
+                gst_video::VideoMeta::add_full(
+                    buffer,
+                    gst_video::VideoFrameFlags::empty(),
+                    stream.info.format(),
+                    stream.info.width(),
+                    stream.info.height(),
+                    &offsets[..l.n_planes],
+                    &l.strides[..l.n_planes],
+                )
+                .map_err(|_| gst::FlowError::Error)?;
+            }
+            buffer.set_pts(pts);
+            buffer.set_duration(duration);
+            buffer.set_offset(frame.sequence as u64);
+            buffer.set_offset_end(frame.sequence as u64 + 1);
+        }
+        if !stream.layout.matches_default(&stream.info) && !stream.video_meta {
+            buffer = self.copy_to_default_layout(buffer, &stream.info)?;
+        }
+        let lost_msg = lost
+            .map(|(captured, lost_total)| self.lost_message(pts, duration, captured, lost_total));
+        drop(state);
+        if let Some(msg) = lost_msg {
+            let _ = self.obj().post_message(msg);
+        }
+        gst::trace!(
+            CAT,
+            imp = self,
+            "Frame {} pts {}",
+            frame.sequence,
+            pts.display()
+        );
+        Ok(buffer)
+    }
+
+    /// Downstream cannot read strides that differ from GStreamer's default, so the frame is
+    /// rewritten into that layout. The only copy on the capture path, and it is logged as such;
+    /// the driver buffer goes back to the driver as soon as `lent` is dropped here.
+    fn copy_to_default_layout(
+        &self,
+        lent: gst::Buffer,
+        info: &gst_video::VideoInfo,
+    ) -> Result<gst::Buffer, gst::FlowError> {
+        gst::debug!(
+            gst::CAT_PERFORMANCE,
+            imp = self,
+            "Copying frame: device stride differs from the default and downstream has no GstVideoMeta"
+        );
+        let src = gst_video::VideoFrame::from_buffer_readable(lent, info)
+            .map_err(|_| gst::FlowError::Error)?;
+        let out = gst::Buffer::with_size(info.size()).map_err(|_| gst::FlowError::Error)?;
+        let mut dst = gst_video::VideoFrame::from_buffer_writable(out, info)
+            .map_err(|_| gst::FlowError::Error)?;
+        src.copy(&mut dst).map_err(|_| gst::FlowError::Error)?;
+        let mut out = dst.into_buffer();
+        {
+            let out = out.get_mut().ok_or(gst::FlowError::Error)?;
+            let lent = src.buffer();
+            out.set_pts(lent.pts());
+            out.set_duration(lent.duration());
+            out.set_offset(lent.offset());
+            out.set_offset_end(lent.offset_end());
+        }
+        Ok(out)
+    }
+}
+
+impl RustV4l2Src {
+    /// `VIDIOC_S_FMT` (and `S_PARM` for the rate) for negotiated caps.
+    fn configure(
+        &self,
+        device: &Device,
+        probed: &[v4l2::ProbedFormat],
+        new_caps: &gst::Caps,
+    ) -> Result<Stream, gst::ErrorMessage> {
+        let path = device.path().display().to_string();
+        let request = caps::caps_to_request(new_caps, probed).map_err(|reason| {
+            gst::error_msg!(
+                gst::CoreError::Negotiation,
+                ["Device '{}' cannot capture {}: {}", path, new_caps, reason]
+            )
+        })?;
+        let fmt = device
+            .s_fmt(request.fourcc, request.width, request.height)
+            .map_err(|e| device_error("setting the format", &e))?;
+        if fmt.fourcc != request.fourcc
+            || fmt.width != request.width
+            || fmt.height != request.height
+        {
+            return Err(gst::error_msg!(
+                gst::CoreError::Negotiation,
+                [
+                    "Device '{}' was asked for {} {}x{} but chose {} {}x{}.",
+                    path,
+                    request.fourcc,
+                    request.width,
+                    request.height,
+                    fmt.fourcc,
+                    fmt.width,
+                    fmt.height
+                ]
+            ));
+        }
+        if let Some(interval) = request.interval {
+            match device.s_parm(interval) {
+                Ok(got) => gst::debug!(
+                    CAT,
+                    imp = self,
+                    "Frame interval {}/{} (asked {}/{})",
+                    got.numerator,
+                    got.denominator,
+                    interval.numerator,
+                    interval.denominator
+                ),
+                // Many drivers fix the rate themselves; the caps still tell the truth about it.
+                Err(e) => gst::debug!(CAT, imp = self, "Could not set the frame rate: {}", e),
+            }
+        }
+        let layout = caps::Layout::new(&fmt, &request.info).map_err(|reason| {
+            gst::error_msg!(
+                gst::CoreError::Negotiation,
+                [
+                    "Device '{}' reported a layout for {} that cannot be described: {}",
+                    path,
+                    new_caps,
+                    reason
+                ]
+            )
+        })?;
+        let fps = request.info.fps();
+        let frame_duration = (fps.numer() > 0).then(|| {
+            gst::ClockTime::SECOND
+                .mul_div_floor(fps.denom() as u64, fps.numer() as u64)
+                .unwrap_or(gst::ClockTime::ZERO)
+        });
+        gst::debug!(CAT, imp = self, "Format set: {:?}", fmt);
+        Ok(Stream {
+            caps: new_caps.clone(),
+            info: request.info,
+            layout,
+            frame_duration,
+            queue: None,
+            streaming: false,
+            video_meta: false,
+            last_sequence: None,
+            captured: 0,
+            lost: 0,
+        })
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for RustV4l2Src {
+    const NAME: &'static str = "GstRustV4l2Src";
+    type Type = super::RustV4l2Src;
+    type ParentType = gst_base::PushSrc;
+}
+
+impl ObjectImpl for RustV4l2Src {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("device")
+                    .nick("Device")
+                    .blurb("Path of the V4L2 capture node to open, e.g. /dev/video0")
+                    .default_value(Some(DEFAULT_DEVICE))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("device-name")
+                    .nick("Device name")
+                    .blurb("Name of the device (the driver's card name), once it is open")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt::builder("buffer-count")
+                    .nick("Buffer count")
+                    .blurb(
+                        "Number of V4L2 buffers to request from the driver (0 = automatic: the \
+                         driver's minimum plus what downstream holds, at least 4). The driver \
+                         may grant fewer or more.",
+                    )
+                    .minimum(0)
+                    .maximum(MAX_BUFFER_COUNT)
+                    .default_value(DEFAULT_BUFFER_COUNT)
+                    .mutable_ready()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut settings = lock(&self.settings);
+        match pspec.name() {
+            "device" => {
+                let device: Option<String> = value.get().expect("type checked upstream");
+                settings.device = device.unwrap_or_else(|| DEFAULT_DEVICE.into());
+                gst::info!(CAT, imp = self, "device set to {}", settings.device);
+            }
+            "buffer-count" => {
+                settings.buffer_count = value.get().expect("type checked upstream");
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "buffer-count set to {}",
+                    settings.buffer_count
+                );
+            }
+            _ => unimplemented!("property {}", pspec.name()),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        match pspec.name() {
+            "device" => lock(&self.settings).device.to_value(),
+            "device-name" => match &*lock(&self.state) {
+                State::Open { device, .. } => Some(device.capability().card.clone()).to_value(),
+                State::Closed => None::<String>.to_value(),
+            },
+            "buffer-count" => lock(&self.settings).buffer_count.to_value(),
+            _ => unimplemented!("property {}", pspec.name()),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.set_live(true);
+        obj.set_format(gst::Format::Time);
+    }
+}
+
+impl GstObjectImpl for RustV4l2Src {}
+
+impl ElementImpl for RustV4l2Src {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Video4Linux2 source (Rust, zero-copy)",
+                "Source/Video",
+                "Captures video from a V4L2 device, handing the driver's buffers downstream without copying",
+                "rustv4l2src developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            vec![
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps::template_caps(),
+                )
+                .expect("static pad template is valid"),
+            ]
+        });
+        PAD_TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        // Open on NULL->READY, as v4l2src does, so that caps queries in READY see the device.
+        if transition == gst::StateChange::NullToReady
+            && let Err(msg) = self.open()
+        {
+            self.post_error_message(msg);
+            return Err(gst::StateChangeError);
+        }
+        let ret = self.parent_change_state(transition)?;
+        if transition == gst::StateChange::ReadyToNull {
+            self.close();
+        }
+        Ok(ret)
+    }
+}
+
+impl BaseSrcImpl for RustV4l2Src {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        self.open()?;
+        let poller = Poller::new().map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenRead,
+                ["Could not create a wake-up eventfd: {}", e]
+            )
+        })?;
+        *lock(&self.poller) = Some(Arc::new(poller));
+        gst::info!(CAT, imp = self, "Started");
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        if let State::Open { stream, .. } = &mut *lock(&self.state)
+            && let Some(mut s) = stream.take()
+        {
+            self.stop_stream(&mut s);
+        }
+        *lock(&self.poller) = None;
+        gst::info!(CAT, imp = self, "Stopped");
+        Ok(())
+    }
+
+    fn is_seekable(&self) -> bool {
+        false
+    }
+
+    fn caps(&self, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
+        let caps = match &*lock(&self.state) {
+            State::Open { caps, .. } => caps.clone(),
+            State::Closed => self.obj().src_pad().pad_template_caps(),
+        };
+        Some(match filter {
+            Some(filter) => filter.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
+            None => caps,
+        })
+    }
+
+    fn fixate(&self, caps: gst::Caps) -> gst::Caps {
+        let fixed = caps::fixate(caps);
+        gst::debug!(CAT, imp = self, "Fixated to {}", fixed);
+        fixed
+    }
+
+    fn set_caps(&self, new_caps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let mut state = lock(&self.state);
+        let State::Open {
+            device,
+            probed,
+            stream,
+            ..
+        } = &mut *state
+        else {
+            return Err(gst::loggable_error!(
+                CAT,
+                "Caps set while the device is closed"
+            ));
+        };
+        if let Some(s) = stream
+            && s.caps == *new_caps
+        {
+            return Ok(());
+        }
+        if let Some(s) = stream.as_mut() {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "Renegotiating from {} to {}",
+                s.caps,
+                new_caps
+            );
+            self.stop_stream(s);
+        }
+        *stream = None;
+        let configured = self.configure(device, probed, new_caps);
+        let result = match configured {
+            Ok(s) => {
+                *stream = Some(s);
+                Ok(())
+            }
+            Err(msg) => Err(msg),
+        };
+        // Post outside the state lock: a bus sync handler may call back into the element.
+        drop(state);
+        result.map_err(|msg| {
+            self.post_error_message(msg);
+            gst::loggable_error!(CAT, "Could not configure the device for {}", new_caps)
+        })
+    }
+
+    fn decide_allocation(
+        &self,
+        query: &mut gst::query::Allocation,
+    ) -> Result<(), gst::LoggableError> {
+        // Buffers come from the device, never from a pool: read what downstream says it holds,
+        // then drop its pools so the base class does not allocate one for nothing.
+        let downstream_min = query
+            .allocation_pools()
+            .map(|(_, _, min, _)| min)
+            .max()
+            .unwrap_or(0);
+        while query.allocation_pools().next().is_some() {
+            query.remove_nth_allocation_pool(0);
+        }
+        let video_meta = query
+            .find_allocation_meta::<gst_video::VideoMeta>()
+            .is_some();
+        self.allocate(downstream_min, video_meta).map_err(|msg| {
+            self.post_error_message(msg);
+            gst::loggable_error!(CAT, "Buffer allocation failed")
+        })
+    }
+
+    fn query(&self, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+            let state = lock(&self.state);
+            if let State::Open {
+                stream: Some(stream),
+                ..
+            } = &*state
+                && let Some(frame) = stream.frame_duration
+            {
+                // A frame is complete one frame period after its capture started; the driver
+                // can hold as many frames as it has buffers before we must take one.
+                let buffers = stream
+                    .queue
+                    .as_ref()
+                    .map_or(AUTO_MIN_BUFFERS as usize, |q| q.len());
+                q.set(true, frame, Some(frame * buffers as u64));
+                return true;
+            }
+        }
+        BaseSrcImplExt::parent_query(self, query)
+    }
+
+    fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+        if let Some(poller) = &*lock(&self.poller) {
+            poller.set_flushing(true);
+        }
+        Ok(())
+    }
+
+    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+        if let Some(poller) = &*lock(&self.poller) {
+            poller.set_flushing(false);
+        }
+        Ok(())
+    }
+}
+
+impl PushSrcImpl for RustV4l2Src {
+    fn create(
+        &self,
+        _buffer: Option<&mut gst::BufferRef>,
+    ) -> Result<CreateSuccess, gst::FlowError> {
+        self.capture().map(CreateSuccess::NewBuffer)
+    }
+}
