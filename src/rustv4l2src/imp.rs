@@ -207,7 +207,7 @@ impl RustV4l2Src {
         let path = lock(&self.settings).device.clone();
         let device = Device::open(&PathBuf::from(&path)).map_err(|e| open_error(&path, e))?;
         let probed = device
-            .probe()
+            .probe(|fourcc| caps::entry(fourcc).is_some())
             .map_err(|e| device_error("listing formats", &e))?;
         let device_caps = caps::probed_to_caps(&probed);
         gst::info!(

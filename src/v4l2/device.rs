@@ -293,14 +293,24 @@ impl Device {
         })
     }
 
-    /// Everything the device can capture: formats, their sizes, and the intervals at each size.
-    /// One pass of enumeration ioctls and no `VIDIOC_TRY_FMT`.
-    pub fn probe(&self) -> Result<Vec<ProbedFormat>> {
+    /// What the device can capture in the formats `wanted` accepts: their sizes, and the
+    /// intervals at each size. One pass of enumeration ioctls and no `VIDIOC_TRY_FMT`; formats
+    /// the caller cannot use are listed but not enumerated further (their `sizes` stay empty).
+    pub fn probe(&self, wanted: impl Fn(Fourcc) -> bool) -> Result<Vec<ProbedFormat>> {
         let mut formats = Vec::new();
         for index in 0.. {
             let Some(desc) = self.enum_fmt(index)? else {
                 break;
             };
+            if !wanted(desc.fourcc) {
+                formats.push(ProbedFormat {
+                    fourcc: desc.fourcc,
+                    flags: desc.flags,
+                    description: desc.description,
+                    sizes: Vec::new(),
+                });
+                continue;
+            }
             let sizes = match self.enum_framesizes(desc.fourcc)? {
                 None => Vec::new(),
                 Some(FrameSizes::Discrete(list)) => list
