@@ -17,9 +17,11 @@ mod fixate;
 mod layout;
 mod probe;
 mod request;
+mod summary;
 
 pub use fixate::fixate;
 pub use formats::{FORMATS, FormatEntry, Media, Memory, entry, fourccs, video_format};
 pub use layout::Layout;
 pub use probe::{MAX_SIZE, probed_to_caps, template_caps};
 pub use request::{CaptureRequest, caps_to_request};
+pub use summary::summary;

@@ -32,10 +32,26 @@ const MAX_BUFFER_COUNT: u32 = 32;
 /// capturing while downstream holds a frame or two.
 const AUTO_MIN_BUFFERS: u32 = 4;
 
+/// What happens when no frame arrives within `timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstRustV4l2SrcTimeoutAction")]
+pub enum TimeoutAction {
+    #[enum_value(name = "Post an error and stop", nick = "error")]
+    Error,
+    #[enum_value(name = "End the stream (EOS)", nick = "eos")]
+    Eos,
+}
+
+const DEFAULT_TIMEOUT_MS: u32 = 0;
+const DEFAULT_TIMEOUT_ACTION: TimeoutAction = TimeoutAction::Error;
+
 #[derive(Debug, Clone)]
 struct Settings {
     device: String,
     buffer_count: u32,
+    timeout_ms: u32,
+    timeout_action: TimeoutAction,
 }
 
 impl Default for Settings {
@@ -43,6 +59,8 @@ impl Default for Settings {
         Settings {
             device: DEFAULT_DEVICE.into(),
             buffer_count: DEFAULT_BUFFER_COUNT,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            timeout_action: DEFAULT_TIMEOUT_ACTION,
         }
     }
 }
@@ -379,6 +397,32 @@ impl RustV4l2Src {
             .build()
     }
 
+    /// Poll reported an error on the device: find out which, from the errno of a dequeue.
+    fn stream_failure(&self, queue: &Queue) -> gst::ErrorMessage {
+        let path = queue.device().path().display().to_string();
+        match queue.dequeue() {
+            Err(e) if e.is_disconnect() => gst::error_msg!(
+                gst::ResourceError::NotFound,
+                [
+                    "Device '{}' was disconnected ({}). Reconnect it and restart the pipeline.",
+                    path,
+                    e
+                ]
+            ),
+            Err(e) => gst::error_msg!(
+                gst::ResourceError::Read,
+                ["Capture from '{}' failed: {}", path, e]
+            ),
+            Ok(_) => gst::error_msg!(
+                gst::ResourceError::Read,
+                [
+                    "Device '{}' reported an error on its stream (the driver stopped streaming).",
+                    path
+                ]
+            ),
+        }
+    }
+
     /// Waits for the next frame and wraps it, without copying, as a GstBuffer.
     fn capture(&self) -> Result<gst::Buffer, gst::FlowError> {
         let poller = lock(&self.poller).clone().ok_or(gst::FlowError::Flushing)?;
@@ -416,20 +460,38 @@ impl RustV4l2Src {
             (queue, Arc::clone(device))
         };
 
+        let (timeout_ms, timeout_action) = {
+            let settings = lock(&self.settings);
+            (settings.timeout_ms, settings.timeout_action)
+        };
+        let timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms.into()));
         let frame = loop {
-            match poller.wait(&*device, device.path(), None) {
+            match poller.wait(&*device, device.path(), timeout) {
                 Ok(Wait::Ready) => {}
                 Ok(Wait::Flushing) => return Err(gst::FlowError::Flushing),
-                Ok(Wait::TimedOut) => continue,
-                Ok(Wait::DeviceError) => {
+                Ok(Wait::TimedOut) if timeout_action == TimeoutAction::Eos => {
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "No frame for {} ms: ending the stream",
+                        timeout_ms
+                    );
+                    return Err(gst::FlowError::Eos);
+                }
+                Ok(Wait::TimedOut) => {
                     gst::element_imp_error!(
                         self,
                         gst::ResourceError::Read,
                         [
-                            "Device '{}' stopped delivering frames: it was disconnected or its stream failed.",
-                            device.path().display()
+                            "Device '{}' delivered no frame for {} ms (the 'timeout' property). Is the source connected and producing video?",
+                            device.path().display(),
+                            timeout_ms
                         ]
                     );
+                    return Err(gst::FlowError::Error);
+                }
+                Ok(Wait::DeviceError) => {
+                    self.post_error_message(self.stream_failure(&queue));
                     return Err(gst::FlowError::Error);
                 }
                 Err(e) => {
@@ -665,6 +727,20 @@ impl ObjectImpl for RustV4l2Src {
                     .default_value(DEFAULT_BUFFER_COUNT)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("timeout")
+                    .nick("Timeout")
+                    .blurb(
+                        "Milliseconds to wait for a frame before 'timeout-action' is taken \
+                         (0 = wait forever)",
+                    )
+                    .default_value(DEFAULT_TIMEOUT_MS)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("timeout-action", DEFAULT_TIMEOUT_ACTION)
+                    .nick("Timeout action")
+                    .blurb("What to do when no frame arrives within 'timeout': post an error, or end the stream")
+                    .mutable_playing()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -677,6 +753,19 @@ impl ObjectImpl for RustV4l2Src {
                 let device: Option<String> = value.get().expect("type checked upstream");
                 settings.device = device.unwrap_or_else(|| DEFAULT_DEVICE.into());
                 gst::info!(CAT, imp = self, "device set to {}", settings.device);
+            }
+            "timeout" => {
+                settings.timeout_ms = value.get().expect("type checked upstream");
+                gst::info!(CAT, imp = self, "timeout set to {} ms", settings.timeout_ms);
+            }
+            "timeout-action" => {
+                settings.timeout_action = value.get().expect("type checked upstream");
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "timeout-action set to {:?}",
+                    settings.timeout_action
+                );
             }
             "buffer-count" => {
                 settings.buffer_count = value.get().expect("type checked upstream");
@@ -699,6 +788,8 @@ impl ObjectImpl for RustV4l2Src {
                 State::Closed => None::<String>.to_value(),
             },
             "buffer-count" => lock(&self.settings).buffer_count.to_value(),
+            "timeout" => lock(&self.settings).timeout_ms.to_value(),
+            "timeout-action" => lock(&self.settings).timeout_action.to_value(),
             _ => unimplemented!("property {}", pspec.name()),
         }
     }
@@ -798,6 +889,28 @@ impl BaseSrcImpl for RustV4l2Src {
             Some(filter) => filter.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
             None => caps,
         })
+    }
+
+    fn negotiate(&self) -> Result<(), gst::LoggableError> {
+        // The base class fails with a bare "not-negotiated"; say what did not match first.
+        let ours = self.caps(None).unwrap_or_else(gst::Caps::new_empty);
+        let common = self.obj().src_pad().peer_query_caps(Some(&ours));
+        if common.is_empty() {
+            let peer = self.obj().src_pad().peer_query_caps(None);
+            let path = lock(&self.settings).device.clone();
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                [
+                    "Device '{}' cannot produce any format downstream accepts. Downstream accepts: {}. The device offers: {}",
+                    path,
+                    peer,
+                    caps::summary(&ours)
+                ]
+            );
+            return Err(gst::loggable_error!(CAT, "No common caps with downstream"));
+        }
+        self.parent_negotiate()
     }
 
     fn fixate(&self, caps: gst::Caps) -> gst::Caps {
