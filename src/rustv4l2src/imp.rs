@@ -44,6 +44,9 @@ pub enum TimeoutAction {
 }
 
 const DEFAULT_TIMEOUT_MS: u32 = 0;
+/// Lend frames while at least this many buffers stay with the driver; below it, copy. One is
+/// the least that keeps the driver capturing while downstream holds everything else.
+const DEFAULT_COPY_THRESHOLD: u32 = 1;
 const DEFAULT_TIMEOUT_ACTION: TimeoutAction = TimeoutAction::Error;
 
 #[derive(Debug, Clone)]
@@ -52,6 +55,7 @@ struct Settings {
     buffer_count: u32,
     timeout_ms: u32,
     timeout_action: TimeoutAction,
+    copy_threshold: u32,
 }
 
 impl Default for Settings {
@@ -61,6 +65,7 @@ impl Default for Settings {
             buffer_count: DEFAULT_BUFFER_COUNT,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             timeout_action: DEFAULT_TIMEOUT_ACTION,
+            copy_threshold: DEFAULT_COPY_THRESHOLD,
         }
     }
 }
@@ -79,6 +84,11 @@ struct Stream {
     last_sequence: Option<u32>,
     captured: u64,
     lost: u64,
+    /// Frames copied out because downstream held too many driver buffers, or could not read
+    /// the driver's stride.
+    copied: u64,
+    /// System-memory buffers for those copies, made on first need.
+    copy_pool: Option<gst::BufferPool>,
 }
 
 // One `State` per element, never moved around: boxing the open variant would buy nothing.
@@ -289,6 +299,9 @@ impl RustV4l2Src {
             );
         }
         stream.streaming = false;
+        if let Some(pool) = stream.copy_pool.take() {
+            let _ = pool.set_active(false);
+        }
     }
 
     fn buffer_count(&self, device: &Device, downstream_min: u32) -> u32 {
@@ -460,9 +473,13 @@ impl RustV4l2Src {
             (queue, Arc::clone(device))
         };
 
-        let (timeout_ms, timeout_action) = {
+        let (timeout_ms, timeout_action, copy_threshold) = {
             let settings = lock(&self.settings);
-            (settings.timeout_ms, settings.timeout_action)
+            (
+                settings.timeout_ms,
+                settings.timeout_action,
+                settings.copy_threshold,
+            )
         };
         let timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms.into()));
         let frame = loop {
@@ -558,8 +575,24 @@ impl RustV4l2Src {
             buffer.set_offset(frame.sequence as u64);
             buffer.set_offset_end(frame.sequence as u64 + 1);
         }
-        if !stream.layout.matches_default(&stream.info) && !stream.video_meta {
-            buffer = self.copy_to_default_layout(buffer, &stream.info)?;
+        let unreadable_stride = !stream.layout.matches_default(&stream.info) && !stream.video_meta;
+        // Lending this frame would leave the driver too few buffers to fill: downstream holds
+        // the rest. Copy it and give the driver its buffer back at once instead of stalling.
+        let starved = (queue.queued() as u32) < copy_threshold;
+        if unreadable_stride || starved {
+            gst::debug!(
+                gst::CAT_PERFORMANCE,
+                imp = self,
+                "Copying frame {}: {}",
+                frame.sequence,
+                if starved {
+                    "downstream holds too many driver buffers"
+                } else {
+                    "device stride differs from the default and downstream has no GstVideoMeta"
+                }
+            );
+            buffer = self.copy_out(buffer, stream)?;
+            stream.copied += 1;
         }
         let lost_msg = lost
             .map(|(captured, lost_total)| self.lost_message(pts, duration, captured, lost_total));
@@ -577,22 +610,29 @@ impl RustV4l2Src {
         Ok(buffer)
     }
 
-    /// Downstream cannot read strides that differ from GStreamer's default, so the frame is
-    /// rewritten into that layout. The only copy on the capture path, and it is logged as such;
-    /// the driver buffer goes back to the driver as soon as `lent` is dropped here.
-    fn copy_to_default_layout(
+    /// Copies a lent frame into a system-memory buffer of GStreamer's default layout; the
+    /// driver buffer goes back to the driver as soon as `lent` is dropped here.
+    fn copy_out(
         &self,
         lent: gst::Buffer,
-        info: &gst_video::VideoInfo,
+        stream: &mut Stream,
     ) -> Result<gst::Buffer, gst::FlowError> {
-        gst::debug!(
-            gst::CAT_PERFORMANCE,
-            imp = self,
-            "Copying frame: device stride differs from the default and downstream has no GstVideoMeta"
-        );
+        let info = &stream.info;
+        let pool = match &stream.copy_pool {
+            Some(pool) => pool.clone(),
+            None => {
+                let pool = gst::BufferPool::new();
+                let mut config = pool.config();
+                config.set_params(Some(&stream.caps), info.size() as u32, 0, 0);
+                pool.set_config(config).map_err(|_| gst::FlowError::Error)?;
+                pool.set_active(true).map_err(|_| gst::FlowError::Error)?;
+                stream.copy_pool = Some(pool.clone());
+                pool
+            }
+        };
+        let out = pool.acquire_buffer(None)?;
         let src = gst_video::VideoFrame::from_buffer_readable(lent, info)
             .map_err(|_| gst::FlowError::Error)?;
-        let out = gst::Buffer::with_size(info.size()).map_err(|_| gst::FlowError::Error)?;
         let mut dst = gst_video::VideoFrame::from_buffer_writable(out, info)
             .map_err(|_| gst::FlowError::Error)?;
         src.copy(&mut dst).map_err(|_| gst::FlowError::Error)?;
@@ -689,6 +729,8 @@ impl RustV4l2Src {
             last_sequence: None,
             captured: 0,
             lost: 0,
+            copied: 0,
+            copy_pool: None,
         })
     }
 }
@@ -727,6 +769,18 @@ impl ObjectImpl for RustV4l2Src {
                     .default_value(DEFAULT_BUFFER_COUNT)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("copy-threshold")
+                    .nick("Copy threshold")
+                    .blurb(
+                        "Copy a frame into system memory instead of lending the driver's buffer \
+                         when fewer than this many buffers would stay queued to the driver \
+                         (downstream holds the rest). 0 = never copy: capture then waits until \
+                         downstream releases a buffer.",
+                    )
+                    .maximum(MAX_BUFFER_COUNT)
+                    .default_value(DEFAULT_COPY_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecUInt::builder("timeout")
                     .nick("Timeout")
                     .blurb(
@@ -753,6 +807,15 @@ impl ObjectImpl for RustV4l2Src {
                 let device: Option<String> = value.get().expect("type checked upstream");
                 settings.device = device.unwrap_or_else(|| DEFAULT_DEVICE.into());
                 gst::info!(CAT, imp = self, "device set to {}", settings.device);
+            }
+            "copy-threshold" => {
+                settings.copy_threshold = value.get().expect("type checked upstream");
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "copy-threshold set to {}",
+                    settings.copy_threshold
+                );
             }
             "timeout" => {
                 settings.timeout_ms = value.get().expect("type checked upstream");
@@ -789,6 +852,7 @@ impl ObjectImpl for RustV4l2Src {
             },
             "buffer-count" => lock(&self.settings).buffer_count.to_value(),
             "timeout" => lock(&self.settings).timeout_ms.to_value(),
+            "copy-threshold" => lock(&self.settings).copy_threshold.to_value(),
             "timeout-action" => lock(&self.settings).timeout_action.to_value(),
             _ => unimplemented!("property {}", pspec.name()),
         }
