@@ -44,6 +44,7 @@ pub enum TimeoutAction {
 }
 
 const DEFAULT_TIMEOUT_MS: u32 = 0;
+const DEFAULT_LOW_LATENCY: bool = false;
 /// Lend frames while at least this many buffers stay with the driver; below it, copy. One is
 /// the least that keeps the driver capturing while downstream holds everything else.
 const DEFAULT_COPY_THRESHOLD: u32 = 1;
@@ -56,6 +57,7 @@ struct Settings {
     timeout_ms: u32,
     timeout_action: TimeoutAction,
     copy_threshold: u32,
+    low_latency: bool,
 }
 
 impl Default for Settings {
@@ -66,6 +68,7 @@ impl Default for Settings {
             timeout_ms: DEFAULT_TIMEOUT_MS,
             timeout_action: DEFAULT_TIMEOUT_ACTION,
             copy_threshold: DEFAULT_COPY_THRESHOLD,
+            low_latency: DEFAULT_LOW_LATENCY,
         }
     }
 }
@@ -82,11 +85,6 @@ struct Stream {
     /// be described instead of copied away.
     video_meta: bool,
     last_sequence: Option<u32>,
-    captured: u64,
-    lost: u64,
-    /// Frames copied out because downstream held too many driver buffers, or could not read
-    /// the driver's stride.
-    copied: u64,
     /// System-memory buffers for those copies, made on first need.
     copy_pool: Option<gst::BufferPool>,
 }
@@ -108,6 +106,8 @@ pub struct RustV4l2Src {
     state: Mutex<State>,
     /// Reached by `unlock()` from another thread; cloned out before any wait.
     poller: Mutex<Option<Arc<Poller>>>,
+    /// Taken alone, or after `state`.
+    stats: Mutex<Stats>,
 }
 
 impl Default for RustV4l2Src {
@@ -116,6 +116,7 @@ impl Default for RustV4l2Src {
             settings: Mutex::new(Settings::default()),
             state: Mutex::new(State::Closed),
             poller: Mutex::new(None),
+            stats: Mutex::new(Stats::default()),
         }
     }
 }
@@ -123,6 +124,46 @@ impl Default for RustV4l2Src {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere must not turn every later call into a panic too.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the element has done since it started, for the `stats` property.
+#[derive(Debug, Clone, Default)]
+struct Stats {
+    /// Frames pushed downstream.
+    captured: u64,
+    /// Frames the driver skipped (gaps in its sequence numbers).
+    lost: u64,
+    /// Older ready frames skipped in favour of the newest (`low-latency`).
+    dropped: u64,
+    /// Frames the driver flagged as corrupt (`V4L2_BUF_FLAG_ERROR`), not pushed.
+    corrupted: u64,
+    /// Frames copied into system memory instead of lent (see `copy-threshold`).
+    copied: u64,
+    /// From the driver's capture time to the push of the last frame.
+    last_delay: Option<gst::ClockTime>,
+}
+
+impl Stats {
+    fn to_structure(&self) -> gst::Structure {
+        gst::Structure::builder("application/x-rustv4l2src-stats")
+            .field("frames-captured", self.captured)
+            .field("frames-lost", self.lost)
+            .field("frames-dropped", self.dropped)
+            .field("frames-corrupted", self.corrupted)
+            .field("frames-copied", self.copied)
+            .field(
+                "last-delay",
+                self.last_delay.map_or(u64::MAX, |d| d.nseconds()),
+            )
+            .build()
+    }
+}
+
+/// Frames missing between two driver sequence numbers, across the u32 wrap. A jump backwards
+/// (a driver restarting its count) is not a loss.
+fn sequence_gap(last: u32, sequence: u32) -> u32 {
+    let gap = sequence.wrapping_sub(last).wrapping_sub(1);
+    if gap < u32::MAX / 2 { gap } else { 0 }
 }
 
 /// Plane offsets for GstVideoMeta. With one memory per plane they count from the start of the
@@ -290,13 +331,8 @@ impl RustV4l2Src {
             if let Err(e) = queue.stop() {
                 gst::warning!(CAT, imp = self, "Stopping the stream: {}", e);
             }
-            gst::debug!(
-                CAT,
-                imp = self,
-                "Stream stopped after {} frames ({} lost)",
-                stream.captured,
-                stream.lost
-            );
+            let stats = lock(&self.stats).clone();
+            gst::debug!(CAT, imp = self, "Stream stopped: {:?}", stats);
         }
         stream.streaming = false;
         if let Some(pool) = stream.copy_pool.take() {
@@ -365,29 +401,29 @@ impl RustV4l2Src {
         Some(captured.saturating_sub(base_time))
     }
 
-    /// Counts the frame and any gap in the driver's sequence numbers before it (frames the
-    /// driver dropped). Returns (captured, lost so far) when there was a gap.
-    fn count_frame(&self, stream: &mut Stream, frame: &v4l2::Dequeued) -> Option<(u64, u64)> {
-        let lost = match stream.last_sequence {
-            Some(last) if frame.sequence > last.wrapping_add(1) && frame.sequence > last => {
-                frame.sequence - last - 1
-            }
-            _ => 0,
-        };
-        stream.last_sequence = Some(frame.sequence);
-        stream.captured += 1;
-        if lost == 0 {
-            return None;
+    /// How long ago, on the pipeline clock, the frame with running time `pts` was captured.
+    fn capture_age(&self, pts: Option<gst::ClockTime>) -> Option<gst::ClockTime> {
+        let obj = self.obj();
+        let now = obj.clock()?.time();
+        Some(now.saturating_sub(obj.base_time()? + pts?))
+    }
+
+    /// Notes a frame's sequence number; returns how many frames the driver skipped before it.
+    fn note_sequence(&self, stream: &mut Stream, sequence: u32) -> u32 {
+        let gap = stream
+            .last_sequence
+            .map_or(0, |last| sequence_gap(last, sequence));
+        stream.last_sequence = Some(sequence);
+        if gap > 0 {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "Lost {} frames (driver sequence jumped to {})",
+                gap,
+                sequence
+            );
         }
-        stream.lost += lost as u64;
-        gst::warning!(
-            CAT,
-            imp = self,
-            "Lost {} frames (driver sequence jumped to {})",
-            lost,
-            frame.sequence
-        );
-        Some((stream.captured, stream.lost))
+        gap
     }
 
     /// A QoS message naming how many frames were lost so far, for the application.
@@ -473,14 +509,16 @@ impl RustV4l2Src {
             (queue, Arc::clone(device))
         };
 
-        let (timeout_ms, timeout_action, copy_threshold) = {
+        let (timeout_ms, timeout_action, copy_threshold, low_latency) = {
             let settings = lock(&self.settings);
             (
                 settings.timeout_ms,
                 settings.timeout_action,
                 settings.copy_threshold,
+                settings.low_latency,
             )
         };
+        let mut corrupted = Vec::new();
         let timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms.into()));
         let frame = loop {
             match poller.wait(&*device, device.path(), timeout) {
@@ -526,6 +564,7 @@ impl RustV4l2Src {
                         "Dropping frame {} flagged as error",
                         frame.sequence
                     );
+                    corrupted.push(frame.sequence);
                     let _ = queue.requeue(frame.index);
                 }
                 Ok(Some(frame)) => break frame,
@@ -536,6 +575,22 @@ impl RustV4l2Src {
                 }
             }
         };
+
+        // low-latency: newer frames may be ready already; push the newest, give the rest back.
+        let mut frame = frame;
+        let mut skipped = Vec::new();
+        if low_latency {
+            while let Ok(Some(newer)) = queue.dequeue() {
+                let older = if newer.is_error() {
+                    corrupted.push(newer.sequence);
+                    newer
+                } else {
+                    skipped.push(frame.sequence);
+                    std::mem::replace(&mut frame, newer)
+                };
+                let _ = queue.requeue(older.index);
+            }
+        }
 
         let mut state = lock(&self.state);
         let State::Open {
@@ -548,7 +603,15 @@ impl RustV4l2Src {
         };
         let duration = stream.frame_duration;
         let pts = self.frame_timestamp(&frame, duration);
-        let lost = self.count_frame(stream, &frame);
+        let mut lost = 0u64;
+        let mut seen: Vec<u32> = corrupted.iter().chain(&skipped).copied().collect();
+        seen.push(frame.sequence);
+        seen.sort_unstable_by_key(|&seq| {
+            seq.wrapping_sub(frame.sequence.wrapping_sub(u32::MAX / 4))
+        });
+        for seq in seen {
+            lost += self.note_sequence(stream, seq) as u64;
+        }
 
         let mut buffer = gst::Buffer::new();
         {
@@ -592,10 +655,17 @@ impl RustV4l2Src {
                 }
             );
             buffer = self.copy_out(buffer, stream)?;
-            stream.copied += 1;
         }
-        let lost_msg = lost
-            .map(|(captured, lost_total)| self.lost_message(pts, duration, captured, lost_total));
+        let lost_msg = {
+            let mut stats = lock(&self.stats);
+            stats.captured += 1;
+            stats.lost += lost;
+            stats.dropped += skipped.len() as u64;
+            stats.corrupted += corrupted.len() as u64;
+            stats.copied += u64::from(unreadable_stride || starved);
+            stats.last_delay = self.capture_age(pts);
+            (lost > 0).then(|| self.lost_message(pts, duration, stats.captured, stats.lost))
+        };
         drop(state);
         if let Some(msg) = lost_msg {
             let _ = self.obj().post_message(msg);
@@ -727,9 +797,6 @@ impl RustV4l2Src {
             streaming: false,
             video_meta: false,
             last_sequence: None,
-            captured: 0,
-            lost: 0,
-            copied: 0,
             copy_pool: None,
         })
     }
@@ -769,6 +836,27 @@ impl ObjectImpl for RustV4l2Src {
                     .default_value(DEFAULT_BUFFER_COUNT)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("low-latency")
+                    .nick("Low latency")
+                    .blurb(
+                        "Push the newest frame when several are ready, giving the older ones \
+                         back to the driver at once (counted as dropped in 'stats'): latency \
+                         stays at one frame when downstream is briefly slow",
+                    )
+                    .default_value(DEFAULT_LOW_LATENCY)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb(
+                        "Capture statistics since start: frames-captured, frames-lost (gaps in \
+                         the driver's sequence), frames-dropped (by low-latency), \
+                         frames-corrupted (flagged by the driver, not pushed), frames-copied \
+                         (copy-threshold or unreadable stride), last-delay (ns from capture to \
+                         push of the last frame)",
+                    )
+                    .read_only()
+                    .build(),
                 glib::ParamSpecUInt::builder("copy-threshold")
                     .nick("Copy threshold")
                     .blurb(
@@ -807,6 +895,15 @@ impl ObjectImpl for RustV4l2Src {
                 let device: Option<String> = value.get().expect("type checked upstream");
                 settings.device = device.unwrap_or_else(|| DEFAULT_DEVICE.into());
                 gst::info!(CAT, imp = self, "device set to {}", settings.device);
+            }
+            "low-latency" => {
+                settings.low_latency = value.get().expect("type checked upstream");
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "low-latency set to {}",
+                    settings.low_latency
+                );
             }
             "copy-threshold" => {
                 settings.copy_threshold = value.get().expect("type checked upstream");
@@ -853,6 +950,8 @@ impl ObjectImpl for RustV4l2Src {
             "buffer-count" => lock(&self.settings).buffer_count.to_value(),
             "timeout" => lock(&self.settings).timeout_ms.to_value(),
             "copy-threshold" => lock(&self.settings).copy_threshold.to_value(),
+            "low-latency" => lock(&self.settings).low_latency.to_value(),
+            "stats" => lock(&self.stats).to_structure().to_value(),
             "timeout-action" => lock(&self.settings).timeout_action.to_value(),
             _ => unimplemented!("property {}", pspec.name()),
         }
@@ -925,6 +1024,7 @@ impl BaseSrcImpl for RustV4l2Src {
             )
         })?;
         *lock(&self.poller) = Some(Arc::new(poller));
+        *lock(&self.stats) = Stats::default();
         gst::info!(CAT, imp = self, "Started");
         Ok(())
     }
@@ -1095,5 +1195,20 @@ impl PushSrcImpl for RustV4l2Src {
         _buffer: Option<&mut gst::BufferRef>,
     ) -> Result<CreateSuccess, gst::FlowError> {
         self.capture().map(CreateSuccess::NewBuffer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sequence_gap;
+
+    #[test]
+    fn sequence_gaps_count_across_the_wrap_and_ignore_restarts() {
+        assert_eq!(sequence_gap(5, 6), 0);
+        assert_eq!(sequence_gap(5, 9), 3);
+        assert_eq!(sequence_gap(u32::MAX, 0), 0);
+        assert_eq!(sequence_gap(u32::MAX - 1, 1), 2);
+        assert_eq!(sequence_gap(100, 3), 0);
+        assert_eq!(sequence_gap(7, 7), 0);
     }
 }
