@@ -293,41 +293,32 @@ impl Device {
         })
     }
 
-    /// What the device can capture in the formats `wanted` accepts: their sizes, and the
-    /// intervals at each size. One pass of enumeration ioctls and no `VIDIOC_TRY_FMT`; formats
-    /// the caller cannot use are listed but not enumerated further (their `sizes` stay empty).
-    pub fn probe(&self, wanted: impl Fn(Fourcc) -> bool) -> Result<Vec<ProbedFormat>> {
+    /// The formats the device lists and, for those `wanted` accepts, their frame sizes; the
+    /// intervals are left `Unknown` for `probe_intervals` to fill where needed. This is the
+    /// cheap part of probing: one ioctl per format and per size, and no `VIDIOC_TRY_FMT`.
+    pub fn list_formats(&self, wanted: impl Fn(Fourcc) -> bool) -> Result<Vec<ProbedFormat>> {
         let mut formats = Vec::new();
         for index in 0.. {
             let Some(desc) = self.enum_fmt(index)? else {
                 break;
             };
-            if !wanted(desc.fourcc) {
-                formats.push(ProbedFormat {
-                    fourcc: desc.fourcc,
-                    flags: desc.flags,
-                    description: desc.description,
-                    sizes: Vec::new(),
-                });
-                continue;
-            }
-            let sizes = match self.enum_framesizes(desc.fourcc)? {
-                None => Vec::new(),
-                Some(FrameSizes::Discrete(list)) => list
-                    .into_iter()
-                    .map(|(width, height)| {
-                        let intervals = self.enum_frameintervals(desc.fourcc, width, height)?;
-                        Ok(ProbedSize::Discrete {
+            let sizes = if !wanted(desc.fourcc) {
+                Vec::new()
+            } else {
+                match self.enum_framesizes(desc.fourcc)? {
+                    None => Vec::new(),
+                    Some(FrameSizes::Discrete(list)) => list
+                        .into_iter()
+                        .map(|(width, height)| ProbedSize::Discrete {
                             width,
                             height,
-                            intervals,
+                            intervals: FrameIntervals::Unknown,
                         })
-                    })
-                    .collect::<Result<Vec<_>>>()?,
-                Some(FrameSizes::Stepwise(range)) => {
-                    let intervals =
-                        self.enum_frameintervals(desc.fourcc, range.max_width, range.max_height)?;
-                    vec![ProbedSize::Range { range, intervals }]
+                        .collect(),
+                    Some(FrameSizes::Stepwise(range)) => vec![ProbedSize::Range {
+                        range,
+                        intervals: FrameIntervals::Unknown,
+                    }],
                 }
             };
             formats.push(ProbedFormat {
@@ -338,6 +329,19 @@ impl Device {
             });
         }
         Ok(formats)
+    }
+
+    /// The intervals of one listed size: at that size, or for a range at its largest size (the
+    /// slowest, which every size in the range can do).
+    pub fn probe_intervals(&self, fourcc: Fourcc, size: &ProbedSize) -> Result<FrameIntervals> {
+        match size {
+            ProbedSize::Discrete { width, height, .. } => {
+                self.enum_frameintervals(fourcc, *width, *height)
+            }
+            ProbedSize::Range { range, .. } => {
+                self.enum_frameintervals(fourcc, range.max_width, range.max_height)
+            }
+        }
     }
 
     fn format_from_raw(&self, raw: &v4l2_format) -> PixFormat {
