@@ -254,49 +254,49 @@ fn open_error(path: &str, err: OpenError) -> gst::ErrorMessage {
     match err {
         OpenError::NotFound => gst::error_msg!(
             gst::ResourceError::NotFound,
-            [
+            (
                 "Device '{}' does not exist. Check the 'device' property (v4l2-ctl --list-devices lists capture devices).",
                 path
-            ]
+            )
         ),
         OpenError::NotADevice => gst::error_msg!(
             gst::ResourceError::OpenRead,
-            [
+            (
                 "'{}' is not a device file, so it cannot be a V4L2 capture device. Point 'device' at a /dev/videoN node.",
                 path
-            ]
+            )
         ),
         OpenError::NotV4l2 => gst::error_msg!(
             gst::ResourceError::OpenRead,
-            [
+            (
                 "'{}' is a device but not a V4L2 device (it does not answer VIDIOC_QUERYCAP). Point 'device' at a /dev/videoN node.",
                 path
-            ]
+            )
         ),
         OpenError::NotCapture { card, device_caps } => gst::error_msg!(
             gst::ResourceError::OpenRead,
-            [
+            (
                 "Device '{}' ({}) cannot capture video with streaming I/O (device caps {:#010x}); it may be an output or metadata node. Pick another /dev/videoN.",
                 path,
                 card,
                 device_caps
-            ]
+            )
         ),
         OpenError::Io(e) if e.errno == nix::errno::Errno::EACCES => gst::error_msg!(
             gst::ResourceError::OpenRead,
-            [
+            (
                 "No permission to open '{}': {}. Add your user to the 'video' group.",
                 path,
                 e
-            ]
+            )
         ),
         OpenError::Io(e) if e.is_busy() => gst::error_msg!(
             gst::ResourceError::Busy,
-            ["Device '{}' is busy: {}", path, e]
+            ("Device '{}' is busy: {}", path, e)
         ),
         OpenError::Io(e) => gst::error_msg!(
             gst::ResourceError::OpenRead,
-            ["Could not open device '{}': {}", path, e]
+            ("Could not open device '{}': {}", path, e)
         ),
     }
 }
@@ -307,21 +307,21 @@ fn device_error(what: &str, e: &v4l2::Error) -> gst::ErrorMessage {
     if e.is_busy() {
         gst::error_msg!(
             gst::ResourceError::Busy,
-            [
+            (
                 "Device '{}' is busy ({} failed: another application is probably capturing from it). Close it and try again.",
                 path,
                 e.call
-            ]
+            )
         )
     } else if e.is_disconnect() {
         gst::error_msg!(
             gst::ResourceError::Read,
-            ["Device '{}' was disconnected while {}: {}", path, what, e]
+            ("Device '{}' was disconnected while {}: {}", path, what, e)
         )
     } else {
         gst::error_msg!(
             gst::ResourceError::Settings,
-            ["Failed {} on '{}': {}", what, path, e]
+            ("Failed {} on '{}': {}", what, path, e)
         )
     }
 }
@@ -350,7 +350,7 @@ impl RustV4l2Src {
         if !probed.iter().any(|f| caps::entry(f.fourcc).is_some()) {
             return Err(gst::error_msg!(
                 gst::ResourceError::Settings,
-                [
+                (
                     "Device '{}' offers no format this element can capture (it lists: {}).",
                     path,
                     probed
@@ -358,7 +358,7 @@ impl RustV4l2Src {
                         .map(|f| f.fourcc.to_string())
                         .collect::<Vec<_>>()
                         .join(", ")
-                ]
+                )
             ));
         }
         *state = State::Open {
@@ -475,7 +475,7 @@ impl RustV4l2Src {
         else {
             return Err(gst::error_msg!(
                 gst::CoreError::Negotiation,
-                ["Allocation was asked for before caps were negotiated"]
+                ("Allocation was asked for before caps were negotiated")
             ));
         };
         self.stop_stream(stream);
@@ -567,22 +567,22 @@ impl RustV4l2Src {
         match queue.dequeue() {
             Err(e) if e.is_disconnect() => gst::error_msg!(
                 gst::ResourceError::NotFound,
-                [
+                (
                     "Device '{}' was disconnected ({}). Reconnect it and restart the pipeline.",
                     path,
                     e
-                ]
+                )
             ),
             Err(e) => gst::error_msg!(
                 gst::ResourceError::Read,
-                ["Capture from '{}' failed: {}", path, e]
+                ("Capture from '{}' failed: {}", path, e)
             ),
             Ok(_) => gst::error_msg!(
                 gst::ResourceError::Read,
-                [
+                (
                     "Device '{}' reported an error on its stream (the driver stopped streaming).",
                     path
-                ]
+                )
             ),
         }
     }
@@ -601,7 +601,7 @@ impl RustV4l2Src {
                 gst::element_imp_error!(
                     self,
                     gst::CoreError::Negotiation,
-                    ["No format negotiated"]
+                    ("No format negotiated")
                 );
                 return Err(gst::FlowError::NotNegotiated);
             };
@@ -609,7 +609,7 @@ impl RustV4l2Src {
                 gst::element_imp_error!(
                     self,
                     gst::CoreError::Negotiation,
-                    ["No buffers allocated"]
+                    ("No buffers allocated")
                 );
                 return Err(gst::FlowError::Error);
             };
@@ -652,11 +652,11 @@ impl RustV4l2Src {
                     gst::element_imp_error!(
                         self,
                         gst::ResourceError::Read,
-                        [
+                        (
                             "Device '{}' delivered no frame for {} ms (the 'timeout' property). Is the source connected and producing video?",
                             device.path().display(),
                             timeout_ms
-                        ]
+                        )
                     );
                     return Err(gst::FlowError::Error);
                 }
@@ -846,7 +846,7 @@ impl RustV4l2Src {
         let request = caps::caps_to_request(new_caps, probed).map_err(|reason| {
             gst::error_msg!(
                 gst::CoreError::Negotiation,
-                ["Device '{}' cannot capture {}: {}", path, new_caps, reason]
+                ("Device '{}' cannot capture {}: {}", path, new_caps, reason)
             )
         })?;
         let fmt = device
@@ -858,7 +858,7 @@ impl RustV4l2Src {
         {
             return Err(gst::error_msg!(
                 gst::CoreError::Negotiation,
-                [
+                (
                     "Device '{}' was asked for {} {}x{} but chose {} {}x{}.",
                     path,
                     request.fourcc,
@@ -867,7 +867,7 @@ impl RustV4l2Src {
                     fmt.fourcc,
                     fmt.width,
                     fmt.height
-                ]
+                )
             ));
         }
         if let Some(interval) = request.interval {
@@ -888,12 +888,12 @@ impl RustV4l2Src {
         let layout = caps::Layout::new(&fmt, &request.info).map_err(|reason| {
             gst::error_msg!(
                 gst::CoreError::Negotiation,
-                [
+                (
                     "Device '{}' reported a layout for {} that cannot be described: {}",
                     path,
                     new_caps,
                     reason
-                ]
+                )
             )
         })?;
         let fps = request.info.fps();
@@ -1135,7 +1135,7 @@ impl BaseSrcImpl for RustV4l2Src {
         let poller = Poller::new().map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::OpenRead,
-                ["Could not create a wake-up eventfd: {}", e]
+                ("Could not create a wake-up eventfd: {}", e)
             )
         })?;
         *lock(&self.poller) = Some(Arc::new(poller));
@@ -1182,12 +1182,12 @@ impl BaseSrcImpl for RustV4l2Src {
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Negotiation,
-                [
+                (
                     "Device '{}' cannot produce any format downstream accepts. Downstream accepts: {}. The device offers: {}",
                     path,
                     peer,
                     caps::summary(&ours)
-                ]
+                )
             );
             return Err(gst::loggable_error!(CAT, "No common caps with downstream"));
         };
