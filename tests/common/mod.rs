@@ -44,17 +44,23 @@ fn vivid_node(env_var: &str, name: &str) -> PathBuf {
 
 /// vivid's single-planar capture node.
 pub fn vivid_sp() -> String {
-    vivid_node("RUSTV4L2_VIVID_SP", "vivid-000-vid-cap").display().to_string()
+    vivid_node("RUSTV4L2_VIVID_SP", "vivid-000-vid-cap")
+        .display()
+        .to_string()
 }
 
 /// vivid's multi-planar capture node (`multiplanar=2` on the second instance).
 pub fn vivid_mp() -> String {
-    vivid_node("RUSTV4L2_VIVID_MP", "vivid-001-vid-cap").display().to_string()
+    vivid_node("RUSTV4L2_VIVID_MP", "vivid-001-vid-cap")
+        .display()
+        .to_string()
 }
 
 /// vivid's output node: a V4L2 device that cannot capture.
 pub fn vivid_out() -> String {
-    vivid_node("RUSTV4L2_VIVID_OUT", "vivid-001-vid-out").display().to_string()
+    vivid_node("RUSTV4L2_VIVID_OUT", "vivid-001-vid-out")
+        .display()
+        .to_string()
 }
 
 /// Address ranges where `device` is mapped into this process (from /proc/self/maps).

@@ -1,0 +1,1324 @@
+//! Capture from vivid through the real element: formats and sizes, multi-planar layouts,
+//! zero-copy, timestamps, `num-buffers`, unlocking, caps queries, and the plugin as
+//! `gst-launch-1.0` loads it.
+//!
+//! Needs vivid's nodes (see `common`): run through `scripts/vm-run`. Every wait is bounded, so a
+//! broken element fails a test instead of hanging the run.
+
+mod common;
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gst_check::Harness;
+use gst_video::prelude::*;
+use gst_video::{VideoFormat, VideoInfo, VideoMeta};
+
+/// The longest any single wait may take before the test fails.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Everything a device test needs first: GStreamer, the plugin, and the device to itself.
+///
+/// vivid's nodes can be opened by several processes, but only one can stream, so tests that
+/// libtest runs in parallel would fail each other with EBUSY.
+fn setup() -> MutexGuard<'static, ()> {
+    static DEVICE: Mutex<()> = Mutex::new(());
+    common::init();
+    DEVICE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Errors and warnings waiting on `bus`, one per line, for failure messages.
+fn bus_problems(bus: &gst::Bus) -> String {
+    let mut out = String::new();
+    while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Warning]) {
+        let src = msg
+            .src()
+            .map(|s| s.path_string().to_string())
+            .unwrap_or_default();
+        match msg.view() {
+            gst::MessageView::Error(e) => {
+                let _ = write!(out, "\n  ERROR from {src}: {} ({:?})", e.error(), e.debug());
+            }
+            gst::MessageView::Warning(w) => {
+                let _ = write!(
+                    out,
+                    "\n  WARNING from {src}: {} ({:?})",
+                    w.error(),
+                    w.debug()
+                );
+            }
+            _ => {}
+        }
+    }
+    if out.is_empty() {
+        out.push_str(" (no error on the bus)");
+    }
+    out
+}
+
+fn element_bus_problems(element: &gst::Element) -> String {
+    element.bus().map_or_else(
+        || " (element has no bus)".to_string(),
+        |bus| bus_problems(&bus),
+    )
+}
+
+/// Changes `element`'s state from another thread and returns how long it took; fails the test
+/// if the change fails or does not finish within `limit` (a wait the element cannot leave).
+fn change_state(element: &gst::Element, state: gst::State, limit: Duration) -> Duration {
+    let (tx, rx) = mpsc::channel();
+    let started = Instant::now();
+    let e = element.clone();
+    std::thread::spawn(move || {
+        let result = e.set_state(state);
+        // Our reference goes before the caller resumes, so that when the caller drops its own,
+        // the element is finalized there and then, and releases what it holds.
+        drop(e);
+        let _ = tx.send(result);
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(_)) => started.elapsed(),
+        Ok(Err(_)) => panic!(
+            "{} refused to go to {state:?}:{}",
+            element.name(),
+            element_bus_problems(element)
+        ),
+        Err(_) => panic!(
+            "{} did not reach {state:?} within {limit:?}",
+            element.name()
+        ),
+    }
+}
+
+/// Brings `element` down to NULL on the way out of a test, also a failing one, so the device is
+/// free for the next test. Never panics: it may run while a failed assertion unwinds.
+fn shut_down(element: &gst::Element) {
+    let (tx, rx) = mpsc::channel();
+    let e = element.clone();
+    std::thread::spawn(move || {
+        let result = e.set_state(gst::State::Null);
+        drop(e);
+        let _ = tx.send(result);
+    });
+    if rx.recv_timeout(TIMEOUT).is_err() {
+        eprintln!(
+            "{} did not reach NULL within {TIMEOUT:?}; leaking it",
+            element.name()
+        );
+    }
+}
+
+/// A pipeline `rustv4l2src ! caps ! appsink`, shut down when dropped.
+struct Capture {
+    pipeline: gst::Pipeline,
+    src: gst::Element,
+    sink: gst_app::AppSink,
+}
+
+impl Capture {
+    /// `src_props` are extra properties of the source, `caps` the filter between it and the
+    /// sink. The appsink neither syncs nor keeps a `last-sample`, but (GStreamer 1.22) it still
+    /// holds the sample pulled last until the next pull or its disposal, and keeps samples
+    /// queued before a stop for after the restart.
+    fn new(device: &str, src_props: &str, caps: &str) -> Capture {
+        let description = format!(
+            "rustv4l2src name=src device={device} {src_props} ! {caps} ! \
+             appsink name=sink sync=false enable-last-sample=false"
+        );
+        let pipeline = gst::parse::launch(&description)
+            .unwrap_or_else(|e| panic!("cannot build '{description}': {e}"))
+            .downcast::<gst::Pipeline>()
+            .expect("a launch line of several elements gives a pipeline");
+        let src = pipeline.by_name("src").expect("named src");
+        let sink = pipeline
+            .by_name("sink")
+            .expect("named sink")
+            .downcast::<gst_app::AppSink>()
+            .expect("appsink");
+        Capture {
+            pipeline,
+            src,
+            sink,
+        }
+    }
+
+    fn element(&self) -> &gst::Element {
+        self.pipeline.upcast_ref()
+    }
+
+    fn play(&self) {
+        change_state(self.element(), gst::State::Playing, TIMEOUT);
+    }
+
+    fn pull(&self) -> gst::Sample {
+        let timeout = gst::ClockTime::try_from(TIMEOUT).expect("fits");
+        self.sink.try_pull_sample(timeout).unwrap_or_else(|| {
+            panic!(
+                "no buffer within {TIMEOUT:?} (eos: {}):{}",
+                self.sink.is_eos(),
+                element_bus_problems(self.element())
+            )
+        })
+    }
+
+    fn pull_buffer(&self) -> gst::Buffer {
+        self.pull()
+            .buffer_owned()
+            .expect("a sample from appsink holds a buffer")
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        shut_down(self.element());
+    }
+}
+
+/// A harness around `launch` (a source and what follows it) with a bus on its bin, so the
+/// element's errors can be shown when a pull fails.
+struct Harnessed {
+    h: Harness,
+    bus: gst::Bus,
+}
+
+impl Harnessed {
+    /// `video_meta`: downstream (the harness) says it understands `GstVideoMeta`.
+    fn new(launch: &str, video_meta: bool) -> Harnessed {
+        let mut h = Harness::new_parse(launch);
+        let bus = gst::Bus::new();
+        h.element()
+            .expect("the harness holds the parsed bin")
+            .set_bus(Some(&bus));
+        h.use_systemclock();
+        if video_meta {
+            h.add_propose_allocation_meta(VideoMeta::meta_api(), None);
+        }
+        h.play();
+        Harnessed { h, bus }
+    }
+
+    fn pull(&mut self, what: &str) -> gst::Buffer {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(buffer) = self.h.try_pull() {
+                return buffer;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{what}: no buffer within {TIMEOUT:?}:{}",
+                    bus_problems(&self.bus)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The caps the harness's sink pad received.
+    fn caps(&self) -> gst::Caps {
+        self.h
+            .sinkpad()
+            .and_then(|pad| pad.current_caps())
+            .expect("caps were negotiated before the first buffer")
+    }
+
+    /// The first element made by `factory`.
+    fn element(&mut self, factory: &str) -> gst::Element {
+        self.h
+            .find_element(factory)
+            .unwrap_or_else(|| panic!("no {factory} in the harness"))
+    }
+}
+
+impl Drop for Harnessed {
+    fn drop(&mut self) {
+        if let Some(bin) = self.h.element() {
+            shut_down(&bin);
+        }
+    }
+}
+
+/// The highest frame rate `s` allows.
+fn highest_rate(s: &gst::StructureRef) -> gst::Fraction {
+    let value = s
+        .value("framerate")
+        .unwrap_or_else(|_| panic!("no framerate in {s}"));
+    if let Ok(rate) = value.get::<gst::Fraction>() {
+        rate
+    } else if let Ok(list) = value.get::<gst::List>() {
+        list.iter()
+            .filter_map(|v| v.get::<gst::Fraction>().ok())
+            .max()
+            .unwrap_or_else(|| panic!("empty framerate list in {s}"))
+    } else if let Ok(range) = value.get::<gst::FractionRange>() {
+        range.max()
+    } else {
+        panic!("framerate of unexpected type in {s}")
+    }
+}
+
+/// The least bytes a row of `plane` holds and the plane's number of rows, from the format's
+/// components (for packed formats, the widest component decides).
+fn plane_extent(info: &VideoInfo, plane: u32) -> (usize, usize) {
+    let finfo = info.format_info();
+    let (mut row, mut rows) = (0, 0);
+    for c in 0..finfo.n_components() {
+        if finfo.plane()[c as usize] != plane {
+            continue;
+        }
+        let width = finfo.scale_width(c as u8, info.width()) as usize;
+        row = row.max(width * finfo.pixel_stride()[c as usize] as usize);
+        rows = rows.max(finfo.scale_height(c as u8, info.height()) as usize);
+    }
+    (row, rows)
+}
+
+/// Where each memory of `buffer` sits in the buffer's byte range.
+fn memory_ranges(buffer: &gst::BufferRef) -> Vec<Range<usize>> {
+    let mut start = 0;
+    buffer
+        .iter_memories()
+        .map(|mem| {
+            let range = start..start + mem.size();
+            start = range.end;
+            range
+        })
+        .collect()
+}
+
+/// Asserts that `buffer` holds one frame of `info`: exactly GStreamer's default size when it has
+/// no `GstVideoMeta`; else a meta that matches the caps and whose planes fit in the buffer
+/// without overlapping, each inside one memory. Returns the plane byte ranges.
+fn check_layout(buffer: &gst::BufferRef, info: &VideoInfo, ctx: &str) -> Vec<Range<usize>> {
+    let Some(meta) = buffer.meta::<VideoMeta>() else {
+        assert_eq!(
+            buffer.size(),
+            info.size(),
+            "{ctx}: without a GstVideoMeta the buffer must have GStreamer's default size"
+        );
+        return (0..info.n_planes())
+            .map(|p| {
+                let (row, rows) = plane_extent(info, p);
+                let start = info.offset()[p as usize];
+                start..start + info.stride()[p as usize] as usize * (rows - 1) + row
+            })
+            .collect();
+    };
+    assert_eq!(meta.format(), info.format(), "{ctx}: GstVideoMeta format");
+    assert_eq!(
+        (meta.width(), meta.height()),
+        (info.width(), info.height()),
+        "{ctx}: meta size"
+    );
+    assert_eq!(
+        meta.n_planes(),
+        info.n_planes(),
+        "{ctx}: GstVideoMeta plane count"
+    );
+    let memories = memory_ranges(buffer);
+    let mut planes = Vec::new();
+    for p in 0..info.n_planes() {
+        let (row, rows) = plane_extent(info, p);
+        let stride = meta.stride()[p as usize];
+        assert!(
+            stride > 0 && stride as usize >= row,
+            "{ctx}: plane {p} stride {stride} is shorter than a row ({row} bytes)"
+        );
+        let start = meta.offset()[p as usize];
+        let plane = start..start + stride as usize * (rows - 1) + row;
+        assert!(
+            plane.end <= buffer.size(),
+            "{ctx}: plane {p} ({plane:?}, stride {stride}) ends beyond the buffer ({} bytes)",
+            buffer.size()
+        );
+        assert!(
+            memories
+                .iter()
+                .any(|m| m.start <= plane.start && plane.end <= m.end),
+            "{ctx}: plane {p} ({plane:?}) straddles memories {memories:?}"
+        );
+        planes.push(plane);
+    }
+    let mut sorted = planes.clone();
+    sorted.sort_by_key(|r| r.start);
+    for pair in sorted.windows(2) {
+        assert!(
+            pair[0].end <= pair[1].start,
+            "{ctx}: planes overlap: {planes:?}"
+        );
+    }
+    planes
+}
+
+/// The address of each memory of `buffer` and its size.
+fn memory_spans(buffer: &gst::BufferRef) -> Vec<Range<usize>> {
+    buffer
+        .iter_memories()
+        .map(|mem| {
+            let map = mem.map_readable().expect("capture memory maps readable");
+            let start = map.as_ptr() as usize;
+            start..start + map.size()
+        })
+        .collect()
+}
+
+/// Asserts that every span lies inside one of `device`'s mappings: the data was not copied.
+fn assert_in_device_memory(spans: &[Range<usize>], device: &str, ctx: &str) {
+    let mappings = common::device_mappings(device);
+    assert!(
+        !mappings.is_empty(),
+        "{ctx}: {device} is not mapped into this process"
+    );
+    for span in spans {
+        assert!(
+            mappings
+                .iter()
+                .any(|m| m.start <= span.start && span.end <= m.end),
+            "{ctx}: memory {:#x}..{:#x} is not in {device}'s buffers {:x?}: it was copied",
+            span.start,
+            span.end,
+            mappings
+        );
+    }
+}
+
+fn all_zero(data: &[u8]) -> bool {
+    data.iter().all(|&b| b == 0)
+}
+
+fn hash_of(data: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    data.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn video_caps(format: VideoFormat, width: u32, height: u32) -> String {
+    format!(
+        "video/x-raw,format={},width={width},height={height}",
+        format.to_str()
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Formats and sizes.
+
+/// Captures a few frames of `format` at `width`x`height` from `device` through a harness that
+/// understands GstVideoMeta, and checks caps, layout, content and that nothing was copied.
+fn capture_format(device: &str, format: VideoFormat, width: u32, height: u32) {
+    let ctx = format!("{} {width}x{height}", format.to_str());
+    let caps = video_caps(format, width, height);
+    let mut h = Harnessed::new(
+        &format!("rustv4l2src device={device} num-buffers=3 ! capsfilter caps=\"{caps}\""),
+        true,
+    );
+    let buffers: Vec<gst::Buffer> = (0..3).map(|_| h.pull(&ctx)).collect();
+
+    let negotiated = h.caps();
+    assert!(
+        negotiated.is_fixed(),
+        "{ctx}: negotiated caps are not fixed: {negotiated}"
+    );
+    let s = negotiated
+        .structure(0)
+        .expect("fixed caps have a structure");
+    assert_eq!(s.name(), "video/x-raw", "{ctx}: {negotiated}");
+    let info = VideoInfo::from_caps(&negotiated)
+        .unwrap_or_else(|_| panic!("{ctx}: negotiated caps are not video: {negotiated}"));
+    assert_eq!(
+        (info.format(), info.width(), info.height()),
+        (format, width, height),
+        "{ctx}: negotiated {negotiated}"
+    );
+    // Downstream left the rate open, so fixation must have taken the highest the device offers
+    // at this format and size.
+    let offered = h
+        .element("rustv4l2src")
+        .static_pad("src")
+        .expect("src pad")
+        .query_caps(Some(&gst::Caps::from_str(&caps).expect("valid caps")));
+    let best = offered.iter().map(highest_rate).max().unwrap_or_else(|| {
+        panic!("{ctx}: the device caps do not offer this format and size: {offered}")
+    });
+    assert_eq!(
+        s.get::<gst::Fraction>("framerate").ok(),
+        Some(best),
+        "{ctx}: negotiated {negotiated}, but the device offers up to {best} fps"
+    );
+
+    for (i, buffer) in buffers.iter().enumerate() {
+        let ctx = format!("{ctx} buffer {i}");
+        check_layout(buffer, &info, &ctx);
+        let map = buffer.map_readable().expect("maps readable");
+        assert!(
+            !all_zero(&map),
+            "{ctx}: all {} bytes are zero: vivid draws a pattern",
+            map.size()
+        );
+        drop(map);
+        assert_in_device_memory(&memory_spans(buffer), device, &ctx);
+    }
+}
+
+#[test]
+fn formats_and_sizes() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    const FORMATS: &[VideoFormat] = &[
+        VideoFormat::Yuy2,
+        VideoFormat::Uyvy,
+        VideoFormat::I420,
+        VideoFormat::Yv12,
+        VideoFormat::Nv12,
+        VideoFormat::Nv21,
+        VideoFormat::Nv16,
+        VideoFormat::Rgb,
+        VideoFormat::Bgr,
+        VideoFormat::Bgrx,
+        VideoFormat::Xrgb,
+        VideoFormat::Gray8,
+        VideoFormat::Gray16Le,
+        VideoFormat::Rgb16,
+    ];
+    const SIZES: &[(u32, u32)] = &[(320, 180), (640, 360), (1920, 1080)];
+    for &format in FORMATS {
+        for &(width, height) in SIZES {
+            capture_format(&device, format, width, height);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Multi-planar node.
+
+/// Captures `format` at 640x360 from vivid's multi-planar node with downstream accepting
+/// GstVideoMeta, and checks that each plane arrives in its own memory, straight from the device.
+fn capture_per_plane(format: VideoFormat) {
+    let device = common::vivid_mp();
+    let ctx = format!("{} 640x360 on {device}", format.to_str());
+    let mut h = Harnessed::new(
+        &format!(
+            "rustv4l2src device={device} num-buffers=2 ! capsfilter caps=\"{}\"",
+            video_caps(format, 640, 360)
+        ),
+        true,
+    );
+    let buffer = h.pull(&ctx);
+    let info = VideoInfo::from_caps(&h.caps()).expect("video caps");
+    assert_eq!(info.format(), format, "{ctx}");
+    let n_planes = info.n_planes() as usize;
+
+    assert_eq!(
+        buffer.n_memory(),
+        n_planes,
+        "{ctx}: one GstMemory per plane"
+    );
+    assert!(
+        buffer.meta::<VideoMeta>().is_some(),
+        "{ctx}: per-plane memory needs a GstVideoMeta"
+    );
+    let planes = check_layout(&buffer, &info, &ctx);
+    let memories = memory_ranges(&buffer);
+    for (p, plane) in planes.iter().enumerate() {
+        assert!(
+            memories[p].start <= plane.start && plane.end <= memories[p].end,
+            "{ctx}: plane {p} ({plane:?}) is not in memory {p} ({:?})",
+            memories[p]
+        );
+    }
+    let spans = memory_spans(&buffer);
+    assert_in_device_memory(&spans, &device, &ctx);
+
+    let frame = gst_video::VideoFrame::from_buffer_readable(buffer, &info)
+        .unwrap_or_else(|_| panic!("{ctx}: the frame does not map"));
+    for p in 0..n_planes {
+        let data = frame.plane_data(p as u32).expect("plane maps");
+        // Mapping must not merge the memories into a copy: each plane is read where the
+        // driver wrote it.
+        let expected = spans[p].start + (planes[p].start - memories[p].start);
+        assert_eq!(
+            data.as_ptr() as usize,
+            expected,
+            "{ctx}: plane {p} was mapped from a copy"
+        );
+        assert!(!all_zero(data), "{ctx}: plane {p} is all zeros");
+    }
+}
+
+/// vivid offers Y444 on this node only as `YM24`, one buffer per plane.
+#[test]
+fn multiplanar_y444_has_one_memory_per_plane() {
+    let _device = setup();
+    capture_per_plane(VideoFormat::Y444);
+}
+
+/// vivid's multi-planar node lists NV12 both as `NV12` (one buffer) and `NM12` (one per
+/// plane). The element prefers the one-buffer form, which every consumer reads without a
+/// merge: the frame arrives in one memory, through the multi-planar API, straight from the
+/// device.
+#[test]
+fn multiplanar_nv12_prefers_the_one_buffer_form() {
+    let _device = setup();
+    let device = common::vivid_mp();
+    let ctx = format!("NV12 640x360 on {device}");
+    let mut h = Harnessed::new(
+        &format!(
+            "rustv4l2src device={device} num-buffers=2 ! capsfilter caps=\"{}\"",
+            video_caps(VideoFormat::Nv12, 640, 360)
+        ),
+        true,
+    );
+    let buffer = h.pull(&ctx);
+    let info = VideoInfo::from_caps(&h.caps()).expect("video caps");
+    assert_eq!(
+        buffer.n_memory(),
+        1,
+        "{ctx}: one memory for the one-buffer NV12"
+    );
+    check_layout(&buffer, &info, &ctx);
+    assert_in_device_memory(&memory_spans(&buffer), &device, &ctx);
+    let map = buffer.map_readable().expect("buffer maps");
+    assert!(!all_zero(&map), "{ctx}: frame is all zeros");
+}
+
+/// A downstream that does not understand GstVideoMeta reads the frame at GStreamer's default
+/// offsets and strides, so that is where the planes must be, also from a format the driver
+/// splits into one buffer per plane. A GstVideoMeta may still be attached (it lets a frame map
+/// the planes in place instead of merging the memories), but only one describing that layout.
+#[test]
+fn multiplanar_without_video_meta_gives_default_layout() {
+    let _device = setup();
+    let device = common::vivid_mp();
+    let ctx = format!("Y444 640x360 on {device}, no GstVideoMeta downstream");
+    let mut h = Harnessed::new(
+        &format!(
+            "rustv4l2src device={device} num-buffers=2 ! capsfilter caps=\"{}\"",
+            video_caps(VideoFormat::Y444, 640, 360)
+        ),
+        false,
+    );
+    let buffer = h.pull(&ctx);
+    let info = VideoInfo::from_caps(&h.caps()).expect("video caps");
+    assert_eq!(
+        buffer.size(),
+        info.size(),
+        "{ctx}: the buffer must have GStreamer's default size"
+    );
+    if let Some(meta) = buffer.meta::<VideoMeta>() {
+        let n = info.n_planes() as usize;
+        assert_eq!(
+            (meta.offset(), meta.stride()),
+            (&info.offset()[..n], &info.stride()[..n]),
+            "{ctx}: a GstVideoMeta downstream ignores must describe the default layout"
+        );
+    }
+    check_layout(&buffer, &info, &ctx);
+    // What a GstVideoMeta-unaware element reads: the memories merged, planes at default offsets.
+    let merged = buffer.map_readable().expect("readable");
+    let frame = gst_video::VideoFrame::from_buffer_readable(buffer.clone(), &info)
+        .unwrap_or_else(|_| panic!("{ctx}: the frame does not map"));
+    for p in 0..info.n_planes() {
+        let data = frame.plane_data(p).expect("plane maps");
+        assert!(!all_zero(data), "{ctx}: plane {p} is zeros");
+        let (row, rows) = plane_extent(&info, p);
+        let (offset, stride) = (
+            info.offset()[p as usize],
+            info.stride()[p as usize] as usize,
+        );
+        let frame_stride = frame.plane_stride()[p as usize] as usize;
+        for r in 0..rows {
+            assert_eq!(
+                &merged[offset + r * stride..][..row],
+                &data[r * frame_stride..][..row],
+                "{ctx}: plane {p} row {r} differs between the default layout and the frame"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Zero-copy and buffer lifetime.
+
+#[test]
+fn buffers_point_into_the_device_mappings() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    let before = common::device_mappings(&device);
+    // The element copies instead of lending when downstream holds all but `copy-threshold`
+    // (default 1) of the driver's buffers. Here downstream holds the frame held below, the last
+    // sample appsink keeps and whatever waits in appsink's queue; at 15 fps this loop keeps
+    // that queue short even under emulation, and six buffers stay clear of the threshold.
+    let capture = Capture::new(
+        &device,
+        "buffer-count=6",
+        "video/x-raw,format=YUY2,width=640,height=360,framerate=15/1",
+    );
+    capture.play();
+
+    // Held to the end: if the element handed its V4L2 buffer back to the driver while this
+    // frame is still referenced, the driver would draw a later frame over it.
+    let held = capture.pull_buffer();
+    let held_hash = hash_of(&held.map_readable().expect("readable"));
+
+    let mut spans = Vec::new();
+    let mut hashes = HashSet::new();
+    for _ in 0..30 {
+        let buffer = capture.pull_buffer();
+        assert_eq!(buffer.n_memory(), 1, "YUY2 is one plane, one memory");
+        let map = buffer.map_readable().expect("readable");
+        // vivid's text (time, frame count) is in the top rows: enough to tell frames apart,
+        // and cheap, so this loop keeps up with the capture.
+        hashes.insert(hash_of(&map[..map.size().min(640 * 2 * 32)]));
+        let start = map.as_ptr() as usize;
+        spans.push(start..start + map.size());
+        drop(map);
+        spans.extend(memory_spans(&buffer));
+    }
+    let mappings = common::device_mappings(&device);
+    assert_in_device_memory(&spans, &device, "YUY2 640x360");
+    let distinct: HashSet<usize> = spans.iter().map(|s| s.start).collect();
+    let new_mappings = mappings.len() - before.len().min(mappings.len());
+    eprintln!(
+        "{} distinct buffers, {new_mappings} mappings",
+        distinct.len()
+    );
+    assert!(
+        distinct.len() >= 2 && distinct.len() <= new_mappings,
+        "{} distinct buffer addresses for {new_mappings} mapped V4L2 buffers: the driver's \
+         buffers must be reused, and more than one must be in flight",
+        distinct.len()
+    );
+    // vivid draws the time and frame count into each frame, so frames differ and an
+    // overwritten held frame would show.
+    assert!(
+        hashes.len() > 1,
+        "30 frames were identical; cannot check the held frame"
+    );
+    assert_eq!(
+        hash_of(&held.map_readable().expect("readable")),
+        held_hash,
+        "a frame held downstream changed: its V4L2 buffer was re-queued while still in use"
+    );
+
+    drop(held);
+    drop(capture);
+    assert_eq!(
+        common::device_mappings(&device),
+        before,
+        "after the pipeline stopped and every buffer was released, the device mappings remain"
+    );
+}
+
+/// A buffer may outlive the pipeline that captured it: its memory stays mapped and unchanged
+/// until the last reference goes, and is unmapped then.
+#[test]
+fn a_buffer_outlives_its_pipeline() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    let before = common::device_mappings(&device);
+    let capture = Capture::new(&device, "", &video_caps(VideoFormat::Yuy2, 320, 180));
+    capture.play();
+    let buffer = capture.pull_buffer();
+    let hash = hash_of(&buffer.map_readable().expect("readable"));
+    let spans = memory_spans(&buffer);
+    drop(capture);
+
+    assert_in_device_memory(&spans, &device, "after the pipeline stopped");
+    assert_eq!(
+        hash_of(&buffer.map_readable().expect("readable")),
+        hash,
+        "the frame changed after the pipeline stopped"
+    );
+    drop(buffer);
+    assert_eq!(
+        common::device_mappings(&device),
+        before,
+        "the device buffers stay mapped after the last captured buffer was released"
+    );
+}
+
+/// `buffer-count` is how many V4L2 buffers the element asks for; vivid grants any count from 2.
+#[test]
+fn buffer_count_sets_the_number_of_device_buffers() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    let before = common::device_mappings(&device).len();
+    let capture = Capture::new(
+        &device,
+        "buffer-count=6",
+        &video_caps(VideoFormat::Yuy2, 320, 180),
+    );
+    capture.play();
+    let buffer = capture.pull_buffer();
+    assert_in_device_memory(&memory_spans(&buffer), &device, "buffer-count=6");
+    let mapped = common::device_mappings(&device).len() - before;
+    assert_eq!(
+        mapped, 6,
+        "buffer-count=6, but {mapped} V4L2 buffers are mapped"
+    );
+}
+
+/// When downstream holds all the driver's buffers but `copy-threshold`, frames come as copies
+/// rather than stalling the driver; once downstream lets go, they are lent again.
+#[test]
+fn holding_every_buffer_falls_back_to_copies() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    let capture = Capture::new(
+        &device,
+        "buffer-count=4 copy-threshold=1",
+        "video/x-raw,format=YUY2,width=320,height=180,framerate=60/1",
+    );
+    capture.play();
+    let info = VideoInfo::from_caps(
+        &gst::Caps::from_str("video/x-raw,format=YUY2,width=320,height=180,framerate=60/1")
+            .expect("caps"),
+    )
+    .expect("info");
+    let held: Vec<gst::Buffer> = (0..8).map(|_| capture.pull_buffer()).collect();
+    let mappings = common::device_mappings(&device);
+    let in_device = |buffer: &gst::Buffer| {
+        memory_spans(buffer).iter().all(|span| {
+            mappings
+                .iter()
+                .any(|m| m.start <= span.start && span.end <= m.end)
+        })
+    };
+    let lent = held.iter().filter(|b| in_device(b)).count();
+    assert!(
+        lent <= 3,
+        "{lent} of 8 held frames are driver buffers, but 1 of 4 must stay with the driver"
+    );
+    for (i, buffer) in held.iter().enumerate() {
+        check_layout(buffer, &info, &format!("held frame {i}"));
+        let map = buffer.map_readable().expect("readable");
+        assert!(!all_zero(&map), "held frame {i} is all zeros");
+    }
+    let offsets: Vec<(u64, bool, Option<gst::ClockTime>)> = held
+        .iter()
+        .map(|b| (b.offset(), in_device(b), b.pts()))
+        .collect();
+    for pair in offsets.windows(2) {
+        assert!(
+            pair[0].0 < pair[1].0,
+            "copies broke the frame order (offset, lent, pts): {offsets:?}"
+        );
+    }
+    drop(held);
+    // Released buffers go back to the driver: lending resumes. The first few pulled may still
+    // be copies made while we held everything.
+    let mut last = capture.pull_buffer();
+    for _ in 0..10 {
+        last = capture.pull_buffer();
+    }
+    assert_in_device_memory(
+        &memory_spans(&last),
+        &device,
+        "after releasing the held frames",
+    );
+}
+
+/// Back to READY (device still open) and PLAYING again with other caps: the element must set the
+/// new format and buffers, not reuse the old stream's.
+#[test]
+fn restarting_with_other_caps_captures_the_new_format() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    let first = video_caps(VideoFormat::Yuy2, 320, 180);
+    let capture = Capture::new(
+        &device,
+        "",
+        &format!("capsfilter name=filter caps=\"{first}\""),
+    );
+    let filter = capture
+        .pipeline
+        .by_name("filter")
+        .expect("named capsfilter");
+    for caps in [
+        first.clone(),
+        video_caps(VideoFormat::Nv12, 640, 360),
+        first,
+    ] {
+        let wanted =
+            VideoInfo::from_caps(&gst::Caps::from_str(&caps).expect("caps")).expect("video caps");
+        filter.set_property("caps", gst::Caps::from_str(&caps).expect("valid caps"));
+        capture.play();
+        // appsink (1.22) keeps the samples it queued before READY and hands them out first;
+        // they are from the previous run, so skip them. The element's own must follow.
+        let mut stale = Vec::new();
+        let (negotiated, buffer) = loop {
+            let sample = capture.pull();
+            let negotiated = sample.caps().expect("samples carry caps").to_owned();
+            let info = VideoInfo::from_caps(&negotiated).expect("video caps");
+            if (info.format(), info.width(), info.height())
+                == (wanted.format(), wanted.width(), wanted.height())
+            {
+                break (info, sample.buffer_owned().expect("buffer"));
+            }
+            stale.push(negotiated);
+            assert!(
+                stale.len() <= 30,
+                "asked for {caps}, but the samples still have other caps: {stale:?}"
+            );
+        };
+        check_layout(&buffer, &negotiated, &caps);
+        assert_in_device_memory(&memory_spans(&buffer), &device, &caps);
+        drop(buffer);
+        change_state(capture.element(), gst::State::Ready, TIMEOUT);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Timestamps.
+
+#[test]
+fn timestamps_follow_the_frame_rate() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    let capture = Capture::new(
+        &device,
+        "",
+        "video/x-raw,format=YUY2,width=640,height=360,framerate=30/1",
+    );
+    capture.play();
+    let frame = gst::ClockTime::SECOND
+        .mul_div_floor(1, 30)
+        .expect("no overflow");
+
+    let mut pts = Vec::new();
+    let mut offsets = Vec::new();
+    for i in 0..60 {
+        let buffer = capture.pull_buffer();
+        let now = capture
+            .pipeline
+            .current_running_time()
+            .expect("PLAYING has a running time");
+        let t = buffer
+            .pts()
+            .unwrap_or_else(|| panic!("buffer {i} has no PTS"));
+        // Captured before it was handed over, and not long before: a PTS is the running time
+        // at which the frame was captured.
+        assert!(
+            t <= now,
+            "buffer {i}: PTS {t} is after the running time {now} it arrived at"
+        );
+        assert!(
+            now - t < gst::ClockTime::from_seconds(2),
+            "buffer {i}: PTS {t} is far behind the running time {now}"
+        );
+        let duration = buffer
+            .duration()
+            .unwrap_or_else(|| panic!("buffer {i} has no duration"));
+        assert!(
+            duration.nseconds().abs_diff(frame.nseconds()) <= 1,
+            "buffer {i}: duration {duration}, expected 1/30 s"
+        );
+        assert_ne!(
+            buffer.offset(),
+            gst::ffi::GST_BUFFER_OFFSET_NONE,
+            "buffer {i} has no offset"
+        );
+        pts.push(t);
+        offsets.push(buffer.offset());
+    }
+
+    for (i, pair) in offsets.windows(2).enumerate() {
+        assert!(
+            pair[0] < pair[1],
+            "offsets not increasing at buffer {}: {offsets:?}",
+            i + 1
+        );
+    }
+    for (i, pair) in pts.windows(2).enumerate() {
+        assert!(
+            pair[0] < pair[1],
+            "PTS not increasing at buffer {}: {pts:?}",
+            i + 1
+        );
+    }
+    let mut intervals: Vec<u64> = pts.windows(2).map(|p| (p[1] - p[0]).nseconds()).collect();
+    let f = frame.nseconds();
+    // Under emulation the driver's thread is sometimes late (or drops a frame), so allow a few
+    // intervals far off, but the bulk must match the rate.
+    let outliers = intervals.iter().filter(|&&d| d.abs_diff(f) > f / 2).count();
+    intervals.sort_unstable();
+    let median = intervals[intervals.len() / 2];
+    eprintln!("PTS intervals: median {median} ns, {outliers} outliers: {intervals:?}");
+    assert!(
+        outliers * 10 <= intervals.len(),
+        "{outliers} of {} PTS intervals are more than 50% off 33.3 ms: {intervals:?}",
+        intervals.len()
+    );
+    assert!(
+        median.abs_diff(f) * 100 <= f * 15,
+        "median PTS interval {median} ns is more than 15% off 33.3 ms: {intervals:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. num-buffers.
+
+#[test]
+fn num_buffers_then_eos() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    let pipeline = gst::parse::launch(&format!(
+        "rustv4l2src device={device} num-buffers=7 ! video/x-raw,width=320,height=180 ! \
+         fakesink name=sink signal-handoffs=true sync=false"
+    ))
+    .expect("pipeline builds");
+    let received = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&received);
+    let sink = pipeline
+        .downcast_ref::<gst::Bin>()
+        .expect("bin")
+        .by_name("sink")
+        .expect("sink");
+    sink.connect("handoff", false, move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        None
+    });
+    let bus = pipeline.bus().expect("pipeline bus");
+    change_state(&pipeline, gst::State::Playing, TIMEOUT);
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::try_from(TIMEOUT).expect("fits"),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    let outcome = match msg.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Eos(_)) => None,
+        Some(gst::MessageView::Error(e)) => Some(format!("error: {} ({:?})", e.error(), e.debug())),
+        _ => Some(format!("no EOS within {TIMEOUT:?}")),
+    };
+    shut_down(&pipeline);
+    if let Some(problem) = outcome {
+        panic!(
+            "num-buffers=7: {problem}; {} buffers arrived",
+            received.load(Ordering::SeqCst)
+        );
+    }
+    assert_eq!(
+        received.load(Ordering::SeqCst),
+        7,
+        "num-buffers=7 must give exactly 7 buffers"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Unlock.
+
+const ONE_FPS: &str = "video/x-raw,width=320,height=180,framerate=1/1";
+
+/// A capture at 1 fps, checked in READY to be one the device offers.
+fn one_fps_capture(device: &str) -> Capture {
+    let capture = Capture::new(device, "", ONE_FPS);
+    change_state(capture.element(), gst::State::Ready, TIMEOUT);
+    let offered = capture
+        .src
+        .static_pad("src")
+        .expect("src pad")
+        .query_caps(Some(&gst::Caps::from_str(ONE_FPS).expect("valid caps")));
+    assert!(!offered.is_empty(), "vivid does not offer {ONE_FPS}");
+    capture.play();
+    capture
+}
+
+/// After a frame, the element waits about a second for the next one; stopping must not wait
+/// that out.
+#[test]
+fn stopping_interrupts_a_blocked_wait() {
+    let _device = setup();
+    let capture = one_fps_capture(&common::vivid_sp());
+    capture.pull();
+    let took = change_state(capture.element(), gst::State::Null, TIMEOUT);
+    eprintln!("PLAYING -> NULL took {took:?}");
+    assert!(
+        took < Duration::from_millis(500),
+        "PLAYING -> NULL took {took:?} while the source waited for a frame at 1 fps"
+    );
+}
+
+/// Pausing a live source unlocks it too, and playing again must clear that: capture resumes.
+#[test]
+fn pausing_interrupts_a_blocked_wait_and_playing_resumes() {
+    let _device = setup();
+    let capture = one_fps_capture(&common::vivid_sp());
+    let first = capture.pull_buffer();
+    let took = change_state(capture.element(), gst::State::Paused, TIMEOUT);
+    eprintln!("PLAYING -> PAUSED took {took:?}");
+    assert!(
+        took < Duration::from_millis(500),
+        "PLAYING -> PAUSED took {took:?} while the source waited for a frame at 1 fps"
+    );
+    capture.play();
+    let next = capture.pull_buffer();
+    assert!(
+        next.offset() > first.offset(),
+        "after resuming, frame {} follows frame {}",
+        next.offset(),
+        first.offset()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Caps queries.
+
+#[test]
+fn caps_query_shows_the_device_from_ready() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    let element = gst::ElementFactory::make("rustv4l2src")
+        .property("device", &device)
+        .build()
+        .expect("rustv4l2src is registered");
+    let bus = gst::Bus::new();
+    element.set_bus(Some(&bus));
+    let pad = element.static_pad("src").expect("src pad");
+    let template = pad.pad_template_caps();
+
+    let closed = pad.query_caps(None);
+    assert_eq!(closed, template, "in NULL the caps are the template's");
+    assert!(
+        template.size() >= 10,
+        "the template lists every raw format: {template}"
+    );
+    assert!(
+        template
+            .iter()
+            .any(|s| s.get::<gst::IntRange<i32>>("width").is_ok()),
+        "the template allows any width: {template}"
+    );
+    assert_eq!(
+        element
+            .property::<Option<String>>("device-name")
+            .filter(|n| !n.is_empty()),
+        None,
+        "device-name before the device was opened"
+    );
+
+    change_state(&element, gst::State::Ready, TIMEOUT);
+    let open = pad.query_caps(None);
+    let name = element.property::<Option<String>>("device-name");
+    change_state(&element, gst::State::Null, TIMEOUT);
+
+    assert!(
+        open.is_subset(&template) && !template.is_subset(&open),
+        "in READY the caps must be a strict subset of the template: {open}"
+    );
+    let yuy2_1080p = gst::Caps::builder("video/x-raw")
+        .field("format", "YUY2")
+        .field("width", 1920)
+        .field("height", 1080)
+        .build();
+    assert!(
+        open.can_intersect(&yuy2_1080p),
+        "vivid offers YUY2 1920x1080: {open}"
+    );
+    let p010 = gst::Caps::builder("video/x-raw")
+        .field("format", "P010_10LE")
+        .build();
+    assert!(
+        !open.can_intersect(&p010),
+        "vivid does not offer P010: {open}"
+    );
+    for s in open.iter() {
+        assert!(
+            s.get::<i32>("width").is_ok() && s.get::<i32>("height").is_ok(),
+            "vivid enumerates discrete sizes, but the caps have {s}"
+        );
+        highest_rate(s);
+    }
+    let name = name.unwrap_or_default();
+    assert!(
+        name.contains("vivid"),
+        "device-name in READY is '{name}', expected vivid's card"
+    );
+    assert_eq!(
+        pad.query_caps(None),
+        template,
+        "back in NULL the caps are the template's again"
+    );
+    let problems = bus_problems(&bus);
+    assert!(
+        problems.contains("no error"),
+        "errors on the bus:{problems}"
+    );
+}
+
+/// The size with the most pixels, then the highest rate at it, among the fixed-size structures
+/// of `caps`.
+fn largest_then_fastest(caps: &gst::CapsRef) -> (i32, i32, gst::Fraction) {
+    caps.iter()
+        .filter_map(|s| Some((s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?, s)))
+        .map(|(w, h, s)| (w, h, highest_rate(s)))
+        .max_by_key(|&(w, h, rate)| (w as i64 * h as i64, rate))
+        .unwrap_or_else(|| panic!("no fixed-size structure in {caps}"))
+}
+
+/// With downstream leaving everything open, fixation picks the largest size at the highest rate
+/// the device offers for it; a downstream limit on the size is respected the same way.
+#[test]
+fn fixation_picks_the_largest_size_at_the_highest_rate() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    for filter in ["video/x-raw", "video/x-raw,width=[1,700],height=[1,400]"] {
+        let capture = Capture::new(&device, "", filter);
+        change_state(capture.element(), gst::State::Ready, TIMEOUT);
+        let offered = capture
+            .src
+            .static_pad("src")
+            .expect("src pad")
+            .query_caps(Some(&gst::Caps::from_str(filter).expect("valid caps")));
+        let expected = largest_then_fastest(&offered);
+        capture.play();
+        let sample = capture.pull();
+        let caps = sample.caps().expect("samples carry caps");
+        let s = caps.structure(0).expect("a structure");
+        let got = (
+            s.get::<i32>("width").unwrap_or_default(),
+            s.get::<i32>("height").unwrap_or_default(),
+            s.get::<gst::Fraction>("framerate")
+                .unwrap_or_else(|_| panic!("{filter}: no fixed framerate in {caps}")),
+        );
+        assert_eq!(got, expected, "{filter}: negotiated {caps}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. The plugin as gst-launch-1.0 finds it.
+
+/// The plugin built together with this test executable. `cargo test` builds the cdylib in
+/// target/<profile>/deps, next to the executable, and only `cargo build` copies it up to
+/// target/<profile>, so the copy there may be stale.
+fn built_plugin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let plugin = exe.with_file_name("libgstrustv4l2.so");
+    assert!(
+        plugin.exists(),
+        "{} is missing: build with cargo test first",
+        plugin.display()
+    );
+    plugin
+}
+
+/// Runs `gst-launch-1.0 <description>` with GST_PLUGIN_PATH at a folder holding only the built
+/// plugin (target/<profile> would also be scanned down into deps/, which holds a second copy and
+/// the proc-macro libraries). The child gets its own registry and, as system plugins, only those
+/// providing `elements`: a full plugin scan takes minutes in the emulated VM, and the rig's
+/// registry is frozen (GST_REGISTRY_UPDATE=no).
+fn gst_launch(description: &str, elements: &[&str]) -> (std::process::ExitStatus, String, String) {
+    static RUN: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "rustv4l2-launch-{}-{}",
+        std::process::id(),
+        RUN.fetch_add(1, Ordering::SeqCst)
+    ));
+    let system = dir.join("system");
+    let ours = dir.join("plugin");
+    std::fs::create_dir_all(&system).expect("create temporary plugin dir");
+    std::fs::create_dir_all(&ours).expect("create temporary plugin dir");
+    std::os::unix::fs::symlink(built_plugin(), ours.join("libgstrustv4l2.so"))
+        .expect("link the plugin");
+    // gst-launch-1.0 turns a caps string between elements into a capsfilter.
+    for name in elements.iter().chain(&["capsfilter"]) {
+        let file = gst::ElementFactory::find(name)
+            .and_then(|f| f.plugin())
+            .and_then(|p| p.filename())
+            .unwrap_or_else(|| panic!("no installed plugin provides {name}"));
+        let link = system.join(file.file_name().expect("plugin file name"));
+        if !link.exists() {
+            std::os::unix::fs::symlink(&file, &link).expect("link plugin");
+        }
+    }
+    let stdout = std::fs::File::create(dir.join("stdout")).expect("create stdout file");
+    let stderr = std::fs::File::create(dir.join("stderr")).expect("create stderr file");
+    let mut child = Command::new("gst-launch-1.0")
+        .args(description.split_whitespace())
+        .env("GST_PLUGIN_PATH", &ours)
+        .env_remove("GST_PLUGIN_PATH_1_0")
+        .env("GST_PLUGIN_SYSTEM_PATH", &system)
+        .env("GST_PLUGIN_SYSTEM_PATH_1_0", &system)
+        .env("GST_REGISTRY", dir.join("registry.bin"))
+        .env("GST_REGISTRY_1_0", dir.join("registry.bin"))
+        .env("GST_REGISTRY_UPDATE", "yes")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("gst-launch-1.0 starts (gstreamer1.0-tools installed?)");
+    let limit = Duration::from_secs(90);
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for gst-launch-1.0") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = std::fs::read_to_string(dir.join("stdout")).unwrap_or_default();
+    let err = std::fs::read_to_string(dir.join("stderr")).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    let status = status.unwrap_or_else(|| {
+        panic!("gst-launch-1.0 {description} ran over {limit:?}\nstdout:\n{out}\nstderr:\n{err}")
+    });
+    (status, out, err)
+}
+
+fn assert_launch_succeeds(description: &str, elements: &[&str]) {
+    let (status, out, err) = gst_launch(description, elements);
+    let report = format!("gst-launch-1.0 {description}: {status}\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(status.success(), "{report}");
+    for bad in ["CRITICAL", "ERROR", "-WARNING **"] {
+        assert!(
+            !err.contains(bad) && !out.contains(bad),
+            "{bad} in the output of {report}"
+        );
+    }
+    assert!(
+        out.contains("Got EOS"),
+        "the pipeline did not end with EOS: {report}"
+    );
+}
+
+#[test]
+fn gst_launch_captures_to_fakesink() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    assert_launch_succeeds(
+        &format!("rustv4l2src device={device} num-buffers=20 ! fakesink"),
+        &["fakesink"],
+    );
+}
+
+/// Needs an X display, which (unlike the device) the test environment does not promise: without
+/// one there is nothing to show frames on and this checks only that vivid is there.
+#[test]
+fn gst_launch_shows_frames_on_a_display() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    if std::env::var_os("DISPLAY").is_none() {
+        eprintln!("not run: DISPLAY is not set");
+        return;
+    }
+    let sink = ["ximagesink", "xvimagesink", "glimagesink"]
+        .into_iter()
+        .find(|name| gst::ElementFactory::find(name).is_some())
+        .expect("an X video sink is installed (gstreamer1.0-x or gstreamer1.0-gl)");
+    assert_launch_succeeds(
+        &format!(
+            "rustv4l2src device={device} num-buffers=20 ! video/x-raw,width=640,height=360 ! \
+             videoconvert ! {sink}"
+        ),
+        &["videoconvert", sink],
+    );
+}
