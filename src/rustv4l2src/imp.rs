@@ -478,8 +478,22 @@ impl RustV4l2Src {
                 ("Allocation was asked for before caps were negotiated")
             ));
         };
-        self.stop_stream(stream);
         let count = self.buffer_count(device, downstream_min);
+        if let Some(queue) = &stream.queue
+            && stream.video_meta == video_meta
+            && (queue.len() as u32 >= count || stream.streaming)
+        {
+            // A reconfigure that changed nothing: keep capturing into the same buffers rather
+            // than stopping the driver and dropping frames.
+            gst::debug!(
+                CAT,
+                imp = self,
+                "Keeping the {} buffers already mapped",
+                queue.len()
+            );
+            return Ok(());
+        }
+        self.stop_stream(stream);
         let queue = Queue::allocate(Arc::clone(device), count)
             .map_err(|e| device_error("allocating capture buffers", &e))?;
         gst::debug!(
