@@ -1,16 +1,19 @@
 //! rustv4l2: a zero-copy V4L2 capture source for GStreamer.
 //!
 //! `v4l2` talks to the kernel, `caps` translates between V4L2 formats and GStreamer caps, and
-//! `rustv4l2src` is the element built on both.
+//! `rustv4l2src` is the element built on both, and `deviceprovider` lists capture nodes for
+//! `GstDeviceMonitor`.
 
 pub mod caps;
+mod deviceprovider;
 mod rustv4l2src;
 pub mod v4l2;
 
 pub use rustv4l2src::RustV4l2Src;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> {
-    rustv4l2src::register(plugin)
+    rustv4l2src::register(plugin)?;
+    deviceprovider::register(plugin)
 }
 
 gst::plugin_define!(
