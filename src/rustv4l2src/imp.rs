@@ -936,6 +936,7 @@ impl ObjectSubclass for RustV4l2Src {
     const NAME: &'static str = "GstRustV4l2Src";
     type Type = super::RustV4l2Src;
     type ParentType = gst_base::PushSrc;
+    type Interfaces = (gst::URIHandler,);
 }
 
 impl ObjectImpl for RustV4l2Src {
@@ -1335,9 +1336,57 @@ impl PushSrcImpl for RustV4l2Src {
     }
 }
 
+/// `v4l2:///dev/video0`, the scheme v4l2src answers too. The element's rank keeps v4l2src the
+/// default for such URIs; `GST_PLUGIN_FEATURE_RANK=rustv4l2src:MAX` makes this one win.
+impl URIHandlerImpl for RustV4l2Src {
+    const URI_TYPE: gst::URIType = gst::URIType::Src;
+
+    fn protocols() -> &'static [&'static str] {
+        &["v4l2"]
+    }
+
+    fn uri(&self) -> Option<String> {
+        Some(format!("v4l2://{}", lock(&self.settings).device))
+    }
+
+    fn set_uri(&self, uri: &str) -> Result<(), glib::Error> {
+        let path = uri
+            .strip_prefix("v4l2://")
+            .filter(|path| path.starts_with('/'))
+            .ok_or_else(|| {
+                glib::Error::new(
+                    gst::URIError::BadUri,
+                    &format!("'{uri}' is not a v4l2:///dev/videoN URI"),
+                )
+            })?;
+        if !matches!(*lock(&self.state), State::Closed) {
+            return Err(glib::Error::new(
+                gst::URIError::BadState,
+                "The device can only be changed while the element is in NULL",
+            ));
+        }
+        self.obj().set_property("device", path);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::sequence_gap;
+    use gst::glib;
+    use gst::prelude::*;
+
+    #[test]
+    fn v4l2_uris_set_the_device() {
+        gst::init().unwrap();
+        let element = glib::Object::new::<super::super::RustV4l2Src>();
+        let handler = element.dynamic_cast_ref::<gst::URIHandler>().unwrap();
+        handler.set_uri("v4l2:///dev/video7").unwrap();
+        assert_eq!(element.property::<String>("device"), "/dev/video7");
+        assert_eq!(handler.uri().as_deref(), Some("v4l2:///dev/video7"));
+        assert!(handler.set_uri("v4l2://video7").is_err());
+        assert!(handler.set_uri("file:///dev/video7").is_err());
+    }
 
     #[test]
     fn sequence_gaps_count_across_the_wrap_and_ignore_restarts() {

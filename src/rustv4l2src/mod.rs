@@ -7,7 +7,8 @@ mod imp;
 
 glib::wrapper! {
     pub struct RustV4l2Src(ObjectSubclass<imp::RustV4l2Src>)
-        @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object;
+        @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object,
+        @implements gst::URIHandler;
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
