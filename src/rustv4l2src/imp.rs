@@ -59,6 +59,121 @@ struct Settings {
     timeout_action: TimeoutAction,
     copy_threshold: u32,
     low_latency: bool,
+    /// brightness, contrast, saturation, hue: applied only once the user sets them, so a
+    /// device keeps its own defaults otherwise.
+    color: [Option<i32>; 4],
+    extra_controls: Option<gst::Structure>,
+}
+
+/// The colour-balance properties and the V4L2 controls behind them.
+const COLOR_CONTROLS: [(&str, u32); 4] = [
+    ("brightness", v4l2::V4L2_CID_BRIGHTNESS),
+    ("contrast", v4l2::V4L2_CID_CONTRAST),
+    ("saturation", v4l2::V4L2_CID_SATURATION),
+    ("hue", v4l2::V4L2_CID_HUE),
+];
+
+/// Sets one control after checking it exists and takes `value`; the error is a warning for
+/// the user.
+fn set_control(device: &Device, ctrl: &v4l2::ControlInfo, value: i64) -> Result<(), String> {
+    let path = device.path().display();
+    use v4l2::controls::*;
+    if !matches!(
+        ctrl.type_,
+        CTRL_TYPE_INTEGER
+            | CTRL_TYPE_BOOLEAN
+            | CTRL_TYPE_MENU
+            | CTRL_TYPE_INTEGER_MENU
+            | CTRL_TYPE_BUTTON
+    ) {
+        return Err(format!(
+            "Control '{}' of '{}' is not a plain integer, boolean or menu control; not set",
+            ctrl.name, path
+        ));
+    }
+    if value < ctrl.minimum as i64 || value > ctrl.maximum as i64 {
+        return Err(format!(
+            "Value {} for control '{}' of '{}' is out of its range {}..{}; not set",
+            value, ctrl.name, path, ctrl.minimum, ctrl.maximum
+        ));
+    }
+    device
+        .s_ctrl(ctrl.id, value as i32)
+        .map(|_| ())
+        .map_err(|e| format!("Could not set control '{}': {}", ctrl.name, e))
+}
+
+/// Applies the colour properties (all set ones, or just `only`) and, with `extra`, the
+/// `extra-controls` structure. Returns warnings to post; a missing control is one, not an
+/// error.
+fn apply_controls(
+    device: &Device,
+    settings: &Settings,
+    only: Option<&str>,
+    extra: bool,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for ((name, cid), value) in COLOR_CONTROLS.iter().zip(settings.color) {
+        let Some(value) = value else { continue };
+        if only.is_some_and(|o| o != *name) {
+            continue;
+        }
+        match device.queryctrl(*cid) {
+            Ok(Some(ctrl)) => warnings.extend(set_control(device, &ctrl, value.into()).err()),
+            Ok(None) => warnings.push(format!(
+                "Device '{}' has no {} control; '{}' is ignored",
+                device.path().display(),
+                name,
+                name
+            )),
+            Err(e) => warnings.push(e.to_string()),
+        }
+    }
+    let Some(structure) = settings.extra_controls.as_ref().filter(|_| extra) else {
+        return warnings;
+    };
+    let controls = match device.controls() {
+        Ok(controls) => controls,
+        Err(e) => {
+            warnings.push(e.to_string());
+            return warnings;
+        }
+    };
+    for (field, value) in structure.iter() {
+        let value = if let Ok(v) = value.get::<i32>() {
+            v as i64
+        } else if let Ok(v) = value.get::<u32>() {
+            v as i64
+        } else if let Ok(v) = value.get::<i64>() {
+            v
+        } else if let Ok(v) = value.get::<bool>() {
+            v as i64
+        } else {
+            warnings.push(format!(
+                "extra-controls: '{}' has a {} value; controls take integers or booleans",
+                field,
+                value.type_()
+            ));
+            continue;
+        };
+        match controls
+            .iter()
+            .find(|c| v4l2::controls::normalise_control_name(&c.name) == field.as_str())
+        {
+            Some(ctrl) => warnings.extend(set_control(device, ctrl, value).err()),
+            None => warnings.push(format!(
+                "extra-controls: device '{}' has no control named '{}' (it has: {})",
+                device.path().display(),
+                field,
+                controls
+                    .iter()
+                    .map(|c| v4l2::controls::normalise_control_name(&c.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+    warnings
 }
 
 impl Default for Settings {
@@ -70,6 +185,8 @@ impl Default for Settings {
             timeout_action: DEFAULT_TIMEOUT_ACTION,
             copy_threshold: DEFAULT_COPY_THRESHOLD,
             low_latency: DEFAULT_LOW_LATENCY,
+            color: [None; 4],
+            extra_controls: None,
         }
     }
 }
@@ -333,8 +450,10 @@ impl RustV4l2Src {
         if matches!(*state, State::Open { .. }) {
             return Ok(());
         }
-        let path = lock(&self.settings).device.clone();
+        let settings = lock(&self.settings).clone();
+        let path = settings.device.clone();
         let device = Device::open(&PathBuf::from(&path)).map_err(|e| open_error(&path, e))?;
+        let warnings = apply_controls(&device, &settings, None, true);
         let probed = device
             .list_formats(|fourcc| caps::entry(fourcc).is_some())
             .map_err(|e| device_error("listing formats", &e))?;
@@ -368,7 +487,27 @@ impl RustV4l2Src {
             caps: None,
             stream: None,
         };
+        drop(state);
+        self.post_warnings(warnings);
         Ok(())
+    }
+
+    fn post_warnings(&self, warnings: Vec<String>) {
+        for warning in warnings {
+            gst::element_imp_warning!(self, gst::ResourceError::Settings, ("{}", warning));
+        }
+    }
+
+    /// Applies a control property that just changed, if the device is open.
+    fn control_changed(&self, name: &str) {
+        let settings = lock(&self.settings).clone();
+        let warnings = match &*lock(&self.state) {
+            State::Open { device, .. } => {
+                apply_controls(device, &settings, Some(name), name == "extra-controls")
+            }
+            State::Closed => return,
+        };
+        self.post_warnings(warnings);
     }
 
     /// Everything the open device offers, probing whatever intervals are not known yet.
@@ -987,6 +1126,36 @@ impl ObjectImpl for RustV4l2Src {
                     )
                     .read_only()
                     .build(),
+                glib::ParamSpecInt::builder("brightness")
+                    .nick("Brightness")
+                    .blurb("Picture brightness (V4L2 control); the device's range applies, a device without it warns")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecInt::builder("contrast")
+                    .nick("Contrast")
+                    .blurb("Picture contrast (V4L2 control); the device's range applies, a device without it warns")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecInt::builder("saturation")
+                    .nick("Saturation")
+                    .blurb("Picture colour saturation (V4L2 control); the device's range applies, a device without it warns")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecInt::builder("hue")
+                    .nick("Hue")
+                    .blurb("Picture hue (V4L2 control); the device's range applies, a device without it warns")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("extra-controls")
+                    .nick("Extra controls")
+                    .blurb(
+                        "Any V4L2 controls by normalised name, e.g. \
+                         \"c,exposure_time_absolute=100,white_balance_automatic=false\"; \
+                         checked against the device's ranges, with a warning for unknown names \
+                         or out-of-range values",
+                    )
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecUInt::builder("copy-threshold")
                     .nick("Copy threshold")
                     .blurb(
@@ -1019,6 +1188,21 @@ impl ObjectImpl for RustV4l2Src {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let name = pspec.name();
+        if let Some(i) = COLOR_CONTROLS.iter().position(|(n, _)| *n == name) {
+            let v: i32 = value.get().expect("type checked upstream");
+            lock(&self.settings).color[i] = Some(v);
+            gst::info!(CAT, imp = self, "{} set to {}", name, v);
+            self.control_changed(name);
+            return;
+        }
+        if name == "extra-controls" {
+            let v: Option<gst::Structure> = value.get().expect("type checked upstream");
+            gst::info!(CAT, imp = self, "extra-controls set to {:?}", v);
+            lock(&self.settings).extra_controls = v;
+            self.control_changed(name);
+            return;
+        }
         let mut settings = lock(&self.settings);
         match pspec.name() {
             "device" => {
@@ -1071,7 +1255,18 @@ impl ObjectImpl for RustV4l2Src {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let name = pspec.name();
+        if let Some(i) = COLOR_CONTROLS.iter().position(|(n, _)| *n == name) {
+            // The device's value once open, else what was set (or 0).
+            if let State::Open { device, .. } = &*lock(&self.state)
+                && let Ok(v) = device.g_ctrl(COLOR_CONTROLS[i].1)
+            {
+                return v.to_value();
+            }
+            return lock(&self.settings).color[i].unwrap_or(0).to_value();
+        }
         match pspec.name() {
+            "extra-controls" => lock(&self.settings).extra_controls.to_value(),
             "device" => lock(&self.settings).device.to_value(),
             "device-name" => match &*lock(&self.state) {
                 State::Open { device, .. } => Some(device.capability().card.clone()).to_value(),

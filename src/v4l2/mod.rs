@@ -2,6 +2,7 @@
 //! buffer queue and the poller. Knows nothing of GStreamer; the element reaches the kernel
 //! only through this module. All unsafe code of the crate lives here.
 
+pub mod controls;
 pub mod device;
 pub mod error;
 pub mod format;
