@@ -648,32 +648,38 @@ impl RustV4l2Src {
         Ok(())
     }
 
+    /// The frame's PTS (running time of its capture) and its age now, from one clock reading
+    /// where the pipeline clock is itself CLOCK_MONOTONIC (the usual system clock), two
+    /// otherwise: clock reads are system calls on some machines.
     fn frame_timestamp(
         &self,
         frame: &v4l2::Dequeued,
         duration: Option<gst::ClockTime>,
-    ) -> Option<gst::ClockTime> {
+    ) -> (Option<gst::ClockTime>, Option<gst::ClockTime>) {
         let obj = self.obj();
-        let clock = obj.clock()?;
-        let base_time = obj.base_time()?;
+        let (Some(clock), Some(base_time)) = (obj.clock(), obj.base_time()) else {
+            return (None, None);
+        };
         let now = clock.time();
+        let ns = |d: Duration| gst::ClockTime::from_nseconds(d.as_nanos() as u64);
         // The driver's timestamp is CLOCK_MONOTONIC; how long ago it was is the same on any
         // clock, so subtract that age from the pipeline clock's now.
         let age = if frame.has_monotonic_timestamp() {
-            v4l2::device::monotonic_now().saturating_sub(frame.timestamp)
+            let monotonic_clock = clock.downcast_ref::<gst::SystemClock>().is_some_and(|c| {
+                c.property::<gst::ClockType>("clock-type") == gst::ClockType::Monotonic
+            });
+            let mono_now = if monotonic_clock {
+                now
+            } else {
+                ns(v4l2::device::monotonic_now())
+            };
+            mono_now.saturating_sub(ns(frame.timestamp))
         } else {
             // No usable driver timestamp: the frame ended about now, so it began a frame ago.
-            duration.map(Duration::from).unwrap_or_default()
+            duration.unwrap_or_default()
         };
-        let captured = now.saturating_sub(gst::ClockTime::from_nseconds(age.as_nanos() as u64));
-        Some(captured.saturating_sub(base_time))
-    }
-
-    /// How long ago, on the pipeline clock, the frame with running time `pts` was captured.
-    fn capture_age(&self, pts: Option<gst::ClockTime>) -> Option<gst::ClockTime> {
-        let obj = self.obj();
-        let now = obj.clock()?.time();
-        Some(now.saturating_sub(obj.base_time()? + pts?))
+        let pts = now.saturating_sub(age).saturating_sub(base_time);
+        (Some(pts), Some(age))
     }
 
     /// Notes a frame's sequence number; returns how many frames the driver skipped before it.
@@ -870,7 +876,7 @@ impl RustV4l2Src {
             return Err(gst::FlowError::Flushing);
         };
         let duration = stream.frame_duration;
-        let pts = self.frame_timestamp(&frame, duration);
+        let (pts, age) = self.frame_timestamp(&frame, duration);
         let mut lost = 0u64;
         let mut seen: Vec<u32> = corrupted.iter().chain(&skipped).copied().collect();
         seen.push(frame.sequence);
@@ -931,7 +937,7 @@ impl RustV4l2Src {
             stats.dropped += skipped.len() as u64;
             stats.corrupted += corrupted.len() as u64;
             stats.copied += u64::from(unreadable_stride || starved);
-            stats.last_delay = self.capture_age(pts);
+            stats.last_delay = age;
             (lost > 0).then(|| self.lost_message(pts, duration, stats.captured, stats.lost))
         };
         drop(state);
