@@ -16,7 +16,7 @@ pub enum Media {
     Raw(VideoFormat),
     /// Anything else: the caps structure without width, height and framerate, in caps string
     /// syntax, e.g. `"image/jpeg, parsed=(boolean)true"` or
-    /// `"video/x-bayer, format=(string)bggr"`. No entry uses this yet.
+    /// `"video/x-bayer, format=(string)bggr"`.
     Encoded(&'static str),
 }
 
@@ -52,16 +52,45 @@ pub enum Memory {
     PerPlane,
 }
 
+/// What one captured buffer holds, which decides how it becomes a `GstBuffer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// A raw video frame, its planes described by a `GstVideoInfo` (and `GstVideoMeta`).
+    Video,
+    /// 8-bit Bayer samples, one byte per pixel, in rows. No `GstVideoInfo` describes them:
+    /// `bayer2rgb` assumes rows of `width` rounded up to 4 bytes.
+    Bayer,
+    /// A compressed picture that stands alone (JPEG): the buffer is `bytesused` long.
+    Image,
+    /// A compressed access unit that may depend on earlier ones (H.264, HEVC): the buffer is
+    /// `bytesused` long, and only the driver's keyframes lack `DELTA_UNIT`.
+    Stream,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FormatEntry {
     pub fourcc: Fourcc,
     pub media: Media,
     pub memory: Memory,
+    pub payload: Payload,
 }
 
 impl FormatEntry {
     pub fn per_plane_memory(&self) -> bool {
         self.memory == Memory::PerPlane
+    }
+
+    /// Raw video, as opposed to Bayer samples or a compressed format.
+    pub fn is_video(&self) -> bool {
+        self.payload == Payload::Video
+    }
+
+    /// Whether its samples are R'G'B' (so no Y'CbCr matrix applies): RGB formats and Bayer.
+    pub fn is_rgb(&self) -> bool {
+        match self.media {
+            Media::Raw(format) => gst_video::VideoFormatInfo::from_format(format).is_rgb(),
+            Media::Encoded(_) => self.payload == Payload::Bayer,
+        }
     }
 }
 
@@ -70,6 +99,7 @@ const fn raw(code: &[u8; 4], format: VideoFormat) -> FormatEntry {
         fourcc: Fourcc::new(code),
         media: Media::Raw(format),
         memory: Memory::Contiguous,
+        payload: Payload::Video,
     }
 }
 
@@ -78,8 +108,20 @@ const fn raw_per_plane(code: &[u8; 4], format: VideoFormat) -> FormatEntry {
         fourcc: Fourcc::new(code),
         media: Media::Raw(format),
         memory: Memory::PerPlane,
+        payload: Payload::Video,
     }
 }
+
+const fn encoded(code: &[u8; 4], caps: &'static str, payload: Payload) -> FormatEntry {
+    FormatEntry {
+        fourcc: Fourcc::new(code),
+        media: Media::Encoded(caps),
+        memory: Memory::Contiguous,
+        payload,
+    }
+}
+
+const JPEG: &str = "image/jpeg, parsed=(boolean)true";
 
 /// `v4l2_fourcc_be()`: the same code with the big-endian flag (bit 31).
 const fn big_endian(code: &[u8; 4]) -> Fourcc {
@@ -149,8 +191,46 @@ pub const FORMATS: &[FormatEntry] = &[
         fourcc: big_endian(b"Y16 "),
         media: Media::Raw(VideoFormat::Gray16Be),
         memory: Memory::Contiguous,
+        payload: Payload::Video,
     },
-    // Not here, on purpose: RGB555X/XRGB555X/RGB565X are big-endian words, which no GStreamer
+    // 8-bit Bayer, named after the colours of the first two rows' first two samples.
+    encoded(
+        b"BA81",
+        "video/x-bayer, format=(string)bggr",
+        Payload::Bayer,
+    ), // SBGGR8
+    encoded(
+        b"GBRG",
+        "video/x-bayer, format=(string)gbrg",
+        Payload::Bayer,
+    ), // SGBRG8
+    encoded(
+        b"GRBG",
+        "video/x-bayer, format=(string)grbg",
+        Payload::Bayer,
+    ), // SGRBG8
+    encoded(
+        b"RGGB",
+        "video/x-bayer, format=(string)rggb",
+        Payload::Bayer,
+    ), // SRGGB8
+    // Compressed. Each V4L2 buffer is one whole JPEG image or one access unit, which is what
+    // `parsed=true` and `alignment=au` promise, as v4l2src says too. MJPG (webcams) and JPEG
+    // (v4l2loopback fed by v4l2sink, some capture cards) are the same bytes on the wire.
+    encoded(b"MJPG", JPEG, Payload::Image),
+    encoded(b"JPEG", JPEG, Payload::Image),
+    encoded(
+        b"H264",
+        "video/x-h264, stream-format=(string)byte-stream, alignment=(string)au",
+        Payload::Stream,
+    ),
+    encoded(
+        b"HEVC",
+        "video/x-h265, stream-format=(string)byte-stream, alignment=(string)au",
+        Payload::Stream,
+    ),
+    // Not here, on purpose: 10- to 16-bit Bayer (GStreamer's bayer2rgb reads 8-bit only in
+    // 1.22); H264 without start codes (AVC1) needs codec_data from elsewhere; RGB555X/XRGB555X/RGB565X are big-endian words, which no GStreamer
     // format describes on a little-endian host (v4l2src maps the first two to BGR15, which
     // swaps the colours instead of the bytes); NV42, YM61 and YM42 have no GStreamer format;
     // the tiled formats (NM12 tiles, MM21, ...) need a tile-aware layout.
@@ -290,10 +370,64 @@ mod tests {
     #[test]
     fn unknown_and_deliberately_missing_fourccs() {
         for code in [
-            b"MJPG", b"RGBQ", b"RGBR", b"NV42", b"YM61", b"TM12", b"Y10 ",
+            b"RGBQ", b"RGBR", b"NV42", b"YM61", b"TM12", b"Y10 ", b"BG10", b"AVC1",
         ] {
             assert_eq!(entry(Fourcc::new(code)), None, "{}", Fourcc::new(code));
         }
+    }
+
+    #[test]
+    fn compressed_and_bayer_entries() {
+        gst::init().unwrap();
+        let caps_of = |code: &[u8; 4]| {
+            let e = entry(Fourcc::new(code)).unwrap();
+            let s = e.media.structure().unwrap().to_string();
+            (s.trim_end_matches(';').to_string(), e.payload)
+        };
+        assert_eq!(
+            caps_of(b"MJPG"),
+            ("image/jpeg, parsed=(boolean)true".into(), Payload::Image)
+        );
+        assert_eq!(caps_of(b"JPEG"), caps_of(b"MJPG"));
+        assert_eq!(
+            caps_of(b"H264"),
+            (
+                "video/x-h264, stream-format=(string)byte-stream, alignment=(string)au".into(),
+                Payload::Stream
+            )
+        );
+        assert_eq!(
+            caps_of(b"HEVC"),
+            (
+                "video/x-h265, stream-format=(string)byte-stream, alignment=(string)au".into(),
+                Payload::Stream
+            )
+        );
+        for (code, order) in [
+            (b"BA81", "bggr"),
+            (b"GBRG", "gbrg"),
+            (b"GRBG", "grbg"),
+            (b"RGGB", "rggb"),
+        ] {
+            assert_eq!(
+                caps_of(code),
+                (
+                    format!("video/x-bayer, format=(string){order}"),
+                    Payload::Bayer
+                )
+            );
+            assert!(entry(Fourcc::new(code)).unwrap().is_rgb());
+        }
+        // MJPG first: a device listing both gets the webcam fourcc.
+        let jpeg: Vec<_> = fourccs_of(entry(Fourcc::new(b"JPEG")).unwrap().media)
+            .iter()
+            .map(|e| e.fourcc)
+            .collect();
+        assert_eq!(jpeg, [Fourcc::new(b"MJPG"), Fourcc::new(b"JPEG")]);
+        assert_eq!(video_format(Fourcc::new(b"MJPG")), None);
+        assert!(!entry(Fourcc::new(b"H264")).unwrap().is_rgb());
+        assert!(entry(Fourcc::new(b"RGB3")).unwrap().is_rgb());
+        assert!(!entry(Fourcc::new(b"YUYV")).unwrap().is_rgb());
     }
 
     #[test]

@@ -1,9 +1,107 @@
-//! Where the planes of a captured frame are, as `GstVideoMeta` wants to hear it.
+//! Where the planes of a captured frame are, as `GstVideoMeta` wants to hear it, and how a
+//! buffer of a format without planes (Bayer, compressed) is handed on.
 
 use gst_video::VideoInfo;
 
-use super::formats::entry;
+use super::formats::{FormatEntry, Payload, entry};
 use crate::v4l2::PixFormat;
+
+/// How the element turns one dequeued buffer into a `GstBuffer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// Raw video: the planes are where the [`Layout`] says.
+    Video(Layout),
+    /// 8-bit Bayer: `height` rows of `stride` bytes. GStreamer has no `GstVideoMeta` for
+    /// Bayer; `bayer2rgb` reads rows of `packed_stride` bytes (the width rounded up to 4), so
+    /// a driver stride other than that needs a copy.
+    Bayer {
+        height: usize,
+        stride: usize,
+        packed_stride: usize,
+    },
+    /// Compressed: one image or access unit per buffer, `bytesused` long. With
+    /// `delta_units`, a buffer without the driver's keyframe flag depends on earlier ones.
+    Compressed { delta_units: bool },
+}
+
+impl Framing {
+    /// How buffers of `entry`'s format arrive, given the `PixFormat` the driver settled on
+    /// and the negotiated caps as `info`. Fails, with a message for the user, when the driver's
+    /// answer cannot hold a frame.
+    pub fn new(pix: &PixFormat, entry: &FormatEntry, info: &VideoInfo) -> Result<Framing, String> {
+        match entry.payload {
+            Payload::Video => Layout::new(pix, info).map(Framing::Video),
+            Payload::Image | Payload::Stream => Ok(Framing::Compressed {
+                delta_units: entry.payload == Payload::Stream,
+            }),
+            Payload::Bayer => {
+                let (width, height) = (pix.width as usize, pix.height as usize);
+                if (pix.width, pix.height) != (info.width(), info.height()) {
+                    return Err(format!(
+                        "The driver chose {}x{} for {} instead of {}x{}",
+                        pix.width,
+                        pix.height,
+                        pix.fourcc,
+                        info.width(),
+                        info.height()
+                    ));
+                }
+                let plane = pix.planes.first().ok_or("The driver gave no plane")?;
+                let stride = match plane.bytesperline {
+                    0 => width,
+                    bpl => bpl as usize,
+                };
+                let need = stride * height;
+                if stride < width || (plane.sizeimage != 0 && (plane.sizeimage as usize) < need) {
+                    return Err(format!(
+                        "The driver's layout for {} at {}x{} is too small: rows of {} bytes, \
+                         {} bytes in all",
+                        pix.fourcc, pix.width, pix.height, stride, plane.sizeimage
+                    ));
+                }
+                Ok(Framing::Bayer {
+                    height,
+                    stride,
+                    packed_stride: width.next_multiple_of(4),
+                })
+            }
+        }
+    }
+
+    /// The bytes of one frame as downstream reads it, for a buffer pool of copies; `None`
+    /// for compressed data, whose size changes from frame to frame.
+    pub fn frame_size(&self, info: &VideoInfo) -> Option<usize> {
+        match self {
+            Framing::Video(_) => Some(info.size()),
+            Framing::Bayer {
+                height,
+                packed_stride,
+                ..
+            } => Some(packed_stride * height),
+            Framing::Compressed { .. } => None,
+        }
+    }
+
+    /// Whether a buffer is a `DELTA_UNIT`: a compressed access unit the driver did not flag as
+    /// a keyframe (`V4L2_BUF_FLAG_KEYFRAME`). JPEG images, Bayer and raw frames never are.
+    pub fn is_delta_unit(&self, keyframe: bool) -> bool {
+        matches!(self, Framing::Compressed { delta_units: true }) && !keyframe
+    }
+
+    /// Whether downstream can read the driver's buffers as they are. Raw video whose layout
+    /// differs from GStreamer's default can be, through `GstVideoMeta`, when `video_meta`.
+    pub fn readable_as_is(&self, info: &VideoInfo, video_meta: bool) -> bool {
+        match self {
+            Framing::Video(layout) => video_meta || layout.matches_default(info),
+            Framing::Bayer {
+                stride,
+                packed_stride,
+                ..
+            } => stride == packed_stride,
+            Framing::Compressed { .. } => true,
+        }
+    }
+}
 
 /// The plane layout of the frames the driver fills, from the format it settled on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,14 +139,15 @@ impl Layout {
         if finfo.n_planes() == 0 || finfo.n_components() == 0 || finfo.is_tiled() {
             return Err(format!("No plane layout for {name} ({})", pix.fourcc));
         }
-        if (pix.width, pix.height) != (info.width(), info.height()) {
+        // One buffer holds one field for `alternate`, and V4L2 then counts a field's rows.
+        if (pix.width, pix.height) != (info.width(), info.field_height()) {
             return Err(format!(
                 "The driver chose {}x{} for {name} ({}) instead of {}x{}",
                 pix.width,
                 pix.height,
                 pix.fourcc,
                 info.width(),
-                info.height()
+                info.field_height()
             ));
         }
         let n_planes = finfo.n_planes() as usize;
@@ -204,7 +303,7 @@ impl PlaneGeometry {
         let pixel_stride = u64::from(finfo.pixel_stride()[c].unsigned_abs()).max(1);
         let width = u64::from(finfo.scale_width(c as u8, info.width()));
         PlaneGeometry {
-            height: u64::from(finfo.scale_height(c as u8, info.height())),
+            height: u64::from(finfo.scale_height(c as u8, info.field_height())),
             min_row: width * pixel_stride,
             pixel_stride,
             w_sub: finfo.w_sub()[c],
@@ -421,5 +520,66 @@ mod tests {
             assert_eq!(l.size, info.size(), "{}", e.fourcc);
             assert_eq!(l.n_memories, if e.per_plane_memory() { n } else { 1 });
         }
+    }
+
+    #[test]
+    fn bayer_and_compressed_framing() {
+        gst::init().unwrap();
+        let caps = |s: &str| s.parse::<gst::Caps>().unwrap();
+        let bayer = caps("video/x-bayer, format=bggr, width=640, height=360, framerate=30/1");
+        let info = VideoInfo::from_caps(&bayer).unwrap();
+        let e = crate::caps::entry(Fourcc::new(b"BA81")).unwrap();
+        let f = Framing::new(&pix(b"BA81", 640, 360, &[(640, 640 * 360)]), e, &info).unwrap();
+        assert_eq!(
+            f,
+            Framing::Bayer {
+                height: 360,
+                stride: 640,
+                packed_stride: 640
+            }
+        );
+        assert!(f.readable_as_is(&info, false));
+        assert_eq!(f.frame_size(&info), Some(640 * 360));
+        // bayer2rgb reads rows of the width rounded up to 4: a tight 638-byte row needs a copy.
+        let odd = caps("video/x-bayer, format=bggr, width=638, height=360, framerate=30/1");
+        let odd = VideoInfo::from_caps(&odd).unwrap();
+        let f = Framing::new(&pix(b"BA81", 638, 360, &[(638, 638 * 360)]), e, &odd).unwrap();
+        assert!(!f.readable_as_is(&odd, true));
+        assert_eq!(f.frame_size(&odd), Some(640 * 360));
+        assert!(Framing::new(&pix(b"BA81", 640, 360, &[(600, 0)]), e, &info).is_err());
+        assert!(Framing::new(&pix(b"BA81", 320, 180, &[(320, 0)]), e, &info).is_err());
+
+        let jpeg = caps("image/jpeg, width=640, height=360, framerate=30/1");
+        let info = VideoInfo::from_caps(&jpeg).unwrap();
+        let mjpg = crate::caps::entry(Fourcc::new(b"MJPG")).unwrap();
+        let f = Framing::new(&pix(b"MJPG", 640, 360, &[(0, 921600)]), mjpg, &info).unwrap();
+        assert_eq!(f, Framing::Compressed { delta_units: false });
+        assert_eq!(f.frame_size(&info), None);
+        let h264 = crate::caps::entry(Fourcc::new(b"H264")).unwrap();
+        let f = Framing::new(&pix(b"H264", 640, 360, &[(0, 921600)]), h264, &info).unwrap();
+        assert_eq!(f, Framing::Compressed { delta_units: true });
+        assert!(f.is_delta_unit(false));
+        assert!(!f.is_delta_unit(true));
+        let jpeg = Framing::Compressed { delta_units: false };
+        assert!(!jpeg.is_delta_unit(false));
+        let bayer = Framing::Bayer {
+            height: 2,
+            stride: 4,
+            packed_stride: 4,
+        };
+        assert!(!bayer.is_delta_unit(false));
+    }
+
+    #[test]
+    fn alternate_fields_count_field_rows() {
+        gst::init().unwrap();
+        let info = VideoInfo::builder(VideoFormat::Yuy2, 720, 576)
+            .interlace_mode(gst_video::VideoInterlaceMode::Alternate)
+            .build()
+            .unwrap();
+        let l = Layout::new(&pix(b"YUYV", 720, 288, &[(1440, 1440 * 288)]), &info).unwrap();
+        assert_eq!(l.size, 1440 * 288);
+        assert!(l.matches_default(&info));
+        assert!(Layout::new(&pix(b"YUYV", 720, 576, &[(1440, 1440 * 576)]), &info).is_err());
     }
 }

@@ -9,8 +9,12 @@
 //! - [`probed_to_caps`]: what the device enumerated, as the caps the element offers.
 //! - [`fixate`]: which of the negotiated caps to capture.
 //! - [`caps_to_request`]: fixed caps back to the fourcc, size and interval to set.
-//! - [`Layout`]: where the driver puts each plane, for `GstVideoMeta`.
+//! - [`Layout`]: where the driver puts each plane, for `GstVideoMeta`; [`Framing`]: how a
+//!   buffer of any format becomes a `GstBuffer`.
+//! - [`colorimetry`]: V4L2 colorspace and field order <-> GStreamer colorimetry and
+//!   interlacing, and the pixel aspect ratio.
 
+pub mod colorimetry;
 pub mod formats;
 
 mod fixate;
@@ -19,9 +23,10 @@ mod probe;
 mod request;
 mod summary;
 
+pub use colorimetry::pixel_aspect_ratio;
 pub use fixate::fixate;
-pub use formats::{FORMATS, FormatEntry, Media, Memory, entry, fourccs, video_format};
-pub use layout::Layout;
-pub use probe::{MAX_SIZE, probed_to_caps, template_caps};
-pub use request::{CaptureRequest, caps_to_request};
+pub use formats::{FORMATS, FormatEntry, Media, Memory, Payload, entry, fourccs, video_format};
+pub use layout::{Framing, Layout};
+pub use probe::{MAX_SIZE, probed_to_caps, probed_to_caps_with_par, template_caps};
+pub use request::{CaptureRequest, caps_to_request, settle};
 pub use summary::summary;

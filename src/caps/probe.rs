@@ -45,8 +45,15 @@ struct Spec {
 /// The driver's format order is kept. Within one format, larger sizes come first and, in a
 /// list of rates, higher rates first, so that fixating the first structure gives the
 /// largest size at the highest rate. Formats that map to the same GStreamer format (`YU12`
-/// and `YM12`) do not repeat structures the first one already gave.
+/// and `YM12`) do not repeat structures the first one already gave. Pixels are square.
 pub fn probed_to_caps(formats: &[ProbedFormat]) -> gst::Caps {
+    probed_to_caps_with_par(formats, gst::Fraction::new(1, 1))
+}
+
+/// [`probed_to_caps`] with the `pixel-aspect-ratio` the device reports (see
+/// [`pixel_aspect_ratio`](super::pixel_aspect_ratio)): it depends on the input and TV
+/// standard, not on the format, so every structure gets the same.
+pub fn probed_to_caps_with_par(formats: &[ProbedFormat], par: gst::Fraction) -> gst::Caps {
     let mut caps = gst::Caps::new_empty();
     let caps_mut = caps.make_mut();
     let mut seen: HashSet<(Media, Spec)> = HashSet::new();
@@ -62,7 +69,7 @@ pub fn probed_to_caps(formats: &[ProbedFormat]) -> gst::Caps {
             if seen.contains(&key) {
                 continue;
             }
-            caps_mut.append_structure(key.1.structure(base.clone()));
+            caps_mut.append_structure(key.1.structure(base.clone(), par));
             seen.insert(key);
         }
     }
@@ -79,7 +86,7 @@ pub fn template_caps() -> gst::Caps {
             continue;
         }
         if let Some(base) = entry.media.structure() {
-            let mut s = any_size().structure(base);
+            let mut s = any_size().structure(base, gst::Fraction::new(1, 1));
             s.remove_field("pixel-aspect-ratio");
             caps_mut.append_structure(s);
         }
@@ -257,11 +264,11 @@ impl Rates {
 }
 
 impl Spec {
-    fn structure(&self, mut s: gst::Structure) -> gst::Structure {
+    fn structure(&self, mut s: gst::Structure, par: gst::Fraction) -> gst::Structure {
         s.set_value("width", self.width.value());
         s.set_value("height", self.height.value());
         s.set_value("framerate", self.rates.value());
-        s.set("pixel-aspect-ratio", gst::Fraction::new(1, 1));
+        s.set("pixel-aspect-ratio", par);
         s
     }
 }
@@ -303,7 +310,8 @@ pub(crate) mod tests {
         vec![
             format(b"YUYV", sizes()),
             format(b"YU12", sizes()),
-            format(b"MJPG", sizes()),
+            // Unknown to the table (10-bit grey): left out.
+            format(b"Y10 ", sizes()),
             format(b"NV12", sizes()),
         ]
     }
@@ -548,5 +556,58 @@ pub(crate) mod tests {
                 .len()
         );
         assert!(probed_to_caps(&vivid_like()).is_subset(&template));
+    }
+
+    #[test]
+    fn compressed_and_bayer_formats_and_the_devices_aspect_ratio() {
+        gst::init().unwrap();
+        let sizes = || vec![discrete(640, 360, &[(1, 30)])];
+        let got = probed_to_caps_with_par(
+            &[
+                format(b"MJPG", sizes()),
+                format(b"JPEG", sizes()),
+                format(b"H264", sizes()),
+                format(b"HEVC", sizes()),
+                format(b"BA81", sizes()),
+                format(b"GBRG", sizes()),
+                format(b"GRBG", sizes()),
+                format(b"RGGB", sizes()),
+            ],
+            gst::Fraction::new(59, 54),
+        );
+        let rest = "width=(int)640, height=(int)360, framerate=(fraction)30/1, \
+                    pixel-aspect-ratio=(fraction)59/54";
+        let want: Vec<String> = [
+            "image/jpeg, parsed=(boolean)true",
+            "video/x-h264, stream-format=(string)byte-stream, alignment=(string)au",
+            "video/x-h265, stream-format=(string)byte-stream, alignment=(string)au",
+            "video/x-bayer, format=(string)bggr",
+            "video/x-bayer, format=(string)gbrg",
+            "video/x-bayer, format=(string)grbg",
+            "video/x-bayer, format=(string)rggb",
+        ]
+        .iter()
+        .map(|base| format!("{base}, {rest}"))
+        .collect();
+        // MJPG and JPEG give one structure.
+        assert_eq!(got.to_string(), want.join("; "));
+    }
+
+    #[test]
+    fn template_lists_every_media_once() {
+        gst::init().unwrap();
+        let template = template_caps().to_string();
+        for name in [
+            "video/x-raw, format=(string)YUY2",
+            "image/jpeg, parsed=(boolean)true",
+            "video/x-h264, stream-format=(string)byte-stream, alignment=(string)au",
+            "video/x-h265, stream-format=(string)byte-stream, alignment=(string)au",
+            "video/x-bayer, format=(string)bggr",
+            "video/x-bayer, format=(string)gbrg",
+            "video/x-bayer, format=(string)grbg",
+            "video/x-bayer, format=(string)rggb",
+        ] {
+            assert_eq!(template.matches(name).count(), 1, "{name} in {template}");
+        }
     }
 }

@@ -45,6 +45,8 @@ pub enum TimeoutAction {
 }
 
 const DEFAULT_TIMEOUT_MS: u32 = 0;
+/// Longer than any frame plausibly waits between capture and dequeue.
+const MAX_PLAUSIBLE_AGE: gst::ClockTime = gst::ClockTime::from_seconds(2);
 const DEFAULT_LOW_LATENCY: bool = false;
 /// Lend frames while at least this many buffers stay with the driver; below it, copy. One is
 /// the least that keeps the driver capturing while downstream holds everything else.
@@ -193,9 +195,14 @@ impl Default for Settings {
 
 /// The negotiated format and, once allocation has run, the buffers.
 struct Stream {
+    /// The caps downstream got: the negotiated ones, completed with what the driver settled on
+    /// (interlacing, colorimetry).
     caps: gst::Caps,
+    /// The fixed caps negotiation asked for, before the driver's answer completed them.
+    asked: gst::Caps,
+    /// `caps` as a `VideoInfo`; of format `Encoded` for Bayer and compressed formats.
     info: gst_video::VideoInfo,
-    layout: caps::Layout,
+    framing: caps::Framing,
     frame_duration: Option<gst::ClockTime>,
     queue: Option<Arc<Queue>>,
     streaming: bool,
@@ -203,6 +210,8 @@ struct Stream {
     /// be described instead of copied away.
     video_meta: bool,
     last_sequence: Option<u32>,
+    /// 2^32 times the number of times the driver's sequence wrapped: OFFSET keeps growing.
+    sequence_epoch: u64,
     /// System-memory buffers for those copies, made on first need.
     copy_pool: Option<gst::BufferPool>,
 }
@@ -220,6 +229,8 @@ enum State {
         probed_intervals: HashSet<(usize, usize)>,
         /// Everything the device offers, built on the first caps query.
         caps: Option<gst::Caps>,
+        /// The pixel aspect ratio the device reports for its current input (`VIDIOC_CROPCAP`).
+        par: gst::Fraction,
         stream: Option<Stream>,
     },
 }
@@ -271,11 +282,14 @@ fn candidates(probed: &[v4l2::ProbedFormat]) -> Vec<(usize, usize)> {
 }
 
 /// One listed size of one format as caps.
-fn size_caps(format: &v4l2::ProbedFormat, size: usize) -> gst::Caps {
-    caps::probed_to_caps(&[v4l2::ProbedFormat {
-        sizes: vec![format.sizes[size].clone()],
-        ..format.clone()
-    }])
+fn size_caps(format: &v4l2::ProbedFormat, size: usize, par: gst::Fraction) -> gst::Caps {
+    caps::probed_to_caps_with_par(
+        &[v4l2::ProbedFormat {
+            sizes: vec![format.sizes[size].clone()],
+            ..format.clone()
+        }],
+        par,
+    )
 }
 
 pub struct RustV4l2Src {
@@ -341,6 +355,25 @@ impl Stats {
 fn sequence_gap(last: u32, sequence: u32) -> u32 {
     let gap = sequence.wrapping_sub(last).wrapping_sub(1);
     if gap < u32::MAX / 2 { gap } else { 0 }
+}
+
+/// The video flags of one dequeued buffer, from the field order the driver gives it and, for
+/// plain INTERLACED, the one the stream's TV standard implies (`order`).
+fn field_flags(field: u32, order: gst_video::VideoFieldOrder) -> gst::BufferFlags {
+    use gst_video::VideoBufferFlags as F;
+    let flags = match field {
+        v4l2::V4L2_FIELD_INTERLACED_TB => F::INTERLACED | F::TFF,
+        v4l2::V4L2_FIELD_INTERLACED if order == gst_video::VideoFieldOrder::TopFieldFirst => {
+            F::INTERLACED | F::TFF
+        }
+        v4l2::V4L2_FIELD_INTERLACED_BT | v4l2::V4L2_FIELD_INTERLACED => F::INTERLACED,
+        // `alternate`: each buffer is one field.
+        v4l2::V4L2_FIELD_TOP => F::TOP_FIELD,
+        v4l2::V4L2_FIELD_BOTTOM => F::BOTTOM_FIELD,
+        _ => F::empty(),
+    };
+    // `from_bits_retain`: the video flags are bits gst::BufferFlags does not name.
+    gst::BufferFlags::from_bits_retain(flags.bits())
 }
 
 /// Plane offsets for GstVideoMeta. With one memory per plane they count from the start of the
@@ -480,11 +513,19 @@ impl RustV4l2Src {
                 )
             ));
         }
+        let par = match device.cropcap() {
+            Ok(aspect) => caps::pixel_aspect_ratio(aspect),
+            Err(e) => {
+                gst::debug!(CAT, imp = self, "No pixel aspect ratio: {}", e);
+                gst::Fraction::new(1, 1)
+            }
+        };
         *state = State::Open {
             device: Arc::new(device),
             probed,
             probed_intervals: HashSet::new(),
             caps: None,
+            par,
             stream: None,
         };
         drop(state);
@@ -517,6 +558,7 @@ impl RustV4l2Src {
             probed,
             probed_intervals,
             caps,
+            par,
             ..
         } = state
         else {
@@ -528,7 +570,7 @@ impl RustV4l2Src {
                     gst::warning!(CAT, imp = self, "Probing frame intervals: {}", e);
                 }
             }
-            let all = caps::probed_to_caps(probed);
+            let all = caps::probed_to_caps_with_par(probed, *par);
             gst::debug!(CAT, imp = self, "Device caps: {}", all);
             *caps = Some(all);
         }
@@ -543,20 +585,22 @@ impl RustV4l2Src {
             device,
             probed,
             probed_intervals,
+            par,
             ..
         } = &mut *state
         else {
             return None;
         };
+        let par = *par;
         for (f, size) in candidates(probed) {
             if probed_intervals.contains(&(f, size))
-                || size_caps(&probed[f], size).can_intersect(peer)
+                || size_caps(&probed[f], size, par).can_intersect(peer)
             {
                 if let Err(e) = probe_intervals(device, probed, probed_intervals, f, size) {
                     gst::warning!(CAT, imp = self, "Probing frame intervals: {}", e);
                     continue;
                 }
-                let common = size_caps(&probed[f], size)
+                let common = size_caps(&probed[f], size, par)
                     .intersect_with_mode(peer, gst::CapsIntersectMode::First);
                 if !common.is_empty() {
                     return Some(common);
@@ -673,7 +717,20 @@ impl RustV4l2Src {
             } else {
                 ns(v4l2::device::monotonic_now())
             };
-            mono_now.saturating_sub(ns(frame.timestamp))
+            // A timestamp from the future, or older than any frame can wait in the queue,
+            // is a driver bug or a wrap (vivid's "Wrap Timestamp"): don't trust it.
+            let stamp = ns(frame.timestamp);
+            if stamp <= mono_now && mono_now - stamp < MAX_PLAUSIBLE_AGE {
+                mono_now - stamp
+            } else {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "Ignoring implausible driver timestamp {}",
+                    stamp
+                );
+                duration.unwrap_or_default()
+            }
         } else {
             // No usable driver timestamp: the frame ended about now, so it began a frame ago.
             duration.unwrap_or_default()
@@ -687,6 +744,12 @@ impl RustV4l2Src {
         let gap = stream
             .last_sequence
             .map_or(0, |last| sequence_gap(last, sequence));
+        if stream
+            .last_sequence
+            .is_some_and(|last| sequence < last && gap < u32::MAX / 2)
+        {
+            stream.sequence_epoch += 1 << 32;
+        }
         stream.last_sequence = Some(sequence);
         if gap > 0 {
             gst::warning!(
@@ -890,29 +953,55 @@ impl RustV4l2Src {
         let mut buffer = gst::Buffer::new();
         {
             let buffer = buffer.get_mut().ok_or(gst::FlowError::Error)?;
+            // Each memory is the driver's `bytesused` of its plane: for compressed formats,
+            // the size of this one image or access unit, not the buffer's capacity.
             for plane in queue.lend(frame) {
                 buffer.append_memory(gst::Memory::from_mut_slice(plane));
             }
-            let l = &stream.layout;
-            if l.n_memories > 1 || !l.matches_default(&stream.info) {
-                let offsets = meta_offsets(l, buffer);
-                gst_video::VideoMeta::add_full(
-                    buffer,
-                    gst_video::VideoFrameFlags::empty(),
-                    stream.info.format(),
-                    stream.info.width(),
-                    stream.info.height(),
-                    &offsets[..l.n_planes],
-                    &l.strides[..l.n_planes],
-                )
-                .map_err(|_| gst::FlowError::Error)?;
+            match stream.framing {
+                caps::Framing::Video(l) => {
+                    if l.n_memories > 1 || !l.matches_default(&stream.info) {
+                        let offsets = meta_offsets(&l, buffer);
+                        gst_video::VideoMeta::add_full(
+                            buffer,
+                            gst_video::VideoFrameFlags::empty(),
+                            stream.info.format(),
+                            stream.info.width(),
+                            stream.info.field_height(),
+                            &offsets[..l.n_planes],
+                            &l.strides[..l.n_planes],
+                        )
+                        .map_err(|_| gst::FlowError::Error)?;
+                    }
+                    buffer.set_flags(field_flags(frame.field, stream.info.field_order()));
+                }
+                caps::Framing::Bayer {
+                    height,
+                    packed_stride,
+                    stride,
+                } => {
+                    // A driver may report more bytes than the rows hold; downstream reads
+                    // exactly the rows.
+                    let rows = stride.max(packed_stride) * height;
+                    if buffer.size() > rows {
+                        buffer.set_size(rows);
+                    }
+                }
+                caps::Framing::Compressed { .. } => {
+                    if stream.framing.is_delta_unit(frame.is_keyframe()) {
+                        buffer.set_flags(gst::BufferFlags::DELTA_UNIT);
+                    }
+                }
             }
             buffer.set_pts(pts);
             buffer.set_duration(duration);
-            buffer.set_offset(frame.sequence as u64);
-            buffer.set_offset_end(frame.sequence as u64 + 1);
+            let offset = stream.sequence_epoch + frame.sequence as u64;
+            buffer.set_offset(offset);
+            buffer.set_offset_end(offset + 1);
         }
-        let unreadable_stride = !stream.layout.matches_default(&stream.info) && !stream.video_meta;
+        let unreadable_stride = !stream
+            .framing
+            .readable_as_is(&stream.info, stream.video_meta);
         // Lending this frame would leave the driver too few buffers to fill: downstream holds
         // the rest. Copy it and give the driver its buffer back at once instead of stalling.
         let starved = (queue.queued() as u32) < copy_threshold;
@@ -925,7 +1014,7 @@ impl RustV4l2Src {
                 if starved {
                     "downstream holds too many driver buffers"
                 } else {
-                    "device stride differs from the default and downstream has no GstVideoMeta"
+                    "device stride differs from what downstream reads (no GstVideoMeta)"
                 }
             );
             buffer = self.copy_out(buffer, stream)?;
@@ -962,12 +1051,16 @@ impl RustV4l2Src {
         stream: &mut Stream,
     ) -> Result<gst::Buffer, gst::FlowError> {
         let info = &stream.info;
+        let Some(frame_size) = stream.framing.frame_size(info) else {
+            // Compressed: the bytes as they are, flags and timestamps with them.
+            return lent.copy_deep().map_err(|_| gst::FlowError::Error);
+        };
         let pool = match &stream.copy_pool {
             Some(pool) => pool.clone(),
             None => {
                 let pool = gst::BufferPool::new();
                 let mut config = pool.config();
-                config.set_params(Some(&stream.caps), info.size() as u32, 0, 0);
+                config.set_params(Some(&stream.caps), frame_size as u32, 0, 0);
                 pool.set_config(config).map_err(|_| gst::FlowError::Error)?;
                 pool.set_active(true).map_err(|_| gst::FlowError::Error)?;
                 stream.copy_pool = Some(pool.clone());
@@ -975,25 +1068,99 @@ impl RustV4l2Src {
             }
         };
         let out = pool.acquire_buffer(None)?;
-        let src = gst_video::VideoFrame::from_buffer_readable(lent, info)
-            .map_err(|_| gst::FlowError::Error)?;
-        let mut dst = gst_video::VideoFrame::from_buffer_writable(out, info)
-            .map_err(|_| gst::FlowError::Error)?;
-        src.copy(&mut dst).map_err(|_| gst::FlowError::Error)?;
-        let mut out = dst.into_buffer();
+        let mut out = if let caps::Framing::Bayer {
+            height,
+            stride,
+            packed_stride,
+        } = stream.framing
+        {
+            // Row by row, into rows as long as bayer2rgb expects.
+            let mut out = out;
+            {
+                let src = lent.map_readable().map_err(|_| gst::FlowError::Error)?;
+                let out = out.get_mut().ok_or(gst::FlowError::Error)?;
+                let mut dst = out.map_writable().map_err(|_| gst::FlowError::Error)?;
+                let row = stride.min(packed_stride);
+                for (y, dst_row) in dst.chunks_exact_mut(packed_stride).take(height).enumerate() {
+                    let from = &src[(y * stride).min(src.len())..];
+                    let n = row.min(from.len());
+                    dst_row[..n].copy_from_slice(&from[..n]);
+                }
+            }
+            out
+        } else {
+            let src = gst_video::VideoFrame::from_buffer_readable(lent.clone(), info)
+                .map_err(|_| gst::FlowError::Error)?;
+            let mut dst = gst_video::VideoFrame::from_buffer_writable(out, info)
+                .map_err(|_| gst::FlowError::Error)?;
+            src.copy(&mut dst).map_err(|_| gst::FlowError::Error)?;
+            dst.into_buffer()
+        };
         {
             let out = out.get_mut().ok_or(gst::FlowError::Error)?;
-            let lent = src.buffer();
-            out.set_pts(lent.pts());
-            out.set_duration(lent.duration());
-            out.set_offset(lent.offset());
-            out.set_offset_end(lent.offset_end());
+            // Timestamps, offsets and every flag, the video ones (fields) included, which
+            // `BufferRef::flags()` would drop.
+            lent.copy_into(
+                out,
+                gst::BufferCopyFlags::FLAGS | gst::BufferCopyFlags::TIMESTAMPS,
+                ..,
+            )
+            .map_err(|_| gst::FlowError::Error)?;
         }
         Ok(out)
     }
 }
 
 impl RustV4l2Src {
+    /// Configures the device for fixed caps, unless it already is, and returns the caps of the
+    /// stream: `new_caps` completed with what the driver settled on (see `caps::settle`).
+    fn apply_caps(&self, new_caps: &gst::Caps) -> Result<gst::Caps, gst::LoggableError> {
+        let mut state = lock(&self.state);
+        let State::Open {
+            device,
+            probed,
+            stream,
+            ..
+        } = &mut *state
+        else {
+            return Err(gst::loggable_error!(
+                CAT,
+                "Caps set while the device is closed"
+            ));
+        };
+        if let Some(s) = stream
+            && (s.caps == *new_caps || s.asked == *new_caps)
+        {
+            return Ok(s.caps.clone());
+        }
+        if let Some(s) = stream.as_mut() {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "Renegotiating from {} to {}",
+                s.caps,
+                new_caps
+            );
+            self.stop_stream(s);
+        }
+        *stream = None;
+        let configured = self.configure(device, probed, new_caps);
+        let result = match configured {
+            Ok(s) => {
+                let caps = s.caps.clone();
+                *stream = Some(s);
+                Ok(caps)
+            }
+            Err(msg) => Err(msg),
+        };
+        // Post outside the state lock: a bus sync handler may call back into the element.
+        drop(state);
+        result.map_err(|msg| {
+            self.post_error_message(msg);
+            gst::loggable_error!(CAT, "Could not configure the device for {}", new_caps)
+        })
+    }
+
     /// `VIDIOC_S_FMT` (and `S_PARM` for the rate) for negotiated caps.
     fn configure(
         &self,
@@ -1008,13 +1175,17 @@ impl RustV4l2Src {
                 ("Device '{}' cannot capture {}: {}", path, new_caps, reason)
             )
         })?;
+        let asked = request.format_request();
         let fmt = device
-            .s_fmt(request.fourcc, request.width, request.height)
+            .s_fmt(&asked)
             .map_err(|e| device_error("setting the format", &e))?;
-        if fmt.fourcc != request.fourcc
-            || fmt.width != request.width
-            || fmt.height != request.height
-        {
+        // A driver that chose one field per buffer by itself counts a field's rows.
+        let rows = if fmt.field == v4l2::V4L2_FIELD_ALTERNATE && asked.field != fmt.field {
+            fmt.height * 2
+        } else {
+            fmt.height
+        };
+        if fmt.fourcc != request.fourcc || fmt.width != request.width || rows != asked.height {
             return Err(gst::error_msg!(
                 gst::CoreError::Negotiation,
                 (
@@ -1044,7 +1215,22 @@ impl RustV4l2Src {
                 Err(e) => gst::debug!(CAT, imp = self, "Could not set the frame rate: {}", e),
             }
         }
-        let layout = caps::Layout::new(&fmt, &request.info).map_err(|reason| {
+        // Only plain INTERLACED leaves the field order to the TV standard.
+        let std = if fmt.field == v4l2::V4L2_FIELD_INTERLACED {
+            device.g_std().unwrap_or_else(|e| {
+                gst::debug!(CAT, imp = self, "No TV standard: {}", e);
+                None
+            })
+        } else {
+            None
+        };
+        let (settled, info) = caps::settle(new_caps, &request, &fmt, std).map_err(|reason| {
+            gst::error_msg!(
+                gst::CoreError::Negotiation,
+                ("Device '{}' cannot capture {}: {}", path, new_caps, reason)
+            )
+        })?;
+        let framing = caps::Framing::new(&fmt, request.entry, &info).map_err(|reason| {
             gst::error_msg!(
                 gst::CoreError::Negotiation,
                 (
@@ -1055,22 +1241,30 @@ impl RustV4l2Src {
                 )
             )
         })?;
-        let fps = request.info.fps();
+        let fps = info.fps();
+        // With one field per buffer, buffers come twice as often as frames.
+        let per_frame = if info.interlace_mode() == gst_video::VideoInterlaceMode::Alternate {
+            2
+        } else {
+            1
+        };
         let frame_duration = (fps.numer() > 0).then(|| {
             gst::ClockTime::SECOND
-                .mul_div_floor(fps.denom() as u64, fps.numer() as u64)
+                .mul_div_floor(fps.denom() as u64, fps.numer() as u64 * per_frame)
                 .unwrap_or(gst::ClockTime::ZERO)
         });
-        gst::debug!(CAT, imp = self, "Format set: {:?}", fmt);
+        gst::debug!(CAT, imp = self, "Format set: {:?}; caps {}", fmt, settled);
         Ok(Stream {
-            caps: new_caps.clone(),
-            info: request.info,
-            layout,
+            caps: settled,
+            asked: new_caps.clone(),
+            info,
+            framing,
             frame_duration,
             queue: None,
             streaming: false,
             video_meta: false,
             last_sequence: None,
+            sequence_epoch: 0,
             copy_pool: None,
         })
     }
@@ -1411,9 +1605,11 @@ impl BaseSrcImpl for RustV4l2Src {
         if !fixed.is_fixed() {
             return Err(gst::loggable_error!(CAT, "Could not fixate {}", fixed));
         }
+        // Configure the device first: its answer completes the caps downstream gets.
+        let settled = self.apply_caps(&fixed)?;
         self.obj()
-            .set_caps(&fixed)
-            .map_err(|_| gst::loggable_error!(CAT, "Downstream refused {}", fixed))
+            .set_caps(&settled)
+            .map_err(|_| gst::loggable_error!(CAT, "Downstream refused {}", settled))
     }
 
     fn fixate(&self, caps: gst::Caps) -> gst::Caps {
@@ -1423,49 +1619,7 @@ impl BaseSrcImpl for RustV4l2Src {
     }
 
     fn set_caps(&self, new_caps: &gst::Caps) -> Result<(), gst::LoggableError> {
-        let mut state = lock(&self.state);
-        let State::Open {
-            device,
-            probed,
-            stream,
-            ..
-        } = &mut *state
-        else {
-            return Err(gst::loggable_error!(
-                CAT,
-                "Caps set while the device is closed"
-            ));
-        };
-        if let Some(s) = stream
-            && s.caps == *new_caps
-        {
-            return Ok(());
-        }
-        if let Some(s) = stream.as_mut() {
-            gst::debug!(
-                CAT,
-                imp = self,
-                "Renegotiating from {} to {}",
-                s.caps,
-                new_caps
-            );
-            self.stop_stream(s);
-        }
-        *stream = None;
-        let configured = self.configure(device, probed, new_caps);
-        let result = match configured {
-            Ok(s) => {
-                *stream = Some(s);
-                Ok(())
-            }
-            Err(msg) => Err(msg),
-        };
-        // Post outside the state lock: a bus sync handler may call back into the element.
-        drop(state);
-        result.map_err(|msg| {
-            self.post_error_message(msg);
-            gst::loggable_error!(CAT, "Could not configure the device for {}", new_caps)
-        })
+        self.apply_caps(new_caps).map(|_| ())
     }
 
     fn decide_allocation(

@@ -3,8 +3,8 @@
 
 use super::error::{Error, Result};
 use super::format::{
-    Fourcc, Fract, FrameIntervals, FrameSizes, PixFormat, PlaneFormat, ProbedFormat, ProbedSize,
-    SizeRange,
+    FormatRequest, Fourcc, Fract, FrameIntervals, FrameSizes, PixFormat, PlaneFormat, ProbedFormat,
+    ProbedSize, SizeRange,
 };
 use super::sys::*;
 use nix::errno::Errno;
@@ -387,22 +387,40 @@ impl Device {
         }
     }
 
-    fn format_to_raw(&self, fourcc: Fourcc, width: u32, height: u32) -> v4l2_format {
+    fn format_to_raw(&self, request: &FormatRequest) -> v4l2_format {
         let mut raw = v4l2_format::new(self.buf_type);
+        // Asking a capture driver for a colorimetry means asking it to convert; a request
+        // without one leaves the flag off, so the driver reports what it produces.
+        let csc = if request.has_colorimetry() {
+            V4L2_PIX_FMT_FLAG_SET_CSC
+        } else {
+            0
+        };
         if self.is_multiplanar() {
             raw.fmt.pix_mp = v4l2_pix_format_mplane {
-                width,
-                height,
-                pixelformat: fourcc.0,
-                field: V4L2_FIELD_ANY,
+                width: request.width,
+                height: request.height,
+                pixelformat: request.fourcc.0,
+                field: request.field,
+                colorspace: request.colorspace,
+                flags: csc as u8,
+                ycbcr_enc: request.ycbcr_enc as u8,
+                quantization: request.quantization as u8,
+                xfer_func: request.xfer_func as u8,
                 ..Default::default()
             };
         } else {
             raw.fmt.pix = v4l2_pix_format {
-                width,
-                height,
-                pixelformat: fourcc.0,
-                field: V4L2_FIELD_ANY,
+                width: request.width,
+                height: request.height,
+                pixelformat: request.fourcc.0,
+                field: request.field,
+                colorspace: request.colorspace,
+                priv_: V4L2_PIX_FMT_PRIV_MAGIC,
+                flags: csc,
+                ycbcr_enc: request.ycbcr_enc,
+                quantization: request.quantization,
+                xfer_func: request.xfer_func,
                 ..Default::default()
             };
         }
@@ -418,20 +436,54 @@ impl Device {
     }
 
     /// `VIDIOC_S_FMT`: returns what the driver actually set, which may differ from the request.
-    pub fn s_fmt(&self, fourcc: Fourcc, width: u32, height: u32) -> Result<PixFormat> {
-        let mut raw = self.format_to_raw(fourcc, width, height);
+    pub fn s_fmt(&self, request: &FormatRequest) -> Result<PixFormat> {
+        let mut raw = self.format_to_raw(request);
         // SAFETY: `raw` is a valid, initialised v4l2_format for this node's buffer type.
         unsafe { vidioc_s_fmt(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_S_FMT", e))?;
         Ok(self.format_from_raw(&raw))
     }
 
     /// `VIDIOC_TRY_FMT`: what `s_fmt` would set, without setting it.
-    pub fn try_fmt(&self, fourcc: Fourcc, width: u32, height: u32) -> Result<PixFormat> {
-        let mut raw = self.format_to_raw(fourcc, width, height);
+    pub fn try_fmt(&self, request: &FormatRequest) -> Result<PixFormat> {
+        let mut raw = self.format_to_raw(request);
         // SAFETY: as for `s_fmt`.
         unsafe { vidioc_try_fmt(self.raw(), &mut raw) }
             .map_err(|e| self.err("VIDIOC_TRY_FMT", e))?;
         Ok(self.format_from_raw(&raw))
+    }
+
+    /// `VIDIOC_CROPCAP`: the pixel aspect as the kernel gives it, height over width (11/10 for
+    /// NTSC sampled per BT.601: pixels taller than wide). `None` when the driver does not say,
+    /// which means square pixels.
+    pub fn cropcap(&self) -> Result<Option<Fract>> {
+        let mut raw = v4l2_cropcap {
+            type_: self.buf_type,
+            ..Default::default()
+        };
+        // SAFETY: `raw` is a valid v4l2_cropcap the kernel fills in place.
+        match unsafe { vidioc_cropcap(self.raw(), &mut raw) } {
+            Ok(_) => {}
+            // No cropping on this input (vivid's webcam answers ENODATA), or none at all.
+            Err(Errno::ENOTTY) | Err(Errno::EINVAL) | Err(Errno::ENODATA) => return Ok(None),
+            Err(errno) => return Err(self.err("VIDIOC_CROPCAP", errno)),
+        }
+        let p = raw.pixelaspect;
+        Ok(
+            (p.numerator != 0 && p.denominator != 0)
+                .then(|| Fract::new(p.numerator, p.denominator)),
+        )
+    }
+
+    /// `VIDIOC_G_STD`: the analogue TV standard of the current input (`V4L2_STD_*` bits);
+    /// `None` for inputs without one (webcams, HDMI).
+    pub fn g_std(&self) -> Result<Option<u64>> {
+        let mut raw: u64 = 0;
+        // SAFETY: the kernel writes one v4l2_std_id (u64).
+        match unsafe { vidioc_g_std(self.raw(), &mut raw) } {
+            Ok(_) => Ok((raw != 0).then_some(raw)),
+            Err(Errno::ENOTTY) | Err(Errno::ENODATA) | Err(Errno::EINVAL) => Ok(None),
+            Err(errno) => Err(self.err("VIDIOC_G_STD", errno)),
+        }
     }
 
     /// `VIDIOC_G_PARM`: the time per frame, when the driver supports setting it.

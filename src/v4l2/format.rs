@@ -5,7 +5,7 @@
 use std::fmt;
 
 /// A V4L2 pixel format code (`v4l2_fourcc(a, b, c, d)`).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fourcc(pub u32);
 
 impl Fourcc {
@@ -132,6 +132,38 @@ pub struct PixFormat {
     pub quantization: u32,
     pub xfer_func: u32,
     pub planes: Vec<PlaneFormat>,
+}
+
+/// What to ask `VIDIOC_S_FMT` / `VIDIOC_TRY_FMT` for. A zero `field` (`V4L2_FIELD_ANY`) or
+/// colorimetry field (`*_DEFAULT`) leaves the choice to the driver.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FormatRequest {
+    pub fourcc: Fourcc,
+    pub width: u32,
+    pub height: u32,
+    /// `V4L2_FIELD_*`
+    pub field: u32,
+    pub colorspace: u32,
+    pub ycbcr_enc: u32,
+    pub quantization: u32,
+    pub xfer_func: u32,
+}
+
+impl FormatRequest {
+    /// This format and size; field and colorimetry as the driver likes.
+    pub fn new(fourcc: Fourcc, width: u32, height: u32) -> Self {
+        FormatRequest {
+            fourcc,
+            width,
+            height,
+            ..Default::default()
+        }
+    }
+
+    /// Whether any colorimetry field asks for something.
+    pub fn has_colorimetry(&self) -> bool {
+        self.colorspace != 0 || self.ycbcr_enc != 0 || self.quantization != 0 || self.xfer_func != 0
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,11 +13,14 @@ mod sys;
 pub use device::{Capability, ControlInfo, Dequeued, Device, OpenError};
 pub use error::{Error, Result};
 pub use format::{
-    Fourcc, Fract, FrameIntervals, FrameSizes, PixFormat, PlaneFormat, ProbedFormat, ProbedSize,
-    SizeRange,
+    FormatRequest, Fourcc, Fract, FrameIntervals, FrameSizes, PixFormat, PlaneFormat, ProbedFormat,
+    ProbedSize, SizeRange,
 };
 pub use poller::{Poller, Wait};
 pub use queue::{Plane, Queue};
 pub use sys::{
-    V4L2_CID_BRIGHTNESS, V4L2_CID_CONTRAST, V4L2_CID_HUE, V4L2_CID_SATURATION, V4L2_FIELD_NONE,
+    V4L2_CID_BRIGHTNESS, V4L2_CID_CONTRAST, V4L2_CID_HUE, V4L2_CID_SATURATION,
+    V4L2_FIELD_ALTERNATE, V4L2_FIELD_ANY, V4L2_FIELD_BOTTOM, V4L2_FIELD_INTERLACED,
+    V4L2_FIELD_INTERLACED_BT, V4L2_FIELD_INTERLACED_TB, V4L2_FIELD_NONE, V4L2_FIELD_SEQ_BT,
+    V4L2_FIELD_SEQ_TB, V4L2_FIELD_TOP, V4L2_STD_525_60,
 };

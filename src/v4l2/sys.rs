@@ -29,8 +29,28 @@ pub const V4L2_BUF_FLAG_ERROR: u32 = 0x0000_0040;
 pub const V4L2_BUF_FLAG_TIMESTAMP_MASK: u32 = 0x0000_e000;
 pub const V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC: u32 = 0x0000_2000;
 
+// `enum v4l2_field`.
 pub const V4L2_FIELD_ANY: u32 = 0;
 pub const V4L2_FIELD_NONE: u32 = 1;
+pub const V4L2_FIELD_TOP: u32 = 2;
+pub const V4L2_FIELD_BOTTOM: u32 = 3;
+pub const V4L2_FIELD_INTERLACED: u32 = 4;
+pub const V4L2_FIELD_SEQ_TB: u32 = 5;
+pub const V4L2_FIELD_SEQ_BT: u32 = 6;
+pub const V4L2_FIELD_ALTERNATE: u32 = 7;
+pub const V4L2_FIELD_INTERLACED_TB: u32 = 8;
+pub const V4L2_FIELD_INTERLACED_BT: u32 = 9;
+
+/// `v4l2_std_id` bits of the 525-line, 60 Hz standards (NTSC, PAL-M, PAL-60): the ones
+/// whose interlaced frames start with the bottom field.
+pub const V4L2_STD_525_60: u64 = 0x0000_f900;
+
+/// `v4l2_pix_format.priv`: says the fields after it (flags, ycbcr_enc, quantization,
+/// xfer_func) are filled in. Without it the kernel zeroes them before the driver sees them.
+pub const V4L2_PIX_FMT_PRIV_MAGIC: u32 = 0xfeed_cafe;
+/// `v4l2_pix_format.flags`: ask a capture driver to convert to the requested colorimetry
+/// rather than only report its own.
+pub const V4L2_PIX_FMT_FLAG_SET_CSC: u32 = 0x0000_0002;
 
 /// `v4l2_captureparm.capability`: the driver honours `timeperframe`.
 pub const V4L2_CAP_TIMEPERFRAME: u32 = 0x1000;
@@ -342,6 +362,25 @@ const _: () = assert!(size_of::<v4l2_plane>() == 64);
 
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
+pub struct v4l2_rect {
+    pub left: i32,
+    pub top: i32,
+    pub width: u32,
+    pub height: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct v4l2_cropcap {
+    pub type_: u32,
+    pub bounds: v4l2_rect,
+    pub defrect: v4l2_rect,
+    pub pixelaspect: v4l2_fract,
+}
+const _: () = assert!(size_of::<v4l2_cropcap>() == 44);
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
 pub struct v4l2_queryctrl {
     pub id: u32,
     pub type_: u32,
@@ -377,7 +416,9 @@ nix::ioctl_readwrite!(vidioc_g_parm, b'V', 21, v4l2_streamparm);
 nix::ioctl_readwrite!(vidioc_s_parm, b'V', 22, v4l2_streamparm);
 nix::ioctl_readwrite!(vidioc_g_ctrl, b'V', 27, v4l2_control);
 nix::ioctl_readwrite!(vidioc_s_ctrl, b'V', 28, v4l2_control);
+nix::ioctl_read!(vidioc_g_std, b'V', 23, u64);
 nix::ioctl_readwrite!(vidioc_queryctrl, b'V', 36, v4l2_queryctrl);
+nix::ioctl_readwrite!(vidioc_cropcap, b'V', 58, v4l2_cropcap);
 nix::ioctl_readwrite!(vidioc_try_fmt, b'V', 64, v4l2_format);
 nix::ioctl_readwrite!(vidioc_enum_framesizes, b'V', 74, v4l2_frmsizeenum);
 nix::ioctl_readwrite!(vidioc_enum_frameintervals, b'V', 75, v4l2_frmivalenum);
@@ -418,6 +459,10 @@ mod tests {
         assert_eq!(
             nix::request_code_write!(b'V', 18, size_of::<i32>()),
             0x4004_5612
+        );
+        assert_eq!(
+            nix::request_code_readwrite!(b'V', 58, size_of::<v4l2_cropcap>()),
+            0xc02c_563a
         );
     }
 }

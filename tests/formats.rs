@@ -1,0 +1,607 @@
+//! Formats beyond plain raw video, through the real element: 8-bit Bayer in all four orders and
+//! the driver's colorimetry on vivid, interlaced fields and the pixel aspect ratio on vivid's
+//! S-Video input, and MJPEG end to end from v4l2loopback fed by `jpegenc ! v4l2sink`.
+//!
+//! Needs vivid's nodes and the v4l2loopback module (see `common` and `scripts/setup-deps`): run
+//! through `scripts/vm-run`. Every wait is bounded, so a broken element fails a test instead of
+//! hanging the run. Tests that change vivid's input or colorimetry put them back when they end,
+//! pass or fail, because the other test binaries run after this one in the same VM.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, mpsc};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gstrustv4l2::caps::colorimetry::{self, V4l2Colorimetry};
+use gstrustv4l2::v4l2::{Device, FormatRequest, Fourcc};
+
+/// The longest any single wait may take before the test fails.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// GStreamer, the plugin, and the devices to this test alone: only one user can stream from a
+/// node, and some tests change vivid's input.
+fn setup() -> MutexGuard<'static, ()> {
+    static DEVICE: Mutex<()> = Mutex::new(());
+    common::init();
+    DEVICE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn bus_errors(element: &gst::Element) -> String {
+    let Some(bus) = element.bus() else {
+        return " (no bus)".into();
+    };
+    let mut out = String::new();
+    while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Warning]) {
+        match msg.view() {
+            gst::MessageView::Error(e) => {
+                out += &format!("\n  ERROR: {} ({:?})", e.error(), e.debug());
+            }
+            gst::MessageView::Warning(w) => {
+                out += &format!("\n  WARNING: {} ({:?})", w.error(), w.debug());
+            }
+            _ => {}
+        }
+    }
+    if out.is_empty() {
+        out += " (no error on the bus)";
+    }
+    out
+}
+
+/// Sets `element`'s state from another thread, so that a state change the element cannot
+/// finish fails the test instead of hanging it. Returns whether the change succeeded.
+fn set_state(element: &gst::Element, state: gst::State) -> bool {
+    let (tx, rx) = mpsc::channel();
+    let e = element.clone();
+    std::thread::spawn(move || {
+        let result = e.set_state(state);
+        drop(e);
+        let _ = tx.send(result);
+    });
+    match rx.recv_timeout(TIMEOUT) {
+        Ok(result) => result.is_ok(),
+        Err(_) => panic!(
+            "{} did not reach {state:?} within {TIMEOUT:?}",
+            element.name()
+        ),
+    }
+}
+
+/// `rustv4l2src device=... ! <rest> ! appsink`, brought to NULL when dropped.
+struct Capture {
+    pipeline: gst::Pipeline,
+    sink: gst_app::AppSink,
+}
+
+impl Capture {
+    fn new(device: &str, rest: &str) -> Capture {
+        let description = format!(
+            "rustv4l2src device={device} ! {rest} ! \
+             appsink name=sink sync=false enable-last-sample=false max-buffers=2"
+        );
+        let pipeline = gst::parse::launch(&description)
+            .unwrap_or_else(|e| panic!("cannot build '{description}': {e}"))
+            .downcast::<gst::Pipeline>()
+            .expect("a pipeline");
+        let sink = pipeline
+            .by_name("sink")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .expect("appsink");
+        Capture { pipeline, sink }
+    }
+
+    fn element(&self) -> &gst::Element {
+        self.pipeline.upcast_ref()
+    }
+
+    /// Plays the pipeline; the bus's errors when it cannot.
+    fn try_play(&self) -> Result<(), String> {
+        if set_state(self.element(), gst::State::Playing) {
+            Ok(())
+        } else {
+            Err(bus_errors(self.element()))
+        }
+    }
+
+    fn play(&self) {
+        if let Err(errors) = self.try_play() {
+            panic!("the pipeline does not play:{errors}");
+        }
+    }
+
+    fn try_pull(&self) -> Result<gst::Sample, String> {
+        let timeout = gst::ClockTime::try_from(TIMEOUT).expect("fits");
+        self.sink
+            .try_pull_sample(timeout)
+            .ok_or_else(|| bus_errors(self.element()))
+    }
+
+    fn pull(&self) -> gst::Sample {
+        self.try_pull()
+            .unwrap_or_else(|errors| panic!("no sample within {TIMEOUT:?}:{errors}"))
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        // Never panics: it may run while a failed assertion unwinds.
+        let (tx, rx) = mpsc::channel();
+        let e = self.pipeline.clone();
+        std::thread::spawn(move || {
+            let _ = e.set_state(gst::State::Null);
+            drop(e);
+            let _ = tx.send(());
+        });
+        if rx.recv_timeout(TIMEOUT).is_err() {
+            eprintln!("a pipeline did not reach NULL within {TIMEOUT:?}; leaking it");
+        }
+    }
+}
+
+fn structure_of(sample: &gst::Sample) -> gst::Structure {
+    sample
+        .caps()
+        .and_then(|c| c.structure(0).map(|s| s.to_owned()))
+        .expect("a sample has caps")
+}
+
+/// Whether `ptr` lies in one of the process's mappings of `device`: a frame lent, not copied.
+fn in_device_mapping(device: &str, ptr: *const u8) -> bool {
+    common::device_mappings(device)
+        .iter()
+        .any(|m| m.contains(&(ptr as usize)))
+}
+
+fn v4l2_ctl(args: &[&str]) -> String {
+    let out = Command::new("v4l2-ctl")
+        .args(args)
+        .output()
+        .expect("v4l2-ctl runs (v4l-utils installed?)");
+    assert!(
+        out.status.success(),
+        "v4l2-ctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The template lists every format the table knows; `gst-inspect-1.0 rustv4l2src` prints it.
+#[test]
+fn template_names_the_compressed_and_bayer_formats() {
+    let _device = setup();
+    let factory = gst::ElementFactory::find("rustv4l2src").expect("registered");
+    let template = factory
+        .static_pad_templates()
+        .into_iter()
+        .find(|t| t.name_template() == "src")
+        .expect("a src template")
+        .caps();
+    for want in [
+        "image/jpeg, parsed=(boolean)true",
+        "video/x-h264, stream-format=(string)byte-stream, alignment=(string)au",
+        "video/x-h265, stream-format=(string)byte-stream, alignment=(string)au",
+        "video/x-bayer, format=(string)bggr",
+        "video/x-bayer, format=(string)gbrg",
+        "video/x-bayer, format=(string)grbg",
+        "video/x-bayer, format=(string)rggb",
+    ] {
+        let want: gst::Caps = want.parse().expect("caps");
+        assert!(
+            want.can_intersect(&template),
+            "{want} missing from the template {template}"
+        );
+    }
+}
+
+/// vivid offers 8-bit Bayer in the four orders: each negotiates as `video/x-bayer` with its
+/// order, and each buffer is one byte per pixel, lent straight from the driver.
+#[test]
+fn bayer_in_all_four_orders() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    for order in ["bggr", "gbrg", "grbg", "rggb"] {
+        let capture = Capture::new(
+            &device,
+            &format!("video/x-bayer,format={order},width=640,height=360"),
+        );
+        capture.play();
+        for _ in 0..3 {
+            let sample = capture.pull();
+            let s = structure_of(&sample);
+            assert_eq!(s.name(), "video/x-bayer", "{order}");
+            assert_eq!(s.get::<&str>("format").unwrap(), order);
+            assert_eq!(
+                (
+                    s.get::<i32>("width").unwrap(),
+                    s.get::<i32>("height").unwrap()
+                ),
+                (640, 360)
+            );
+            let buffer = sample.buffer().expect("a buffer");
+            assert_eq!(buffer.size(), 640 * 360, "{order}");
+            let map = buffer.map_readable().expect("readable");
+            assert!(
+                in_device_mapping(&device, map.as_ptr()),
+                "{order}: the frame was copied"
+            );
+        }
+    }
+}
+
+/// GStreamer's bayer2rgb reads what the element gives it.
+#[test]
+fn bayer_demosaics_downstream() {
+    let _device = setup();
+    let capture = Capture::new(
+        &common::vivid_sp(),
+        "video/x-bayer,format=bggr,width=640,height=360 ! bayer2rgb ! video/x-raw,format=RGBA",
+    );
+    capture.play();
+    let sample = capture.pull();
+    assert_eq!(sample.buffer().unwrap().size(), 640 * 360 * 4);
+}
+
+/// The colorimetry the driver settled on, as the crate maps it, for comparison with caps.
+fn driver_colorimetry(device: &str, is_rgb: bool) -> String {
+    let fmt = Device::open(Path::new(device))
+        .unwrap_or_else(|_| panic!("open {device}"))
+        .g_fmt()
+        .expect("G_FMT");
+    let c = V4l2Colorimetry {
+        colorspace: fmt.colorspace,
+        xfer_func: fmt.xfer_func,
+        ycbcr_enc: fmt.ycbcr_enc,
+        quantization: fmt.quantization,
+    };
+    colorimetry::to_gst(&c, is_rgb, fmt.height)
+        .expect("vivid reports a known colorspace")
+        .to_string()
+}
+
+/// Raw caps say what the driver does: progressive frames, and the colorimetry of the format
+/// `VIDIOC_S_FMT` settled on (vivid's webcam: sRGB, limited-range BT.601 Y'CbCr).
+#[test]
+fn raw_caps_carry_the_drivers_colorimetry() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    let capture = Capture::new(&device, "video/x-raw,format=YUY2,width=640,height=360");
+    capture.play();
+    let sample = capture.pull();
+    let s = structure_of(&sample);
+    assert_eq!(s.get::<&str>("interlace-mode").unwrap(), "progressive");
+    let caps_colorimetry = s
+        .get::<String>("colorimetry")
+        .expect("raw caps carry colorimetry");
+    drop(capture);
+    assert_eq!(caps_colorimetry, driver_colorimetry(&device, false));
+    let parsed: gst_video::VideoColorimetry = caps_colorimetry.parse().expect("valid");
+    assert_eq!(parsed.primaries(), gst_video::VideoColorPrimaries::Bt709);
+    // Bayer caps carry none: GStreamer's Bayer elements know no colorimetry.
+    let capture = Capture::new(&device, "video/x-bayer,format=rggb,width=640,height=360");
+    capture.play();
+    assert!(!structure_of(&capture.pull()).has_field("colorimetry"));
+}
+
+/// Puts vivid's colorimetry back to its defaults for YUYV when dropped: asking for a
+/// colorimetry (`V4L2_PIX_FMT_FLAG_SET_CSC`) changes it for every later user of the node.
+struct RestoreColorimetry(String);
+
+impl Drop for RestoreColorimetry {
+    fn drop(&mut self) {
+        if let Ok(device) = Device::open(Path::new(&self.0)) {
+            // sRGB primaries and transfer, limited-range BT.601: vivid's webcam default.
+            let _ = device.s_fmt(&FormatRequest {
+                colorspace: colorimetry::COLORSPACE_SRGB,
+                xfer_func: colorimetry::XFER_FUNC_SRGB,
+                ycbcr_enc: colorimetry::YCBCR_ENC_601,
+                quantization: colorimetry::QUANTIZATION_LIM_RANGE,
+                ..FormatRequest::new(Fourcc::new(b"YUYV"), 640, 360)
+            });
+        }
+    }
+}
+
+/// A colorimetry downstream asks for reaches `VIDIOC_S_FMT`; vivid converts (it offers
+/// colorspace conversion on capture), so the caps and the driver's format both say BT.709.
+#[test]
+fn downstream_colorimetry_is_asked_of_the_driver() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    let _restore = RestoreColorimetry(device.clone());
+    let capture = Capture::new(
+        &device,
+        "video/x-raw,format=YUY2,width=640,height=360,colorimetry=bt709",
+    );
+    capture.play();
+    let sample = capture.pull();
+    assert_eq!(
+        structure_of(&sample).get::<&str>("colorimetry").unwrap(),
+        "bt709"
+    );
+    drop(capture);
+    assert_eq!(driver_colorimetry(&device, false), "bt709");
+    let fmt = Device::open(Path::new(&device))
+        .expect("open")
+        .g_fmt()
+        .expect("G_FMT");
+    assert_eq!(fmt.colorspace, colorimetry::COLORSPACE_REC709);
+    assert_eq!(fmt.ycbcr_enc, colorimetry::YCBCR_ENC_709);
+}
+
+/// A buffer's video flags (`INTERLACED`, `TFF`, ...), which `BufferRef::flags()` leaves out.
+fn video_flags(buffer: &gst::BufferRef) -> gst_video::VideoBufferFlags {
+    // SAFETY: `buffer` is a valid GstBuffer for the duration of the borrow; only its flags
+    // word is read.
+    let bits = unsafe { (*buffer.as_ptr()).mini_object.flags };
+    gst_video::VideoBufferFlags::from_bits_truncate(bits)
+}
+
+/// Switches vivid's node to its S-Video input (a PAL camera) and back to the webcam input
+/// when dropped, pass or fail.
+struct SVideoInput(String);
+
+impl SVideoInput {
+    fn select(device: &str) -> SVideoInput {
+        v4l2_ctl(&["-d", device, "-i", "2"]);
+        v4l2_ctl(&["-d", device, "-s", "pal"]);
+        SVideoInput(device.to_string())
+    }
+}
+
+impl Drop for SVideoInput {
+    fn drop(&mut self) {
+        let _ = Command::new("v4l2-ctl")
+            .args(["-d", &self.0, "-i", "0"])
+            .stdout(Stdio::null())
+            .status();
+        if let Ok(device) = Device::open(Path::new(&self.0)) {
+            let _ = device.s_fmt(&FormatRequest::new(Fourcc::new(b"YUYV"), 640, 360));
+        }
+    }
+}
+
+/// vivid's S-Video input is PAL: interlaced frames, top field first, and BT.601's sampling
+/// of a 4:3 picture into 720 pixels (`VIDIOC_CROPCAP` says 54/59: pixels 59/54 wide).
+#[test]
+fn interlaced_pal_and_its_pixel_aspect_ratio() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    let _input = SVideoInput::select(&device);
+
+    // Downstream says nothing about interlacing: the caps say what the driver delivers.
+    let capture = Capture::new(&device, "video/x-raw,format=YUY2,width=720,height=576");
+    capture.play();
+    let sample = capture.pull();
+    let s = structure_of(&sample);
+    assert_eq!(s.get::<&str>("interlace-mode").unwrap(), "interleaved");
+    assert_eq!(s.get::<&str>("field-order").unwrap(), "top-field-first");
+    assert_eq!(
+        s.get::<gst::Fraction>("pixel-aspect-ratio").unwrap(),
+        gst::Fraction::new(59, 54)
+    );
+    let flags = video_flags(sample.buffer().expect("a buffer"));
+    assert!(
+        flags.contains(gst_video::VideoBufferFlags::INTERLACED | gst_video::VideoBufferFlags::TFF),
+        "{flags:?}"
+    );
+    let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+    assert_eq!(
+        info.interlace_mode(),
+        gst_video::VideoInterlaceMode::Interleaved
+    );
+    drop(capture);
+
+    // Asking for an order goes to the driver as V4L2_FIELD_INTERLACED_TB/BT; vivid follows
+    // either, and the caps and buffer flags say what it delivers.
+    for (order, field, tff) in [
+        (
+            "top-field-first",
+            gstrustv4l2::v4l2::V4L2_FIELD_INTERLACED_TB,
+            true,
+        ),
+        (
+            "bottom-field-first",
+            gstrustv4l2::v4l2::V4L2_FIELD_INTERLACED_BT,
+            false,
+        ),
+    ] {
+        let capture = Capture::new(
+            &device,
+            &format!(
+                "video/x-raw,format=YUY2,width=720,height=576,interlace-mode=interleaved,\
+                 field-order={order}"
+            ),
+        );
+        capture.play();
+        let sample = capture.pull();
+        let s = structure_of(&sample);
+        assert_eq!(s.get::<&str>("field-order").unwrap(), order);
+        let flags = video_flags(sample.buffer().expect("a buffer"));
+        assert!(flags.contains(gst_video::VideoBufferFlags::INTERLACED));
+        assert_eq!(
+            flags.contains(gst_video::VideoBufferFlags::TFF),
+            tff,
+            "{order}: {flags:?}"
+        );
+        drop(sample);
+        drop(capture);
+        let fmt = Device::open(Path::new(&device))
+            .expect("open")
+            .g_fmt()
+            .expect("G_FMT");
+        assert_eq!(fmt.field, field, "{order}");
+    }
+}
+
+/// The kernel module the MJPEG test feeds, loaded once per run (root in the VM).
+fn load_v4l2loopback() -> String {
+    const NODE: &str = "/dev/video20";
+    static LOADED: std::sync::Once = std::sync::Once::new();
+    LOADED.call_once(|| {
+        let status = Command::new("modprobe")
+            .args([
+                "v4l2loopback",
+                "devices=1",
+                "exclusive_caps=1",
+                "card_label=loop",
+                "video_nr=20",
+                // Enough buffers that frames held by the test and appsink are lent, not
+                // copied (its default is 2).
+                "max_buffers=8",
+            ])
+            .status()
+            .expect("modprobe runs");
+        assert!(
+            status.success(),
+            "modprobe v4l2loopback failed ({status}): scripts/setup-deps builds the module for \
+             the VM's kernel (v4l2loopback-dkms)"
+        );
+    });
+    // Without udev the node may be missing: make it from sysfs, as scripts/vm-run does.
+    let sys = Path::new("/sys/class/video4linux/video20/dev");
+    let deadline = Instant::now() + TIMEOUT;
+    while !Path::new(NODE).exists() {
+        if let Ok(numbers) = std::fs::read_to_string(sys)
+            && let Some((major, minor)) = numbers.trim().split_once(':')
+        {
+            let _ = Command::new("mknod")
+                .args(["-m", "660", NODE, "c", major, minor])
+                .status();
+        }
+        assert!(Instant::now() < deadline, "{NODE} never appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    NODE.to_string()
+}
+
+/// A `gst-launch-1.0` child feeding the loopback device, killed when dropped.
+struct Writer(Child);
+
+impl Writer {
+    fn start(pipeline: &str) -> Writer {
+        let child = Command::new("gst-launch-1.0")
+            .args(pipeline.split_whitespace())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gst-launch-1.0 starts");
+        Writer(child)
+    }
+
+    /// Waits until `node` can be opened as a capture device: with `exclusive_caps=1`,
+    /// v4l2loopback offers capture only once its writer streams.
+    fn wait_for_capture(&mut self, node: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        while Device::open(Path::new(node)).is_err() {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                let mut err = String::new();
+                if let Some(mut stderr) = self.0.stderr.take() {
+                    use std::io::Read;
+                    let _ = stderr.read_to_string(&mut err);
+                }
+                panic!("the writer ended ({status}) before {node} could capture:\n{err}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{node} did not become a capture device within {TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// MJPEG end to end: v4l2loopback carries JPEG images that `jpegenc` made and `v4l2sink`
+/// wrote. The element offers them as `image/jpeg`, each buffer is exactly one image (it starts
+/// with SOI and ends with EOI: `bytesused` bytes, not the driver buffer's whole length), lent
+/// without a copy, and `jpegdec` decodes them.
+#[test]
+fn mjpeg_from_v4l2loopback() {
+    let _device = setup();
+    let node = load_v4l2loopback();
+    // `parsed=true`: v4l2sink accepts only caps that say so (its caps are a subset check).
+    let mut writer = Writer::start(&format!(
+        "videotestsrc is-live=true pattern=ball \
+         ! video/x-raw,format=I420,width=640,height=360,framerate=30/1 \
+         ! jpegenc ! image/jpeg,parsed=true ! v4l2sink device={node}"
+    ));
+    writer.wait_for_capture(&node);
+    let capacity = Device::open(Path::new(&node))
+        .expect("open")
+        .g_fmt()
+        .expect("G_FMT")
+        .planes[0]
+        .sizeimage as usize;
+
+    let capture = Capture::new(&node, "image/jpeg");
+    capture.play();
+    // v4l2loopback's buffers that its writer has not filled since the reader started still
+    // say `bytesused` = `sizeimage` (it initialises them so): the first one or two frames may
+    // be a whole buffer. Every frame the writer queued says its JPEG's size.
+    let mut images = 0;
+    for i in 0..20 {
+        let sample = capture.pull();
+        let s = structure_of(&sample);
+        assert_eq!(s.name(), "image/jpeg");
+        assert_eq!(
+            (
+                s.get::<i32>("width").unwrap(),
+                s.get::<i32>("height").unwrap()
+            ),
+            (640, 360)
+        );
+        let buffer = sample.buffer().expect("a buffer");
+        assert!(
+            !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+            "every JPEG image stands alone"
+        );
+        let map = buffer.map_readable().expect("readable");
+        assert!(
+            in_device_mapping(&node, map.as_ptr()),
+            "frame {i} was copied"
+        );
+        assert!(map.len() <= capacity, "{} of {capacity}", map.len());
+        if map.len() == capacity {
+            continue;
+        }
+        assert!(map.len() > 4, "frame {i}: {} bytes", map.len());
+        assert_eq!(&map[..2], &[0xff, 0xd8], "frame {i} starts with SOI");
+        assert_eq!(
+            &map[map.len() - 2..],
+            &[0xff, 0xd9],
+            "frame {i} ends with EOI: the buffer is the image, not the driver buffer"
+        );
+        images += 1;
+        if images == 5 {
+            break;
+        }
+    }
+    assert_eq!(
+        images, 5,
+        "fewer than 5 of 20 frames were the writer's images"
+    );
+    drop(capture);
+
+    let capture = Capture::new(&node, "image/jpeg ! jpegdec ! video/x-raw");
+    capture.play();
+    let decoded = capture.pull();
+    let s = structure_of(&decoded);
+    assert_eq!(
+        (
+            s.get::<i32>("width").unwrap(),
+            s.get::<i32>("height").unwrap()
+        ),
+        (640, 360)
+    );
+    let info = gst_video::VideoInfo::from_caps(decoded.caps().unwrap()).unwrap();
+    assert_eq!(decoded.buffer().unwrap().size(), info.size());
+}
