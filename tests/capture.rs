@@ -1322,3 +1322,57 @@ fn gst_launch_shows_frames_on_a_display() {
         &["videoconvert", sink],
     );
 }
+
+/// The LATENCY query: live, minimum one frame period, maximum one period per driver buffer.
+#[test]
+fn latency_query_reports_one_frame_and_the_buffers_held() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    let capture = Capture::new(
+        &device,
+        "buffer-count=5",
+        "video/x-raw,format=YUY2,width=320,height=180,framerate=30/1",
+    );
+    capture.play();
+    capture.pull_buffer();
+    let mut query = gst::query::Latency::new();
+    assert!(capture.src.query(&mut query), "the source answers LATENCY");
+    let (live, min, max) = query.result();
+    let period = gst::ClockTime::SECOND.mul_div_floor(1, 30).unwrap();
+    assert!(live, "a V4L2 capture is live");
+    assert_eq!(min, period, "minimum latency is one frame period");
+    assert_eq!(
+        max,
+        Some(period * 5),
+        "maximum is one period per driver buffer"
+    );
+}
+
+/// A flushing seek on a live source flushes the wait and capture goes on, as with other live
+/// sources: buffers keep coming, with increasing offsets.
+#[test]
+fn a_flushing_seek_interrupts_and_capture_resumes() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    let capture = Capture::new(
+        &device,
+        "",
+        "video/x-raw,format=YUY2,width=320,height=180,framerate=1/1",
+    );
+    capture.play();
+    let before = capture.pull_buffer().offset();
+    let started = Instant::now();
+    // Not seekable, but the flush still has to reach the source and wake its wait.
+    capture.src.send_event(gst::event::FlushStart::new());
+    capture.src.send_event(gst::event::FlushStop::new(true));
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "flushing took {:?}; a 1 fps wait was not interrupted",
+        started.elapsed()
+    );
+    let after = capture.pull_buffer().offset();
+    assert!(
+        after > before,
+        "capture did not resume after the flush: {before} then {after}"
+    );
+}
