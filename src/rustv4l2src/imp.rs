@@ -719,9 +719,13 @@ impl RustV4l2Src {
             };
             // A timestamp from the future, or older than any frame can wait in the queue,
             // is a driver bug or a wrap (vivid's "Wrap Timestamp"): don't trust it.
+            // vivid stamps the ideal frame time, which can lie a little ahead of the clock
+            // when its thread runs early: a frame from just now.
             let stamp = ns(frame.timestamp);
             if stamp <= mono_now && mono_now - stamp < MAX_PLAUSIBLE_AGE {
                 mono_now - stamp
+            } else if stamp > mono_now && stamp - mono_now < MAX_PLAUSIBLE_AGE {
+                gst::ClockTime::ZERO
             } else {
                 gst::debug!(
                     CAT,
