@@ -1,0 +1,572 @@
+//! One benchmark run of a V4L2 capture source: builds `<src> ! <caps> ! appsink`, captures a
+//! fixed number of frames and prints one JSON line of measurements on stdout.
+//!
+//!     capture_bench --pipeline-src "rustv4l2src device=/dev/video0" \
+//!         --caps "video/x-raw,format=YUY2,width=640,height=360,framerate=30/1" --frames 150
+//!
+//! The source is created by name from the registry, never registered statically, so that
+//! rustv4l2src (found through GST_PLUGIN_PATH) and the C v4l2src load the same way and pay the
+//! same plugin-loading costs. `scripts/bench` runs this many times and turns the lines into a
+//! table; the fields are documented there.
+//!
+//! What one run measures:
+//! - `first_frame_ms`: from the `set_state(Playing)` call on the pipeline, built and still in
+//!   NULL, to the first sample reaching the sink's streaming thread.
+//! - per frame: latency = sink clock time - base time - PTS (how long after its capture
+//!   timestamp a frame reaches the sink), arrival time, and the buffer OFFSET, which both
+//!   elements set to the driver's sequence number, so gaps are frames the driver lost.
+//! - copies: the element's `stats` property (`frames-copied`) when it has one, else the number
+//!   of per-frame copy messages in the GST_PERFORMANCE debug category ("Copying frame" from
+//!   rustv4l2src, "slow copy into buffer" from the C v4l2 buffer pool), caught by a log hook.
+//! - getrusage(RUSAGE_SELF) after the pipeline is back in NULL: user and system CPU time of the
+//!   whole process (start-up and tear-down included; the caller cancels those by differencing
+//!   a long and a short run); peak RSS (VmHWM); also the process's CPU time when the first and the
+//!   last frame arrived, a steady-state figure from a single run to cross-check that.
+
+use gst::prelude::*;
+use nix::sys::resource::{UsageWho, getrusage};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: capture_bench --pipeline-src DESCRIPTION --caps CAPS --frames N \
+[--timeout SECONDS] [--label TEXT]
+
+  --pipeline-src  one source element in gst-launch syntax, e.g. 'v4l2src device=/dev/video0 io-mode=mmap'
+  --caps          caps for the capsfilter after it, e.g. 'video/x-raw,format=YUY2,width=640,height=360,framerate=30/1'
+  --frames        how many frames to capture before stopping
+  --timeout       give up after this many seconds (default 120)
+  --label         copied into the JSON line, to tell runs apart
+
+Prints one JSON line on stdout; exits 1 on an error (the reason goes to stderr).";
+
+/// The name the source gets in the pipeline, to find it again.
+const SRC_NAME: &str = "bench_src";
+
+/// Copy messages that the elements log to GST_PERFORMANCE once per copied frame.
+const COPY_MESSAGE_PREFIXES: &[&str] = &["Copying frame", "slow copy into buffer"];
+
+struct Args {
+    src: String,
+    caps: String,
+    frames: usize,
+    timeout: Duration,
+    label: String,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut src = None;
+    let mut caps = None;
+    let mut frames = None;
+    let mut timeout = Duration::from_secs(120);
+    let mut label = String::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let (key, inline) = match arg.split_once('=') {
+            Some((k, v)) if k.starts_with("--") => (k.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        if key == "-h" || key == "--help" {
+            return Err(String::new());
+        }
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{key} needs a value"))
+        };
+        match key.as_str() {
+            "--pipeline-src" => src = Some(value()?),
+            "--caps" => caps = Some(value()?),
+            "--frames" => {
+                let v = value()?;
+                frames = Some(
+                    v.parse::<usize>()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| format!("--frames wants a positive number, not '{v}'"))?,
+                );
+            }
+            "--timeout" => {
+                let v = value()?;
+                let secs = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("--timeout wants a positive number, not '{v}'"))?;
+                timeout = Duration::from_secs(secs);
+            }
+            "--label" => label = value()?,
+            _ => return Err(format!("unknown argument '{arg}'")),
+        }
+    }
+    Ok(Args {
+        src: src.ok_or("--pipeline-src is required")?,
+        caps: caps.ok_or("--caps is required")?,
+        frames: frames.ok_or("--frames is required")?,
+        timeout,
+        label,
+    })
+}
+
+/// What the sink saw of one frame.
+struct Frame {
+    /// Since the `set_state(Playing)` call.
+    arrival: Duration,
+    latency_ns: Option<i64>,
+    offset: Option<u64>,
+}
+
+/// Filled by the sink's streaming thread, read by the main thread once the pipeline stopped.
+#[derive(Default)]
+struct Capture {
+    frames: Vec<Frame>,
+    frame_bytes: usize,
+    caps: Option<String>,
+    /// Process CPU time (user, system) when the first and the last frame arrived: a
+    /// steady-state figure from one run, to cross-check the long-minus-short differencing.
+    cpu_at_first: Option<(f64, f64)>,
+    cpu_at_last: Option<(f64, f64)>,
+}
+
+/// Log messages seen while running: per-frame copies, the other GST_PERFORMANCE messages by
+/// text (so that a copy message this program does not know yet shows up), and warnings (lost
+/// frames, distrusted timestamps).
+#[derive(Default)]
+struct LogWatch {
+    copies: AtomicU64,
+    perf_other: Mutex<BTreeMap<String, u64>>,
+    warnings: Mutex<BTreeMap<String, u64>>,
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("capture_bench: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("capture_bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<String, String> {
+    gst::init().map_err(|e| format!("GStreamer did not initialise: {e}"))?;
+    let log = watch_log();
+
+    // The sink never waits for the clock and holds nothing after the callback: every frame goes
+    // back to its source as soon as it has been looked at, so neither source is starved by
+    // the sink, and the last-sample reference that basesink keeps by default is off.
+    let description = format!(
+        "{} name={SRC_NAME} ! {} ! appsink name=sink sync=false max-buffers=1 drop=false \
+         enable-last-sample=false",
+        args.src, args.caps
+    );
+    let pipeline = gst::parse::launch(&description)
+        .map_err(|e| format!("cannot build '{description}': {e}"))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "the description did not make a pipeline".to_owned())?;
+    let src = pipeline
+        .by_name(SRC_NAME)
+        .ok_or("the source element is missing from the pipeline")?;
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or("the appsink is missing from the pipeline")?;
+
+    let capture = Arc::new(Mutex::new(Capture::default()));
+    let wanted = args.frames;
+    let start = Instant::now();
+    {
+        let capture = Arc::clone(&capture);
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    // Everything about timing first, before any allocation or lock.
+                    let now = sink.clock().map(|c| c.time());
+                    let arrival = start.elapsed();
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
+                    let base = sink.base_time();
+                    let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                    let latency_ns = match (now, base, buffer.pts()) {
+                        (Some(now), Some(base), Some(pts)) => Some(
+                            now.nseconds() as i64 - base.nseconds() as i64 - pts.nseconds() as i64,
+                        ),
+                        _ => None,
+                    };
+                    let offset =
+                        Some(buffer.offset()).filter(|&o| o != gst::format::Buffers::OFFSET_NONE);
+                    let mut capture = capture.lock().map_err(|_| gst::FlowError::Error)?;
+                    if capture.frames.is_empty() {
+                        capture.frame_bytes = buffer.size();
+                        capture.caps = sample.caps().map(|c| c.to_string());
+                        capture.cpu_at_first = cpu_ms();
+                    }
+                    capture.frames.push(Frame {
+                        arrival,
+                        latency_ns,
+                        offset,
+                    });
+                    // Ending the stream from here stops the source after exactly `wanted`
+                    // frames; the EOS message then tells the main thread.
+                    if capture.frames.len() >= wanted {
+                        capture.cpu_at_last = cpu_ms();
+                        Err(gst::FlowError::Eos)
+                    } else {
+                        Ok(gst::FlowSuccess::Ok)
+                    }
+                })
+                .build(),
+        );
+    }
+
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|_| format!("the pipeline '{description}' did not start"))?;
+    let outcome = wait_for_end(&pipeline, args.timeout);
+    // Read before NULL: the element may forget its counters when it stops.
+    let stats = src_stats(&src);
+    let shutdown = pipeline.set_state(gst::State::Null);
+    outcome?;
+    shutdown.map_err(|_| "the pipeline did not stop".to_owned())?;
+    let usage = getrusage(UsageWho::RUSAGE_SELF).map_err(|e| format!("getrusage: {e}"))?;
+
+    let capture = capture.lock().map_err(|_| "capture state poisoned")?;
+    let copies_perf_log = log.copies.load(Ordering::Relaxed);
+    let (copies, copies_from) = match stats.as_ref().and_then(|s| field_u64(s, "frames-copied")) {
+        Some(n) => (n, "stats"),
+        None => (copies_perf_log, "perf-log"),
+    };
+    let factory = src.factory();
+    let plugin_file = factory
+        .as_ref()
+        .and_then(|f| f.plugin())
+        .and_then(|p| p.filename())
+        .map(|p| p.display().to_string());
+
+    let mut out = Json::default();
+    out.str("label", &args.label);
+    out.str("src", &args.src);
+    out.str(
+        "element",
+        &factory.map(|f| f.name().to_string()).unwrap_or_default(),
+    );
+    out.opt_str("plugin_file", plugin_file.as_deref());
+    out.opt_str("caps", capture.caps.as_deref());
+    out.num("frames", capture.frames.len() as f64);
+    out.num("frame_bytes", capture.frame_bytes as f64);
+    out.opt_num(
+        "first_frame_ms",
+        capture
+            .frames
+            .first()
+            .map(|f| f.arrival.as_secs_f64() * 1e3),
+    );
+    out.num("user_ms", timeval_ms(usage.user_time()));
+    out.num("sys_ms", timeval_ms(usage.system_time()));
+    // ru_maxrss survives execve, so a child of a big parent inherits the parent's peak:
+    // the peak of this process image is VmHWM. Both in KiB.
+    out.opt_num("peak_rss_kib", peak_rss_kib().map(|k| k as f64));
+    out.num("ru_maxrss_kib", usage.max_rss() as f64);
+    out.num("vol_ctxsw", usage.voluntary_context_switches() as f64);
+    out.num("invol_ctxsw", usage.involuntary_context_switches() as f64);
+    out.nums(
+        "cpu_at_first_ms",
+        [
+            capture.cpu_at_first.map(|c| c.0),
+            capture.cpu_at_first.map(|c| c.1),
+        ]
+        .into_iter(),
+    );
+    out.nums(
+        "cpu_at_last_ms",
+        [
+            capture.cpu_at_last.map(|c| c.0),
+            capture.cpu_at_last.map(|c| c.1),
+        ]
+        .into_iter(),
+    );
+    out.num("copies", copies as f64);
+    out.str("copies_from", copies_from);
+    out.num("copies_perf_log", copies_perf_log as f64);
+    out.opt_str("stats", stats.map(|s| s.to_string()).as_deref());
+    let (lost, unordered) = count_gaps(&capture.frames);
+    out.opt_num("lost", lost.map(|n| n as f64));
+    out.num("unordered", unordered as f64);
+    out.nums(
+        "offsets",
+        capture.frames.iter().map(|f| f.offset.map(|o| o as f64)),
+    );
+    out.nums(
+        "arrival_ms",
+        capture
+            .frames
+            .iter()
+            .map(|f| Some(f.arrival.as_secs_f64() * 1e3)),
+    );
+    out.nums(
+        "latency_ms",
+        capture
+            .frames
+            .iter()
+            .map(|f| f.latency_ns.map(|ns| ns as f64 / 1e6)),
+    );
+    for (key, counts) in [("perf_other", &log.perf_other), ("warnings", &log.warnings)] {
+        let counts = counts.lock().map_err(|_| "log state poisoned")?;
+        out.counts(key, &counts);
+    }
+    Ok(out.finish())
+}
+
+/// Turns on GST_PERFORMANCE at LOG level (where the C buffer pool reports its copies) and
+/// warnings everywhere, and counts them in-process; the default stderr logger is removed so that
+/// logging itself costs no more than a string comparison per copy.
+fn watch_log() -> Arc<LogWatch> {
+    let watch = Arc::new(LogWatch::default());
+    if std::env::var_os("GST_DEBUG").is_none() {
+        gst::log::remove_default_log_function();
+    }
+    gst::log::set_active(true);
+    gst::log::set_threshold_from_string("*:2,GST_PERFORMANCE:6", false);
+    let hook = Arc::clone(&watch);
+    gst::log::add_log_function(move |category, level, _file, _function, _line, _obj, msg| {
+        let Some(text) = msg.get() else { return };
+        let text = text.as_str();
+        let performance = category.name() == "GST_PERFORMANCE";
+        if performance && COPY_MESSAGE_PREFIXES.iter().any(|p| text.starts_with(p)) {
+            hook.copies.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let counts = if level <= gst::DebugLevel::Warning {
+            &hook.warnings
+        } else if performance {
+            &hook.perf_other
+        } else {
+            return;
+        };
+        if let Ok(mut counts) = counts.lock() {
+            *counts
+                .entry(message_key(category.name(), text))
+                .or_default() += 1;
+        }
+    });
+    watch
+}
+
+/// Messages carry pointers and counts: the category and the start of the text, with each run of
+/// digits made '#', name the reason and group repeats.
+fn message_key(category: &str, text: &str) -> String {
+    let mut key = format!("{category}: ");
+    let mut in_number = false;
+    for c in text.chars().take(80) {
+        if c.is_ascii_digit() || (in_number && matches!(c, 'x' | 'a'..='f')) {
+            if !in_number {
+                key.push('#');
+            }
+            in_number = true;
+        } else {
+            key.push(c);
+            in_number = false;
+        }
+    }
+    key
+}
+
+/// Waits for the EOS that the sink callback causes after the last frame, or an error.
+fn wait_for_end(pipeline: &gst::Pipeline, timeout: Duration) -> Result<(), String> {
+    let bus = pipeline.bus().ok_or("the pipeline has no bus")?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("no end of stream within {} s", timeout.as_secs()));
+        }
+        let Some(msg) = bus.timed_pop_filtered(
+            gst::ClockTime::from_nseconds(left.as_nanos() as u64),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        ) else {
+            continue;
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => return Ok(()),
+            gst::MessageView::Error(e) => {
+                return Err(format!(
+                    "error from {}: {} ({})",
+                    e.src()
+                        .map(|s| s.path_string().to_string())
+                        .unwrap_or_default(),
+                    e.error(),
+                    e.debug().map(|d| d.to_string()).unwrap_or_default()
+                ));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The element's `stats` structure, for elements that have one.
+fn src_stats(src: &gst::Element) -> Option<gst::Structure> {
+    let pspec = src.find_property("stats")?;
+    if !pspec.value_type().is_a(gst::Structure::static_type()) {
+        return None;
+    }
+    src.property_value("stats").get::<gst::Structure>().ok()
+}
+
+/// A numeric field of any integer type, as u64.
+fn field_u64(s: &gst::Structure, name: &str) -> Option<u64> {
+    s.value(name).ok()?.transform::<u64>().ok()?.get().ok()
+}
+
+/// (frames missing between consecutive offsets, offsets that did not increase). `None` when
+/// the source did not set offsets.
+fn count_gaps(frames: &[Frame]) -> (Option<u64>, u64) {
+    let mut lost = 0;
+    let mut unordered = 0;
+    let mut prev: Option<u64> = None;
+    for f in frames {
+        let Some(offset) = f.offset else {
+            return (None, unordered);
+        };
+        if let Some(p) = prev {
+            if offset > p {
+                lost += offset - p - 1;
+            } else {
+                unordered += 1;
+            }
+        }
+        prev = Some(offset);
+    }
+    (prev.map(|_| lost), unordered)
+}
+
+/// The high-water mark of this process's resident set (VmHWM), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// (user, system) CPU time of the process so far, in ms.
+fn cpu_ms() -> Option<(f64, f64)> {
+    let usage = getrusage(UsageWho::RUSAGE_SELF).ok()?;
+    Some((
+        timeval_ms(usage.user_time()),
+        timeval_ms(usage.system_time()),
+    ))
+}
+
+fn timeval_ms(tv: nix::sys::time::TimeVal) -> f64 {
+    tv.tv_sec() as f64 * 1e3 + tv.tv_usec() as f64 / 1e3
+}
+
+/// Just enough of a JSON object writer for one flat line: no dependency for this.
+#[derive(Default)]
+struct Json(String);
+
+impl Json {
+    fn key(&mut self, key: &str) {
+        self.0.push(if self.0.is_empty() { '{' } else { ',' });
+        self.push_str_literal(key);
+        self.0.push(':');
+    }
+
+    fn push_str_literal(&mut self, s: &str) {
+        self.0.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => self.0.push_str("\\\""),
+                '\\' => self.0.push_str("\\\\"),
+                c if (c as u32) < 0x20 => {
+                    let _ = write!(self.0, "\\u{:04x}", c as u32);
+                }
+                c => self.0.push(c),
+            }
+        }
+        self.0.push('"');
+    }
+
+    fn push_num(&mut self, v: Option<f64>) {
+        match v {
+            // Microsecond resolution for milliseconds is plenty, and keeps the line short.
+            Some(v) if v.is_finite() && v.fract() != 0.0 => {
+                let _ = write!(self.0, "{v:.3}");
+            }
+            Some(v) if v.is_finite() => {
+                let _ = write!(self.0, "{v}");
+            }
+            _ => self.0.push_str("null"),
+        }
+    }
+
+    fn str(&mut self, key: &str, value: &str) {
+        self.key(key);
+        self.push_str_literal(value);
+    }
+
+    fn opt_str(&mut self, key: &str, value: Option<&str>) {
+        self.key(key);
+        match value {
+            Some(v) => self.push_str_literal(v),
+            None => self.0.push_str("null"),
+        }
+    }
+
+    fn num(&mut self, key: &str, value: f64) {
+        self.opt_num(key, Some(value));
+    }
+
+    fn opt_num(&mut self, key: &str, value: Option<f64>) {
+        self.key(key);
+        self.push_num(value);
+    }
+
+    fn nums(&mut self, key: &str, values: impl Iterator<Item = Option<f64>>) {
+        self.key(key);
+        self.0.push('[');
+        for (i, v) in values.enumerate() {
+            if i > 0 {
+                self.0.push(',');
+            }
+            self.push_num(v);
+        }
+        self.0.push(']');
+    }
+
+    fn counts(&mut self, key: &str, counts: &BTreeMap<String, u64>) {
+        self.key(key);
+        self.0.push('{');
+        for (i, (k, n)) in counts.iter().enumerate() {
+            if i > 0 {
+                self.0.push(',');
+            }
+            self.push_str_literal(k);
+            let _ = write!(self.0, ":{n}");
+        }
+        self.0.push('}');
+    }
+
+    fn finish(mut self) -> String {
+        if self.0.is_empty() {
+            self.0.push('{');
+        }
+        self.0.push('}');
+        self.0
+    }
+}
