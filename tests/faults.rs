@@ -858,6 +858,7 @@ fn state_cycling_leaks_nothing() {
     const WARM_UP: usize = 10;
     const CYCLES: usize = 200;
     const RSS_GROWTH_LIMIT_KB: u64 = 8 * 1024;
+    const FD_SLACK: usize = 2;
     let _device = setup();
     let device = common::vivid_sp();
     let mappings_at_start = common::device_mappings(&device);
@@ -924,10 +925,21 @@ fn state_cycling_leaks_nothing() {
     );
     let problems = bus_problems(&capture.bus());
     assert!(problems.contains("no error"), "state cycling:{problems}");
-    // Fewer is fine: a device handle kept alive by an earlier test's buffer may close meanwhile.
+    // A leak in the element costs at least one descriptor per cycle. GLib and GStreamer open a
+    // few descriptors lazily, on first use, from their own threads (seen once in CI: one more
+    // after 200 cycles than after the warm-up), so a small constant difference is not a leak;
+    // the device itself must not stay open at all.
+    let opened: Vec<_> = fds_after.iter().filter(|fd| !fds.contains(fd)).collect();
     assert!(
-        fds_after.len() <= fds.len(),
-        "file descriptors before {fds:?}, after {CYCLES} cycles {fds_after:?}"
+        fds_after.len() <= fds.len() + FD_SLACK,
+        "{} more file descriptors after {CYCLES} cycles; new ones: {opened:?}",
+        fds_after.len() as i64 - fds.len() as i64
+    );
+    assert!(
+        !opened
+            .iter()
+            .any(|(_, target)| target == Path::new(&device)),
+        "the device stayed open after {CYCLES} cycles: {opened:?}"
     );
     assert_eq!(
         mappings_after.len(),
