@@ -9,10 +9,12 @@ use crate::v4l2::{self, Device, OpenError, Poller, Queue, Wait};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
+use gst_allocators::prelude::DmaBufAllocatorExtManual as _;
 use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 use std::collections::HashSet;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
@@ -44,6 +46,25 @@ pub enum TimeoutAction {
     Eos,
 }
 
+/// How captured frames reach downstream. The numbers and nicks are v4l2src's for the same
+/// modes, so `io-mode=4` or `io-mode=dmabuf` mean the same to both elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstRustV4l2SrcIoMode")]
+pub enum IoMode {
+    #[enum_value(
+        name = "Memory-mapped driver buffers, lent as system memory",
+        nick = "mmap"
+    )]
+    Mmap = 2,
+    #[enum_value(
+        name = "Driver buffers exported as DMABUF (VIDIOC_EXPBUF), lent as dmabuf memory",
+        nick = "dmabuf"
+    )]
+    Dmabuf = 4,
+}
+
+const DEFAULT_IO_MODE: IoMode = IoMode::Mmap;
 const DEFAULT_TIMEOUT_MS: u32 = 0;
 /// Longer than any frame plausibly waits between capture and dequeue.
 const MAX_PLAUSIBLE_AGE: gst::ClockTime = gst::ClockTime::from_seconds(2);
@@ -57,6 +78,7 @@ const DEFAULT_TIMEOUT_ACTION: TimeoutAction = TimeoutAction::Error;
 struct Settings {
     device: String,
     buffer_count: u32,
+    io_mode: IoMode,
     timeout_ms: u32,
     timeout_action: TimeoutAction,
     copy_threshold: u32,
@@ -183,6 +205,7 @@ impl Default for Settings {
         Settings {
             device: DEFAULT_DEVICE.into(),
             buffer_count: DEFAULT_BUFFER_COUNT,
+            io_mode: DEFAULT_IO_MODE,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             timeout_action: DEFAULT_TIMEOUT_ACTION,
             copy_threshold: DEFAULT_COPY_THRESHOLD,
@@ -214,6 +237,8 @@ struct Stream {
     sequence_epoch: u64,
     /// System-memory buffers for those copies, made on first need.
     copy_pool: Option<gst::BufferPool>,
+    /// Set when the queue's buffers were exported (`io-mode=dmabuf`): wraps their fds.
+    dmabuf_allocator: Option<gst_allocators::DmaBufAllocator>,
 }
 
 // One `State` per element, never moved around: boxing the open variant would buy nothing.
@@ -397,6 +422,64 @@ fn meta_offsets(layout: &caps::Layout, buffer: &gst::BufferRef) -> [usize; 4] {
         *offset = starts[mem] + layout.offsets[p] - layout.offsets[first_in_mem];
     }
     offsets
+}
+
+/// Wraps each plane of a lent frame as dmabuf memory (the frame's bytes of it, from
+/// `data_offset`), and ties the frame to `buffer` so the driver buffer is re-queued when
+/// `buffer` is freed.
+///
+/// The frame's `Plane` guards ride in a small holder buffer attached with a `GstParentBufferMeta`:
+/// they drop, re-queuing, when the outgoing buffer and every copy of it (copies take the meta
+/// along) are gone, the moment C v4l2src re-queues (the buffer back in its pool). A memory taken
+/// out of the buffer alone does not hold the V4L2 buffer, as with v4l2src: the driver may fill it
+/// again while such a memory is still read. That is a stale picture, never a dangling one: each
+/// memory owns its own duplicate of the dmabuf fd, which keeps the exported buffer allocated.
+fn lend_as_dmabuf(
+    buffer: &mut gst::BufferRef,
+    allocator: &gst_allocators::DmaBufAllocator,
+    planes: Vec<v4l2::Plane>,
+) -> Result<(), String> {
+    for plane in &planes {
+        let dmabuf = plane
+            .dmabuf()
+            .map_err(|e| e.to_string())?
+            .ok_or("the buffers were not exported")?;
+        let mut memory = dmabuf_memory(allocator, dmabuf.fd, dmabuf.size)
+            .map_err(|e| format!("the dmabuf allocator refused the fd: {e}"))?;
+        memory
+            .get_mut()
+            .ok_or("a new memory is not writable")?
+            .resize(dmabuf.offset..dmabuf.offset + dmabuf.len);
+        buffer.append_memory(memory);
+    }
+    let holder = gst::Buffer::from_slice(LentFrame { _guards: planes });
+    gst::ParentBufferMeta::add(buffer, &holder);
+    Ok(())
+}
+
+/// The one unsafe call outside `v4l2/`: it needs GStreamer, which that layer must not know.
+fn dmabuf_memory(
+    allocator: &gst_allocators::DmaBufAllocator,
+    fd: v4l2::DmaBufFd,
+    size: usize,
+) -> Result<gst::Memory, glib::BoolError> {
+    // SAFETY: `alloc_dmabuf` needs a dmabuf fd that the new memory may own and close, of at least
+    // `size` bytes (it maps that many). Only VIDIOC_EXPBUF makes a `DmaBufFd`, or a dup of one,
+    // so `fd` is a dmabuf; it is moved in, so the memory is its sole owner; `size` is the plane's
+    // length from VIDIOC_QUERYBUF, and vb2 exports the whole (page-rounded) plane.
+    unsafe { allocator.alloc_dmabuf(OwnedFd::from(fd), size) }
+}
+
+/// The `Plane` guards of a frame lent as dmabuf memory, as the (empty) content of its holder
+/// buffer: held only to be dropped with it.
+struct LentFrame {
+    _guards: Vec<v4l2::Plane>,
+}
+
+impl AsRef<[u8]> for LentFrame {
+    fn as_ref(&self) -> &[u8] {
+        &[]
+    }
 }
 
 /// The user-facing sentence for each way opening can fail.
@@ -662,8 +745,10 @@ impl RustV4l2Src {
             ));
         };
         let count = self.buffer_count(device, downstream_min);
+        let dmabuf = lock(&self.settings).io_mode == IoMode::Dmabuf;
         if let Some(queue) = &stream.queue
             && stream.video_meta == video_meta
+            && queue.is_exported() == dmabuf
             && (queue.len() as u32 >= count || stream.streaming)
         {
             // A reconfigure that changed nothing: keep capturing into the same buffers rather
@@ -677,18 +762,32 @@ impl RustV4l2Src {
             return Ok(());
         }
         self.stop_stream(stream);
-        let queue = Queue::allocate(Arc::clone(device), count)
-            .map_err(|e| device_error("allocating capture buffers", &e))?;
+        let queue = Queue::allocate(Arc::clone(device), count, dmabuf).map_err(|e| {
+            if e.call == "VIDIOC_EXPBUF" {
+                gst::error_msg!(
+                    gst::ResourceError::Settings,
+                    (
+                        "Device '{}' cannot export its buffers as DMABUF for io-mode=dmabuf: {}. Use io-mode=mmap.",
+                        e.device.display(),
+                        e
+                    )
+                )
+            } else {
+                device_error("allocating capture buffers", &e)
+            }
+        })?;
         gst::debug!(
             CAT,
             imp = self,
-            "Asked for {} buffers, driver granted {} (downstream holds up to {})",
+            "Asked for {} buffers, driver granted {} (downstream holds up to {}){}",
             count,
             queue.len(),
-            downstream_min
+            downstream_min,
+            if dmabuf { ", exported as DMABUF" } else { "" }
         );
         stream.queue = Some(queue);
         stream.video_meta = video_meta;
+        stream.dmabuf_allocator = dmabuf.then(gst_allocators::DmaBufAllocator::new);
         Ok(())
     }
 
@@ -954,13 +1053,39 @@ impl RustV4l2Src {
             lost += self.note_sequence(stream, seq) as u64;
         }
 
+        let unreadable_stride = !stream
+            .framing
+            .readable_as_is(&stream.info, stream.video_meta);
+        // Lending this frame would leave the driver too few buffers to fill: downstream holds
+        // the rest. Copy it and give the driver its buffer back at once instead of stalling.
+        let starved = (queue.queued() as u32) < copy_threshold;
         let mut buffer = gst::Buffer::new();
         {
             let buffer = buffer.get_mut().ok_or(gst::FlowError::Error)?;
             // Each memory is the driver's `bytesused` of its plane: for compressed formats,
-            // the size of this one image or access unit, not the buffer's capacity.
-            for plane in queue.lend(frame) {
-                buffer.append_memory(gst::Memory::from_mut_slice(plane));
+            // the size of this one image or access unit, not the buffer's capacity. A frame
+            // about to be copied is read through the mapping, in either io-mode.
+            let planes = queue.lend(frame);
+            match &stream.dmabuf_allocator {
+                Some(allocator) if !(unreadable_stride || starved) => {
+                    lend_as_dmabuf(buffer, allocator, planes).map_err(|e| {
+                        gst::element_imp_error!(
+                            self,
+                            gst::ResourceError::Read,
+                            (
+                                "Could not hand a frame of '{}' downstream as DMABUF: {}. Use io-mode=mmap.",
+                                device.path().display(),
+                                e
+                            )
+                        );
+                        gst::FlowError::Error
+                    })?;
+                }
+                _ => {
+                    for plane in planes {
+                        buffer.append_memory(gst::Memory::from_mut_slice(plane));
+                    }
+                }
             }
             match stream.framing {
                 caps::Framing::Video(l) => {
@@ -1003,12 +1128,6 @@ impl RustV4l2Src {
             buffer.set_offset(offset);
             buffer.set_offset_end(offset + 1);
         }
-        let unreadable_stride = !stream
-            .framing
-            .readable_as_is(&stream.info, stream.video_meta);
-        // Lending this frame would leave the driver too few buffers to fill: downstream holds
-        // the rest. Copy it and give the driver its buffer back at once instead of stalling.
-        let starved = (queue.queued() as u32) < copy_threshold;
         if unreadable_stride || starved {
             gst::debug!(
                 gst::CAT_PERFORMANCE,
@@ -1270,6 +1389,7 @@ impl RustV4l2Src {
             last_sequence: None,
             sequence_epoch: 0,
             copy_pool: None,
+            dmabuf_allocator: None,
         })
     }
 }
@@ -1307,6 +1427,16 @@ impl ObjectImpl for RustV4l2Src {
                     .minimum(0)
                     .maximum(MAX_BUFFER_COUNT)
                     .default_value(DEFAULT_BUFFER_COUNT)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("io-mode", DEFAULT_IO_MODE)
+                    .nick("I/O mode")
+                    .blurb(
+                        "How frames reach downstream, both without copying: 'mmap' lends the \
+                         driver's memory-mapped buffers as system memory; 'dmabuf' exports them \
+                         (VIDIOC_EXPBUF) and lends them as dmabuf memory, re-queued when freed. \
+                         The caps are the same in both: downstream maps dmabuf memory as any other.",
+                    )
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("low-latency")
@@ -1445,6 +1575,22 @@ impl ObjectImpl for RustV4l2Src {
                     settings.timeout_action
                 );
             }
+            "io-mode" => {
+                let io_mode: IoMode = value.get().expect("type checked upstream");
+                // The buffers are exported, or not, when they are allocated; a change while
+                // they exist would take effect at some later renegotiation, or never.
+                if self.obj().current_state() > gst::State::Ready {
+                    gst::warning!(
+                        CAT,
+                        imp = self,
+                        "io-mode can only change in NULL or READY; staying at {:?}",
+                        settings.io_mode
+                    );
+                    return;
+                }
+                settings.io_mode = io_mode;
+                gst::info!(CAT, imp = self, "io-mode set to {:?}", settings.io_mode);
+            }
             "buffer-count" => {
                 settings.buffer_count = value.get().expect("type checked upstream");
                 gst::info!(
@@ -1477,6 +1623,7 @@ impl ObjectImpl for RustV4l2Src {
                 State::Closed => None::<String>.to_value(),
             },
             "buffer-count" => lock(&self.settings).buffer_count.to_value(),
+            "io-mode" => lock(&self.settings).io_mode.to_value(),
             "timeout" => lock(&self.settings).timeout_ms.to_value(),
             "copy-threshold" => lock(&self.settings).copy_threshold.to_value(),
             "low-latency" => lock(&self.settings).low_latency.to_value(),

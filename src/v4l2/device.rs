@@ -10,7 +10,7 @@ use super::sys::*;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::{Mode, SFlag, stat};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -80,6 +80,37 @@ impl Dequeued {
 
     pub fn is_keyframe(&self) -> bool {
         self.flags & V4L2_BUF_FLAG_KEYFRAME != 0
+    }
+}
+
+/// A dmabuf fd exported by `VIDIOC_EXPBUF`. Only `Device::expbuf` makes one, and a duplicate of
+/// it (`try_clone`) refers to the same dmabuf, so holding a `DmaBufFd` proves the fd is a dmabuf:
+/// what a dmabuf allocator requires of the fds it wraps.
+///
+/// The exported buffer stays allocated for as long as any fd refers to it, even after the queue
+/// was freed (`VIDIOC_REQBUFS(0)`): vb2 keeps the memory of exported buffers alive.
+#[derive(Debug)]
+pub struct DmaBufFd(OwnedFd);
+
+impl DmaBufFd {
+    /// A new fd (close-on-exec) for the same dmabuf, owned by the caller.
+    pub fn try_clone(&self) -> std::result::Result<DmaBufFd, Errno> {
+        self.0
+            .try_clone()
+            .map(DmaBufFd)
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO as i32)))
+    }
+}
+
+impl AsFd for DmaBufFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl From<DmaBufFd> for OwnedFd {
+    fn from(fd: DmaBufFd) -> OwnedFd {
+        fd.0
     }
 }
 
@@ -569,6 +600,26 @@ impl Device {
         // SAFETY: as for `querybuf`.
         unsafe { vidioc_qbuf(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_QBUF", e))?;
         Ok(())
+    }
+
+    /// `VIDIOC_EXPBUF`: plane `plane` of buffer `index` as a new dmabuf fd. Read-write as
+    /// v4l2src asks for it, so that a consumer may map it as it could map the mmap'd plane.
+    pub fn expbuf(&self, index: u32, plane: u32) -> Result<DmaBufFd> {
+        let mut raw = v4l2_exportbuffer {
+            type_: self.buf_type,
+            index,
+            plane,
+            flags: (OFlag::O_CLOEXEC | OFlag::O_RDWR).bits() as u32,
+            ..Default::default()
+        };
+        // SAFETY: `raw` is a valid, initialised v4l2_exportbuffer the kernel fills in place.
+        unsafe { vidioc_expbuf(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_EXPBUF", e))?;
+        if raw.fd < 0 {
+            return Err(self.err("VIDIOC_EXPBUF", Errno::EBADF));
+        }
+        // SAFETY: on success the kernel installed `raw.fd` as a new descriptor in this process's
+        // table; nothing else knows it, so it is ours to own and close.
+        Ok(DmaBufFd(unsafe { OwnedFd::from_raw_fd(raw.fd) }))
     }
 
     /// `VIDIOC_DQBUF`, non-blocking: `Ok(None)` when no buffer is ready (`EAGAIN`).

@@ -1,6 +1,8 @@
 //! The V4L2 kernel interface: raw structures, one safe function per ioctl, the device, the
 //! buffer queue and the poller. Knows nothing of GStreamer; the element reaches the kernel
-//! only through this module. All unsafe code of the crate lives here.
+//! only through this module. All unsafe code of the crate lives here, but for one call: handing
+//! a `DmaBufFd` to GStreamer's dmabuf allocator needs GStreamer, so it sits in the element
+//! (`rustv4l2src/imp.rs`, `dmabuf_memory`), which can only get such an fd from here.
 
 pub mod controls;
 pub mod device;
@@ -10,14 +12,14 @@ pub mod poller;
 pub mod queue;
 mod sys;
 
-pub use device::{Capability, ControlInfo, Dequeued, Device, OpenError};
+pub use device::{Capability, ControlInfo, Dequeued, Device, DmaBufFd, OpenError};
 pub use error::{Error, Result};
 pub use format::{
     FormatRequest, Fourcc, Fract, FrameIntervals, FrameSizes, PixFormat, PlaneFormat, ProbedFormat,
     ProbedSize, SizeRange,
 };
 pub use poller::{Poller, Wait};
-pub use queue::{Plane, Queue};
+pub use queue::{Plane, PlaneDmaBuf, Queue};
 pub use sys::{
     V4L2_CID_BRIGHTNESS, V4L2_CID_CONTRAST, V4L2_CID_HUE, V4L2_CID_SATURATION,
     V4L2_FIELD_ALTERNATE, V4L2_FIELD_ANY, V4L2_FIELD_BOTTOM, V4L2_FIELD_INTERLACED,

@@ -5,8 +5,12 @@
 //! lent. A lent frame gives its buffer back to the driver (`VIDIOC_QBUF`) when it is dropped,
 //! from whichever thread drops it, unless that stream has ended meanwhile. The mappings live in
 //! the `Queue`, so they stay valid until the last lent frame is gone, whatever the element does.
+//!
+//! A queue may also export its buffers as dmabufs (`VIDIOC_EXPBUF`), once, at allocation. A lent
+//! plane then hands out a duplicate of its dmabuf fd, which its consumer owns: the dmabuf stays
+//! valid for as long as that fd is open, whatever happens to the queue or the frame.
 
-use super::device::{Dequeued, Device};
+use super::device::{Dequeued, Device, DmaBufFd};
 use super::error::{Error, Result};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
 use std::ffi::c_void;
@@ -71,6 +75,9 @@ pub struct Queue {
     device: Arc<Device>,
     /// Per driver buffer, one mapping per memory plane.
     buffers: Vec<Vec<Mapping>>,
+    /// Per driver buffer, one dmabuf per memory plane, when the queue was exported; else empty.
+    /// The mappings stay too: copies and `frame_plane` read through them.
+    exports: Vec<Vec<DmaBufFd>>,
     /// True while the stream these buffers belong to runs. Guarded by a mutex (not an atomic
     /// flag) so that `stop` and a late `QBUF` from a drop hook cannot interleave: once `stop`
     /// holds it, no buffer can be queued into the ended stream.
@@ -81,9 +88,10 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// `VIDIOC_REQBUFS` + `VIDIOC_QUERYBUF` + `mmap` for each buffer, once. The driver may grant
-    /// a different count than asked; `len()` tells.
-    pub fn allocate(device: Arc<Device>, count: u32) -> Result<Arc<Queue>> {
+    /// `VIDIOC_REQBUFS` + `VIDIOC_QUERYBUF` + `mmap` for each buffer, once, and with `export`
+    /// also `VIDIOC_EXPBUF` for each plane of each buffer. The driver may grant a different count
+    /// than asked; `len()` tells.
+    pub fn allocate(device: Arc<Device>, count: u32, export: bool) -> Result<Arc<Queue>> {
         let granted = device.reqbufs(count)?;
         if granted == 0 {
             return Err(Error::new(
@@ -102,9 +110,19 @@ impl Queue {
                 .collect::<Result<Vec<_>>>()?;
             buffers.push(maps);
         }
+        let mut exports = Vec::new();
+        if export {
+            for (index, maps) in buffers.iter().enumerate() {
+                let fds = (0..maps.len())
+                    .map(|plane| device.expbuf(index as u32, plane as u32))
+                    .collect::<Result<Vec<_>>>()?;
+                exports.push(fds);
+            }
+        }
         Ok(Arc::new(Queue {
             device,
             buffers,
+            exports,
             live: Mutex::new(false),
             queued: AtomicUsize::new(0),
             counters: QueueCounters::default(),
@@ -121,6 +139,11 @@ impl Queue {
 
     pub fn is_empty(&self) -> bool {
         self.buffers.is_empty()
+    }
+
+    /// Whether the buffers were exported as dmabufs at allocation.
+    pub fn is_exported(&self) -> bool {
+        !self.exports.is_empty()
     }
 
     /// How many buffers the driver holds right now (can fill).
@@ -188,13 +211,17 @@ impl Queue {
             queue: Arc::clone(self),
             frame,
         });
-        (0..frame.n_planes.min(self.buffers[frame.index as usize].len()))
+        let maps = &self.buffers[frame.index as usize];
+        (0..frame.n_planes.min(maps.len()))
             .map(|plane| {
                 let data = plane_slice(&self.buffers, &frame, plane);
                 Plane {
                     lent: Arc::clone(&lent),
+                    index: plane,
                     ptr: data.as_ptr() as *mut u8,
                     len: data.len(),
+                    offset: (data.as_ptr() as usize)
+                        .saturating_sub(maps[plane].ptr.as_ptr() as usize),
                 }
             })
             .collect()
@@ -248,8 +275,24 @@ impl Drop for Lent {
 /// One plane of a lent frame: the bytes the driver wrote, inside the device mapping.
 pub struct Plane {
     lent: Arc<Lent>,
+    /// Which memory plane of the buffer.
+    index: usize,
     ptr: *mut u8,
     len: usize,
+    /// Where `ptr` lies in the plane's buffer (the driver's data_offset).
+    offset: usize,
+}
+
+/// One plane of a lent frame as a dmabuf, with a descriptor of its own.
+#[derive(Debug)]
+pub struct PlaneDmaBuf {
+    pub fd: DmaBufFd,
+    /// Bytes in the whole dmabuf: the plane's buffer length.
+    pub size: usize,
+    /// Where the frame's bytes start in it (the driver's data_offset).
+    pub offset: usize,
+    /// How many bytes of the frame follow `offset` (what the driver filled).
+    pub len: usize,
 }
 
 // SAFETY: the pointer refers into a mapping kept alive by `lent` (through its `Queue`); the
@@ -261,6 +304,26 @@ impl Plane {
     /// The driver's metadata for the frame this plane belongs to.
     pub fn frame(&self) -> &Dequeued {
         &self.lent.frame
+    }
+
+    /// This plane as a dmabuf, through a new descriptor that the caller owns (so the dmabuf
+    /// stays valid after this `Plane`, the frame and the queue are gone); `None` when the queue
+    /// was not exported. Fails only when the process is out of descriptors.
+    pub fn dmabuf(&self) -> Result<Option<PlaneDmaBuf>> {
+        let queue = &self.lent.queue;
+        let index = self.lent.frame.index as usize;
+        let Some(fd) = queue.exports.get(index).and_then(|fds| fds.get(self.index)) else {
+            return Ok(None);
+        };
+        let fd = fd
+            .try_clone()
+            .map_err(|errno| Error::new("dup", queue.device.path(), errno))?;
+        Ok(Some(PlaneDmaBuf {
+            fd,
+            size: queue.buffers[index][self.index].len,
+            offset: self.offset,
+            len: self.len,
+        }))
     }
 }
 

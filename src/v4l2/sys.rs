@@ -402,6 +402,20 @@ pub struct v4l2_control {
 }
 const _: () = assert!(size_of::<v4l2_control>() == 8);
 
+/// `v4l2_exportbuffer`: asks for one plane of one buffer as a dmabuf fd (`VIDIOC_EXPBUF`).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct v4l2_exportbuffer {
+    pub type_: u32,
+    pub index: u32,
+    pub plane: u32,
+    /// `open(2)` flags for the new fd: `O_CLOEXEC` and the access mode.
+    pub flags: u32,
+    pub fd: i32,
+    pub reserved: [u32; 11],
+}
+const _: () = assert!(size_of::<v4l2_exportbuffer>() == 64);
+
 nix::ioctl_read!(vidioc_querycap, b'V', 0, v4l2_capability);
 nix::ioctl_readwrite!(vidioc_enum_fmt, b'V', 2, v4l2_fmtdesc);
 nix::ioctl_readwrite!(vidioc_g_fmt, b'V', 4, v4l2_format);
@@ -409,6 +423,7 @@ nix::ioctl_readwrite!(vidioc_s_fmt, b'V', 5, v4l2_format);
 nix::ioctl_readwrite!(vidioc_reqbufs, b'V', 8, v4l2_requestbuffers);
 nix::ioctl_readwrite!(vidioc_querybuf, b'V', 9, v4l2_buffer);
 nix::ioctl_readwrite!(vidioc_qbuf, b'V', 15, v4l2_buffer);
+nix::ioctl_readwrite!(vidioc_expbuf, b'V', 16, v4l2_exportbuffer);
 nix::ioctl_readwrite!(vidioc_dqbuf, b'V', 17, v4l2_buffer);
 nix::ioctl_write_ptr!(vidioc_streamon, b'V', 18, i32);
 nix::ioctl_write_ptr!(vidioc_streamoff, b'V', 19, i32);
@@ -439,6 +454,7 @@ mod tests {
         assert_eq!(offset_of!(v4l2_plane, data_offset), 16);
         assert_eq!(offset_of!(v4l2_pix_format_mplane, num_planes), 180);
         assert_eq!(offset_of!(v4l2_frmivalenum, stepwise), 20);
+        assert_eq!(offset_of!(v4l2_exportbuffer, fd), 16);
     }
 
     #[test]
@@ -455,6 +471,10 @@ mod tests {
         assert_eq!(
             nix::request_code_readwrite!(b'V', 17, size_of::<v4l2_buffer>()),
             0xc058_5611
+        );
+        assert_eq!(
+            nix::request_code_readwrite!(b'V', 16, size_of::<v4l2_exportbuffer>()),
+            0xc040_5610
         );
         assert_eq!(
             nix::request_code_write!(b'V', 18, size_of::<i32>()),
