@@ -209,11 +209,14 @@ pub struct v4l2_pix_format_mplane {
 const _: () = assert!(size_of::<v4l2_pix_format_mplane>() == 192);
 
 /// `v4l2_format`. The kernel's union `fmt` holds, among others, `v4l2_window` with pointers,
-/// so it is 8-byte aligned and starts at offset 8; `raw` is its 200 bytes.
+/// so it is 8-byte aligned and starts at offset 8; `raw` is its 200 bytes. The four bytes in
+/// between are padding in C; here they are a field, so that they are zero rather than
+/// uninitialised when the struct goes to the kernel (memcheck flags S_FMT otherwise).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct v4l2_format {
     pub type_: u32,
+    pub padding: u32,
     pub fmt: v4l2_format_union,
 }
 
@@ -226,11 +229,13 @@ pub union v4l2_format_union {
     pub align: [u64; 25],
 }
 const _: () = assert!(size_of::<v4l2_format>() == 208);
+const _: () = assert!(std::mem::offset_of!(v4l2_format, fmt) == 8);
 
 impl v4l2_format {
     pub fn new(type_: u32) -> Self {
         v4l2_format {
             type_,
+            padding: 0,
             fmt: v4l2_format_union { raw: [0; 200] },
         }
     }
