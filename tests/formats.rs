@@ -605,3 +605,52 @@ fn mjpeg_from_v4l2loopback() {
     let info = gst_video::VideoInfo::from_caps(decoded.caps().unwrap()).unwrap();
     assert_eq!(decoded.buffer().unwrap().size(), info.size());
 }
+
+/// v4l2loopback hands the reader the timestamps its writer put on each buffer (`v4l2sink`
+/// stamps its own stream time: about 3 s into a guest that had been up for 70), not
+/// CLOCK_MONOTONIC. Taken at face value they would put every frame a minute in the past (PTS
+/// clamped to 0). The element must see through them and stamp each frame with the pipeline
+/// clock: increasing PTS, each no later than the running time when the sample arrives and not
+/// far before it.
+#[test]
+fn foreign_driver_timestamps_give_way_to_the_pipeline_clock() {
+    let _device = setup();
+    let node = load_v4l2loopback();
+    let mut writer = Writer::start(&format!(
+        "videotestsrc is-live=true pattern=ball \
+         ! video/x-raw,format=I420,width=640,height=360,framerate=30/1 \
+         ! jpegenc ! image/jpeg,parsed=true ! v4l2sink device={node}"
+    ));
+    writer.wait_for_capture(&node);
+
+    let capture = Capture::new(&node, "image/jpeg");
+    capture.play();
+    let clock = capture
+        .pipeline
+        .clock()
+        .expect("a playing pipeline has a clock");
+    let base_time = capture.pipeline.base_time().expect("a base time");
+    let mut last = None;
+    for i in 0..15 {
+        let sample = capture.pull();
+        let running = clock.time().saturating_sub(base_time);
+        let pts = sample
+            .buffer()
+            .and_then(|b| b.pts())
+            .unwrap_or_else(|| panic!("frame {i} has no PTS"));
+        assert!(
+            pts <= running,
+            "frame {i}: PTS {pts} is after now ({running})"
+        );
+        assert!(
+            running - pts < gst::ClockTime::from_seconds(1),
+            "frame {i}: PTS {pts} is {} before now ({running}): the driver's timestamp was \
+             trusted",
+            running - pts
+        );
+        if let Some(last) = last {
+            assert!(pts > last, "frame {i}: PTS {pts} after {last}");
+        }
+        last = Some(pts);
+    }
+}
