@@ -929,13 +929,21 @@ fn timestamps_follow_the_frame_rate() {
         offsets.push(buffer.offset());
     }
 
+    // OFFSET is the driver's sequence number. vivid derives it from jiffies when its thread
+    // wakes, and a late wake-up under load can stamp two frames with the same number (seen in
+    // CI: 0, 0, 1, 2, ...): the sequence never goes back, and it moves on with the frames.
     for (i, pair) in offsets.windows(2).enumerate() {
         assert!(
-            pair[0] < pair[1],
-            "offsets not increasing at buffer {}: {offsets:?}",
+            pair[0] <= pair[1],
+            "offsets going back at buffer {}: {offsets:?}",
             i + 1
         );
     }
+    let repeats = offsets.windows(2).filter(|p| p[0] == p[1]).count();
+    assert!(
+        repeats <= 2,
+        "{repeats} repeated offsets in 60 frames: {offsets:?}"
+    );
     for (i, pair) in pts.windows(2).enumerate() {
         assert!(
             pair[0] < pair[1],
