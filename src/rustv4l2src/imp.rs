@@ -4,6 +4,7 @@
 //! Lock order: `state` before `settings`; `poller` is taken alone and only for a moment, so
 //! `unlock()` never waits behind a thread blocked in poll().
 
+use super::colorbalance::{ChannelSpec, Channels};
 use crate::caps;
 use crate::v4l2::{self, Device, OpenError, Poller, Queue, Wait};
 use gst::glib;
@@ -13,6 +14,7 @@ use gst_allocators::prelude::DmaBufAllocatorExtManual as _;
 use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
 use std::collections::HashSet;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -97,9 +99,9 @@ const COLOR_CONTROLS: [(&str, u32); 4] = [
     ("hue", v4l2::V4L2_CID_HUE),
 ];
 
-/// Sets one control after checking it exists and takes `value`; the error is a warning for
-/// the user.
-fn set_control(device: &Device, ctrl: &v4l2::ControlInfo, value: i64) -> Result<(), String> {
+/// Sets one control after checking it exists and takes `value`, and returns the value the
+/// driver kept; the error is a warning for the user.
+fn set_control(device: &Device, ctrl: &v4l2::ControlInfo, value: i64) -> Result<i32, String> {
     let path = device.path().display();
     use v4l2::controls::*;
     if !matches!(
@@ -123,44 +125,65 @@ fn set_control(device: &Device, ctrl: &v4l2::ControlInfo, value: i64) -> Result<
     }
     device
         .s_ctrl(ctrl.id, value as i32)
-        .map(|_| ())
         .map_err(|e| format!("Could not set control '{}': {}", ctrl.name, e))
 }
 
+/// What applying controls did.
+#[derive(Default)]
+struct Applied {
+    /// To post; a missing control is one, not an error.
+    warnings: Vec<String>,
+    /// The colour controls that were set, by index in `COLOR_CONTROLS`, with the value the
+    /// driver kept: what GstColorBalance's `value-changed` reports.
+    colors: Vec<(usize, i32)>,
+}
+
+impl Applied {
+    fn record(&mut self, cid: u32, result: Result<i32, String>) {
+        match result {
+            Ok(kept) => {
+                if let Some(i) = COLOR_CONTROLS.iter().position(|(_, c)| *c == cid) {
+                    self.colors.push((i, kept));
+                }
+            }
+            Err(warning) => self.warnings.push(warning),
+        }
+    }
+}
+
 /// Applies the colour properties (all set ones, or just `only`) and, with `extra`, the
-/// `extra-controls` structure. Returns warnings to post; a missing control is one, not an
-/// error.
+/// `extra-controls` structure.
 fn apply_controls(
     device: &Device,
     settings: &Settings,
     only: Option<&str>,
     extra: bool,
-) -> Vec<String> {
-    let mut warnings = Vec::new();
+) -> Applied {
+    let mut applied = Applied::default();
     for ((name, cid), value) in COLOR_CONTROLS.iter().zip(settings.color) {
         let Some(value) = value else { continue };
         if only.is_some_and(|o| o != *name) {
             continue;
         }
         match device.queryctrl(*cid) {
-            Ok(Some(ctrl)) => warnings.extend(set_control(device, &ctrl, value.into()).err()),
-            Ok(None) => warnings.push(format!(
+            Ok(Some(ctrl)) => applied.record(ctrl.id, set_control(device, &ctrl, value.into())),
+            Ok(None) => applied.warnings.push(format!(
                 "Device '{}' has no {} control; '{}' is ignored",
                 device.path().display(),
                 name,
                 name
             )),
-            Err(e) => warnings.push(e.to_string()),
+            Err(e) => applied.warnings.push(e.to_string()),
         }
     }
     let Some(structure) = settings.extra_controls.as_ref().filter(|_| extra) else {
-        return warnings;
+        return applied;
     };
     let controls = match device.controls() {
         Ok(controls) => controls,
         Err(e) => {
-            warnings.push(e.to_string());
-            return warnings;
+            applied.warnings.push(e.to_string());
+            return applied;
         }
     };
     for (field, value) in structure.iter() {
@@ -173,7 +196,7 @@ fn apply_controls(
         } else if let Ok(v) = value.get::<bool>() {
             v as i64
         } else {
-            warnings.push(format!(
+            applied.warnings.push(format!(
                 "extra-controls: '{}' has a {} value; controls take integers or booleans",
                 field,
                 value.type_()
@@ -184,8 +207,8 @@ fn apply_controls(
             .iter()
             .find(|c| v4l2::controls::normalise_control_name(&c.name) == field.as_str())
         {
-            Some(ctrl) => warnings.extend(set_control(device, ctrl, value).err()),
-            None => warnings.push(format!(
+            Some(ctrl) => applied.record(ctrl.id, set_control(device, ctrl, value)),
+            None => applied.warnings.push(format!(
                 "extra-controls: device '{}' has no control named '{}' (it has: {})",
                 device.path().display(),
                 field,
@@ -197,7 +220,30 @@ fn apply_controls(
             )),
         }
     }
-    warnings
+    applied
+}
+
+/// GstColorBalance's channels for `device`: those of the colour controls above that it has as
+/// enabled integer controls, in that order, as `v4l2src` lists them: labelled with the control's
+/// normalised name (as in `v4l2-ctl --list-ctrls`), ranged as `VIDIOC_QUERYCTRL` says.
+fn color_channels(device: &Device) -> Result<Vec<ChannelSpec>, v4l2::Error> {
+    let mut specs = Vec::new();
+    for (key, (_, cid)) in COLOR_CONTROLS.iter().enumerate() {
+        let Some(ctrl) = device.queryctrl(*cid)? else {
+            continue;
+        };
+        if ctrl.type_ == v4l2::controls::CTRL_TYPE_INTEGER
+            && ctrl.flags & v4l2::V4L2_CTRL_FLAG_DISABLED == 0
+        {
+            specs.push(ChannelSpec {
+                key,
+                label: v4l2::controls::normalise_control_name(&ctrl.name),
+                min: ctrl.minimum,
+                max: ctrl.maximum,
+            });
+        }
+    }
+    Ok(specs)
 }
 
 impl Default for Settings {
@@ -257,6 +303,9 @@ enum State {
         /// The pixel aspect ratio the device reports for its current input (`VIDIOC_CROPCAP`).
         par: gst::Fraction,
         stream: Option<Stream>,
+        /// GstColorBalance's channels for this device: made at open and kept, unchanged, until
+        /// it closes, because `list_channels` lends them out without a reference.
+        channels: Channels,
     },
 }
 
@@ -569,7 +618,17 @@ impl RustV4l2Src {
         let settings = lock(&self.settings).clone();
         let path = settings.device.clone();
         let device = Device::open(&PathBuf::from(&path)).map_err(|e| open_error(&path, e))?;
-        let warnings = apply_controls(&device, &settings, None, true);
+        let warnings = apply_controls(&device, &settings, None, true).warnings;
+        let channels = color_channels(&device).unwrap_or_else(|e| {
+            gst::warning!(CAT, imp = self, "No colour balance channels: {}", e);
+            Vec::new()
+        });
+        gst::debug!(
+            CAT,
+            imp = self,
+            "Colour balance channels: {:?}",
+            channels.iter().map(|c| &c.label).collect::<Vec<_>>()
+        );
         let probed = device
             .list_formats(|fourcc| caps::entry(fourcc).is_some())
             .map_err(|e| device_error("listing formats", &e))?;
@@ -610,6 +669,7 @@ impl RustV4l2Src {
             caps: None,
             par,
             stream: None,
+            channels: Channels::new(channels),
         };
         drop(state);
         self.post_warnings(warnings);
@@ -622,16 +682,102 @@ impl RustV4l2Src {
         }
     }
 
-    /// Applies a control property that just changed, if the device is open.
+    /// Applies a control property that just changed, if the device is open, and tells
+    /// GstColorBalance listeners about each colour control it set.
     fn control_changed(&self, name: &str) {
         let settings = lock(&self.settings).clone();
-        let warnings = match &*lock(&self.state) {
-            State::Open { device, .. } => {
-                apply_controls(device, &settings, Some(name), name == "extra-controls")
+        let (warnings, changed) = match &*lock(&self.state) {
+            State::Open {
+                device, channels, ..
+            } => {
+                let applied =
+                    apply_controls(device, &settings, Some(name), name == "extra-controls");
+                let changed: Vec<_> = applied
+                    .colors
+                    .iter()
+                    .filter_map(|&(i, value)| Some((channels.channel(i)?.clone(), value)))
+                    .collect();
+                (applied.warnings, changed)
             }
             State::Closed => return,
         };
         self.post_warnings(warnings);
+        // Outside the locks: a handler may well read the value back.
+        let obj = self.obj();
+        for (channel, value) in changed {
+            obj.value_changed(&channel, value);
+        }
+    }
+
+    /// GstColorBalance's `list_channels`: the open device's channels, or NULL (the empty list)
+    /// while closed. See `Channels` for how long the list stays valid.
+    pub(super) fn color_channel_list(&self) -> *const glib::ffi::GList {
+        match &*lock(&self.state) {
+            State::Open { channels, .. } => channels.as_ptr(),
+            State::Closed => std::ptr::null(),
+        }
+    }
+
+    /// Which colour control `channel` stands for, if it is one of the open device's channels.
+    fn channel_control(&self, channel: &gst_video::ColorBalanceChannel) -> Option<usize> {
+        match &*lock(&self.state) {
+            State::Open { channels, .. } => channels.key_of(channel),
+            State::Closed => None,
+        }
+    }
+
+    /// GstColorBalance's `set_value`: the same as setting the property, so the value is kept
+    /// for the next open too, the property reads it, and `value-changed` follows once the
+    /// driver has it. A channel from an earlier open, or from nowhere, changes nothing.
+    pub(super) fn set_channel_value(
+        &self,
+        channel: Option<&gst_video::ColorBalanceChannel>,
+        value: i32,
+    ) {
+        let Some((channel, i)) = channel.and_then(|c| Some((c, self.channel_control(c)?))) else {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "Colour balance channel {:?} is not a channel of the open device (it is closed, \
+                 or was reopened since the channel was listed); {} not set",
+                channel.map(|c| c.label()),
+                value
+            );
+            return;
+        };
+        let (name, _) = COLOR_CONTROLS[i];
+        // Within the range the channel advertises, which is the driver's, so the driver never
+        // sees a value it would refuse.
+        let clamped = value.clamp(channel.min_value(), channel.max_value());
+        if clamped != value {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "{} {} is outside the device's range {}..{}; setting {}",
+                name,
+                value,
+                channel.min_value(),
+                channel.max_value(),
+                clamped
+            );
+        }
+        self.obj().set_property(name, clamped);
+    }
+
+    /// GstColorBalance's `get_value`: what the property reads (the driver's value).
+    pub(super) fn channel_value(&self, channel: Option<&gst_video::ColorBalanceChannel>) -> i32 {
+        match channel.and_then(|c| self.channel_control(c)) {
+            Some(i) => self.obj().property(COLOR_CONTROLS[i].0),
+            None => {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "Colour balance channel {:?} is not a channel of the open device; reads 0",
+                    channel.map(|c| c.label())
+                );
+                0
+            }
+        }
     }
 
     /// Everything the open device offers, probing whatever intervals are not known yet.
@@ -1399,7 +1545,7 @@ impl ObjectSubclass for RustV4l2Src {
     const NAME: &'static str = "GstRustV4l2Src";
     type Type = super::RustV4l2Src;
     type ParentType = gst_base::PushSrc;
-    type Interfaces = (gst::URIHandler,);
+    type Interfaces = (gst::URIHandler, gst_video::ColorBalance);
 }
 
 impl ObjectImpl for RustV4l2Src {
@@ -1892,6 +2038,32 @@ mod tests {
         assert_eq!(handler.uri().as_deref(), Some("v4l2:///dev/video7"));
         assert!(handler.set_uri("v4l2://video7").is_err());
         assert!(handler.set_uri("file:///dev/video7").is_err());
+    }
+
+    #[test]
+    fn color_balance_has_no_channels_while_closed_and_ignores_strays() {
+        use gst_video::prelude::*;
+        gst::init().unwrap();
+        let element = glib::Object::new::<super::super::RustV4l2Src>();
+        let balance = element
+            .dynamic_cast_ref::<gst_video::ColorBalance>()
+            .expect("implements GstColorBalance");
+        assert_eq!(
+            balance.balance_type(),
+            gst_video::ColorBalanceType::Hardware
+        );
+        assert!(balance.list_channels().is_empty());
+        // A channel that is not the element's: neither applied nor kept for the next open.
+        let stray = super::super::colorbalance::new_channel("brightness", 0, 255);
+        let fired = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = fired.clone();
+        balance.connect_value_changed(move |_, _, _| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        balance.set_value(&stray, 10);
+        assert_eq!(balance.value(&stray), 0);
+        assert_eq!(element.property::<i32>("brightness"), 0);
+        assert_eq!(fired.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
     #[test]

@@ -3,12 +3,13 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod colorbalance;
 mod imp;
 
 glib::wrapper! {
     pub struct RustV4l2Src(ObjectSubclass<imp::RustV4l2Src>)
         @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object,
-        @implements gst::URIHandler;
+        @implements gst::URIHandler, gst_video::ColorBalance;
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

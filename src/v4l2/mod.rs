@@ -1,8 +1,10 @@
 //! The V4L2 kernel interface: raw structures, one safe function per ioctl, the device, the
 //! buffer queue and the poller. Knows nothing of GStreamer; the element reaches the kernel
-//! only through this module. All unsafe code of the crate lives here, but for one call: handing
-//! a `DmaBufFd` to GStreamer's dmabuf allocator needs GStreamer, so it sits in the element
-//! (`rustv4l2src/imp.rs`, `dmabuf_memory`), which can only get such an fd from here.
+//! only through this module. All unsafe code of the crate lives here, but for two places that
+//! need GStreamer: handing a `DmaBufFd` to GStreamer's dmabuf allocator sits in the element
+//! (`rustv4l2src/imp.rs`, `dmabuf_memory`), which can only get such an fd from here; and the
+//! GstColorBalance interface, filled in by hand through its C vtable, is
+//! `rustv4l2src/colorbalance.rs`.
 
 pub mod controls;
 pub mod device;
@@ -22,7 +24,7 @@ pub use poller::{Poller, Wait};
 pub use queue::{Plane, PlaneDmaBuf, Queue};
 pub use sys::{
     V4L2_CID_BRIGHTNESS, V4L2_CID_CONTRAST, V4L2_CID_HUE, V4L2_CID_SATURATION,
-    V4L2_FIELD_ALTERNATE, V4L2_FIELD_ANY, V4L2_FIELD_BOTTOM, V4L2_FIELD_INTERLACED,
-    V4L2_FIELD_INTERLACED_BT, V4L2_FIELD_INTERLACED_TB, V4L2_FIELD_NONE, V4L2_FIELD_SEQ_BT,
-    V4L2_FIELD_SEQ_TB, V4L2_FIELD_TOP, V4L2_STD_525_60,
+    V4L2_CTRL_FLAG_DISABLED, V4L2_FIELD_ALTERNATE, V4L2_FIELD_ANY, V4L2_FIELD_BOTTOM,
+    V4L2_FIELD_INTERLACED, V4L2_FIELD_INTERLACED_BT, V4L2_FIELD_INTERLACED_TB, V4L2_FIELD_NONE,
+    V4L2_FIELD_SEQ_BT, V4L2_FIELD_SEQ_TB, V4L2_FIELD_TOP, V4L2_STD_525_60,
 };

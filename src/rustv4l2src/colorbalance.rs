@@ -1,0 +1,197 @@
+//! The GstColorBalance interface of `rustv4l2src`, as C `v4l2src` has it. gstreamer-video wraps
+//! the interface but cannot implement it for a Rust subclass, so the interface's vtable is filled
+//! here by hand. This module is only that glue: the trampolines from C into the element, and the
+//! channel list that C callers borrow. Which controls become channels, their values, ranges and
+//! errors are decided by the element (`imp.rs`), in safe code.
+//!
+//! With `dmabuf_memory()` in `imp.rs`, this is the only unsafe code outside `src/v4l2/`: an
+//! interface vtable, the raw instance pointers its functions receive and the public fields of a
+//! GstColorBalanceChannel are GStreamer's C structures, which `src/v4l2/` must know nothing of.
+
+use super::imp::RustV4l2Src;
+use gst::glib;
+use gst::glib::prelude::*;
+use gst::glib::subclass::prelude::*;
+use gst::glib::translate::*;
+use gst_video::ColorBalanceChannel;
+use gst_video::ffi;
+use std::ffi::c_int;
+
+/// A channel to create: `key` is the element's name for it (which control it stands for).
+pub(super) struct ChannelSpec {
+    pub key: usize,
+    pub label: String,
+    pub min: i32,
+    pub max: i32,
+}
+
+/// The channels of one open device, and the GList `list_channels` lends out. That list is
+/// `transfer none`: callers free neither it nor the channels, and may keep it. The element keeps
+/// one `Channels` for as long as the device stays open and never rebuilds it meanwhile, so a
+/// list handed out stays valid until the device closes (READY to NULL) or the element is
+/// finalised, as with `v4l2src`.
+pub(super) struct Channels {
+    list: glib::List<ColorBalanceChannel>,
+    /// The key of each channel of `list`, in the same order.
+    keys: Vec<usize>,
+}
+
+impl Channels {
+    pub fn new(specs: impl IntoIterator<Item = ChannelSpec>) -> Self {
+        let mut list = glib::List::new();
+        let mut keys = Vec::new();
+        for spec in specs {
+            // Appending is O(n), but n is at most a handful.
+            list.push_back(new_channel(&spec.label, spec.min, spec.max));
+            keys.push(spec.key);
+        }
+        Channels { list, keys }
+    }
+
+    /// The key of `channel` if it is one of these (the very object, not one with its label).
+    pub fn key_of(&self, channel: &ColorBalanceChannel) -> Option<usize> {
+        self.list
+            .iter()
+            .position(|c| c == channel)
+            .map(|i| self.keys[i])
+    }
+
+    pub fn channel(&self, key: usize) -> Option<&ColorBalanceChannel> {
+        let i = self.keys.iter().position(|&k| k == key)?;
+        self.list.iter().nth(i)
+    }
+
+    /// The list as C callers get it; NULL (the empty GList) when there are no channels.
+    pub fn as_ptr(&self) -> *const glib::ffi::GList {
+        self.list.as_ptr()
+    }
+}
+
+/// A channel with its label and range set. GstColorBalanceChannel has no properties or setters
+/// for them: implementations write the public fields, as `v4l2src` does.
+pub(super) fn new_channel(label: &str, min: i32, max: i32) -> ColorBalanceChannel {
+    let channel = glib::Object::new::<ColorBalanceChannel>();
+    let raw: *mut ffi::GstColorBalanceChannel = channel.as_ptr();
+    // SAFETY: `raw` is the instance struct of `channel`, which we hold a reference to, so it is
+    // alive and of this layout. No other code has the object yet, so nothing reads the fields
+    // while they are written. `label` is NULL after instance_init and the channel's dispose
+    // g_free()s it, so it gets a g_malloc'd copy (`to_glib_full`) that it then owns.
+    unsafe {
+        (*raw).label = label.to_glib_full();
+        (*raw).min_value = min;
+        (*raw).max_value = max;
+    }
+    channel
+}
+
+// SAFETY: the trait is unsafe because GLib will call the functions `interface_init` installs with
+// instances of the implementing type. These functions have exactly the C signatures of
+// GstColorBalanceInterface (the field types check that), and each relies only on being called
+// with a live GstRustV4l2Src, which holds because this vtable is installed only on that type (and
+// would be inherited only by its subclasses, whose instances begin with its instance struct).
+unsafe impl glib::subclass::types::IsImplementable<RustV4l2Src> for gst_video::ColorBalance {
+    fn interface_init(iface: &mut glib::Interface<Self>) {
+        let iface = iface.as_mut();
+        iface.list_channels = Some(list_channels);
+        iface.set_value = Some(set_value);
+        iface.get_value = Some(get_value);
+        iface.get_balance_type = Some(get_balance_type);
+    }
+}
+
+/// The element behind an interface call.
+///
+/// # Safety
+/// `balance` must be a live GstRustV4l2Src instance for at least `'a`.
+unsafe fn element<'a>(balance: *mut ffi::GstColorBalance) -> &'a RustV4l2Src {
+    // SAFETY: by the contract above, `balance` points to an instance struct of the subclass, which
+    // is what `Instance` describes; `imp()` then finds the private struct at the type's offset.
+    let instance = unsafe { &*(balance as *const <RustV4l2Src as ObjectSubclass>::Instance) };
+    instance.imp()
+}
+
+unsafe extern "C" fn list_channels(balance: *mut ffi::GstColorBalance) -> *const glib::ffi::GList {
+    // SAFETY: GLib calls this only through the vtable installed above, so `balance` is a
+    // GstRustV4l2Src, and gst_color_balance_list_channels()'s caller holds it for the call.
+    let imp = unsafe { element(balance) };
+    imp.color_channel_list()
+}
+
+unsafe extern "C" fn set_value(
+    balance: *mut ffi::GstColorBalance,
+    channel: *mut ffi::GstColorBalanceChannel,
+    value: c_int,
+) {
+    // SAFETY: as in `list_channels`.
+    let imp = unsafe { element(balance) };
+    // SAFETY: gst_color_balance_set_value() passes `channel` on unchecked; when not NULL it is a
+    // GstColorBalanceChannel the caller holds for the call. Borrowing takes no reference and
+    // drops none.
+    let channel = unsafe { borrow_channel(channel) };
+    imp.set_channel_value(channel.as_deref(), value);
+}
+
+unsafe extern "C" fn get_value(
+    balance: *mut ffi::GstColorBalance,
+    channel: *mut ffi::GstColorBalanceChannel,
+) -> c_int {
+    // SAFETY: as in `list_channels`.
+    let imp = unsafe { element(balance) };
+    // SAFETY: as in `set_value`, for gst_color_balance_get_value().
+    let channel = unsafe { borrow_channel(channel) };
+    imp.channel_value(channel.as_deref())
+}
+
+/// `None` for NULL.
+///
+/// # Safety
+/// A non-NULL `channel` must be a live GstColorBalanceChannel for at least as long as the
+/// result is used.
+unsafe fn borrow_channel(
+    channel: *mut ffi::GstColorBalanceChannel,
+) -> Option<Borrowed<ColorBalanceChannel>> {
+    // SAFETY: the contract above; `from_glib_borrow` neither refs nor unrefs.
+    (!channel.is_null()).then(|| unsafe { from_glib_borrow(channel) })
+}
+
+/// The values are the device's own controls: applied by the hardware, not by processing frames.
+extern "C" fn get_balance_type(_balance: *mut ffi::GstColorBalance) -> ffi::GstColorBalanceType {
+    ffi::GST_COLOR_BALANCE_HARDWARE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ChannelSpec, Channels, new_channel};
+
+    #[test]
+    fn channels_carry_label_range_and_key() {
+        gst::init().unwrap();
+        let channel = new_channel("brightness", -3, 255);
+        assert_eq!(channel.label(), "brightness");
+        assert_eq!((channel.min_value(), channel.max_value()), (-3, 255));
+
+        let channels = Channels::new([
+            ChannelSpec {
+                key: 0,
+                label: "brightness".into(),
+                min: 0,
+                max: 255,
+            },
+            ChannelSpec {
+                key: 3,
+                label: "hue".into(),
+                min: -128,
+                max: 128,
+            },
+        ]);
+        let hue = channels.channel(3).expect("hue is listed");
+        assert_eq!(hue.label(), "hue");
+        assert_eq!(hue.min_value(), -128);
+        assert_eq!(channels.key_of(hue), Some(3));
+        assert!(channels.channel(1).is_none());
+        // Only the very objects count, not a look-alike.
+        assert_eq!(channels.key_of(&new_channel("hue", -128, 128)), None);
+        assert!(!channels.as_ptr().is_null());
+        assert!(Channels::new([]).as_ptr().is_null());
+    }
+}
