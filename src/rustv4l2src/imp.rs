@@ -173,7 +173,9 @@ fn apply_controls(
                 name,
                 name
             )),
-            Err(e) => applied.warnings.push(e.to_string()),
+            Err(e) => applied
+                .warnings
+                .push(format!("Could not query control '{name}': {e}")),
         }
     }
     let Some(structure) = settings.extra_controls.as_ref().filter(|_| extra) else {
