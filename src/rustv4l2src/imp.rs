@@ -508,7 +508,8 @@ fn lend_as_dmabuf(
     Ok(())
 }
 
-/// The one unsafe call outside `v4l2/`: it needs GStreamer, which that layer must not know.
+/// Unsafe outside `v4l2/` (as is `colorbalance.rs`): it needs GStreamer, which that layer must not
+/// know.
 fn dmabuf_memory(
     allocator: &gst_allocators::DmaBufAllocator,
     fd: v4l2::DmaBufFd,
