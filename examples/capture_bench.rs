@@ -22,6 +22,15 @@
 //!   whole process (start-up and tear-down included; the caller cancels those by differencing
 //!   a long and a short run); peak RSS (VmHWM); also the process's CPU time when the first and the
 //!   last frame arrived, a steady-state figure from a single run to cross-check that.
+//! - `frames_dropped`: the element's `stats` property (`frames-dropped`, older ready frames that
+//!   `low-latency` gave back unseen) when it has one, else null.
+//!
+//! A slow downstream can be played with `--stall-ms N --stall-every K`: the sink's callback
+//! sleeps N ms after every K-th frame, once that frame's measurements are taken. The callback
+//! runs on the source's streaming thread (nothing queues in between), so the source cannot
+//! dequeue meanwhile and the driver's buffers fill up, as behind a briefly busy consumer.
+//! `--span N` ends the run after N frames of the driver's sequence rather than N delivered ones,
+//! so that sources which skip frames cover the same stretch of time.
 
 use gst::prelude::*;
 use nix::sys::resource::{UsageWho, getrusage};
@@ -33,13 +42,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: capture_bench --pipeline-src DESCRIPTION --caps CAPS --frames N \
-[--timeout SECONDS] [--label TEXT]
+[--timeout SECONDS] [--label TEXT] [--stall-ms N --stall-every K] [--span N]
 
   --pipeline-src  one source element in gst-launch syntax, e.g. 'v4l2src device=/dev/video0 io-mode=mmap'
   --caps          caps for the capsfilter after it, e.g. 'video/x-raw,format=YUY2,width=640,height=360,framerate=30/1'
   --frames        how many frames to capture before stopping
   --timeout       give up after this many seconds (default 120)
   --label         copied into the JSON line, to tell runs apart
+  --stall-ms      sleep this many ms in the sink after every --stall-every-th frame (slow downstream)
+  --stall-every   see --stall-ms (both or neither)
+  --span          also stop once the buffer OFFSET (the driver's sequence) is N-1 past the first
+                  frame's: N frames of the driver, delivered or not (ignored without offsets)
 
 Prints one JSON line on stdout; exits 1 on an error (the reason goes to stderr).";
 
@@ -55,6 +68,16 @@ struct Args {
     frames: usize,
     timeout: Duration,
     label: String,
+    /// Sleep this long after every `stall_every`-th frame; `None`: never.
+    stall: Option<(Duration, usize)>,
+    span: Option<u64>,
+}
+
+fn positive<T: std::str::FromStr + PartialOrd + Default>(key: &str, v: &str) -> Result<T, String> {
+    v.parse::<T>()
+        .ok()
+        .filter(|n| *n > T::default())
+        .ok_or_else(|| format!("{key} wants a positive number, not '{v}'"))
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -63,6 +86,9 @@ fn parse_args() -> Result<Args, String> {
     let mut frames = None;
     let mut timeout = Duration::from_secs(120);
     let mut label = String::new();
+    let mut stall_ms = None;
+    let mut stall_every = None;
+    let mut span = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (key, inline) = match arg.split_once('=') {
@@ -100,15 +126,25 @@ fn parse_args() -> Result<Args, String> {
                 timeout = Duration::from_secs(secs);
             }
             "--label" => label = value()?,
+            "--stall-ms" => stall_ms = Some(positive::<u64>(&key, &value()?)?),
+            "--stall-every" => stall_every = Some(positive::<usize>(&key, &value()?)?),
+            "--span" => span = Some(positive::<u64>(&key, &value()?)?),
             _ => return Err(format!("unknown argument '{arg}'")),
         }
     }
+    let stall = match (stall_ms, stall_every) {
+        (Some(ms), Some(every)) => Some((Duration::from_millis(ms), every)),
+        (None, None) => None,
+        _ => return Err("--stall-ms and --stall-every go together".to_owned()),
+    };
     Ok(Args {
         src: src.ok_or("--pipeline-src is required")?,
         caps: caps.ok_or("--caps is required")?,
         frames: frames.ok_or("--frames is required")?,
         timeout,
         label,
+        stall,
+        span,
     })
 }
 
@@ -126,6 +162,8 @@ struct Capture {
     frames: Vec<Frame>,
     frame_bytes: usize,
     caps: Option<String>,
+    /// Where `--span` counts from.
+    first_offset: Option<u64>,
     /// Process CPU time (user, system) when the first and the last frame arrived: a
     /// steady-state figure from one run, to cross-check the long-minus-short differencing.
     cpu_at_first: Option<(f64, f64)>,
@@ -192,6 +230,7 @@ fn run(args: &Args) -> Result<String, String> {
 
     let capture = Arc::new(Mutex::new(Capture::default()));
     let wanted = args.frames;
+    let (span, stall) = (args.span, args.stall);
     let start = Instant::now();
     {
         let capture = Arc::clone(&capture);
@@ -217,20 +256,31 @@ fn run(args: &Args) -> Result<String, String> {
                         capture.frame_bytes = buffer.size();
                         capture.caps = sample.caps().map(|c| c.to_string());
                         capture.cpu_at_first = cpu_ms();
+                        capture.first_offset = offset;
                     }
                     capture.frames.push(Frame {
                         arrival,
                         latency_ns,
                         offset,
                     });
+                    let spanned = match (span, capture.first_offset, offset) {
+                        (Some(n), Some(first), Some(o)) => o.saturating_sub(first) + 1 >= n,
+                        _ => false,
+                    };
                     // Ending the stream from here stops the source after exactly `wanted`
-                    // frames; the EOS message then tells the main thread.
-                    if capture.frames.len() >= wanted {
+                    // frames (or the span); the EOS message then tells the main thread.
+                    if capture.frames.len() >= wanted || spanned {
                         capture.cpu_at_last = cpu_ms();
-                        Err(gst::FlowError::Eos)
-                    } else {
-                        Ok(gst::FlowSuccess::Ok)
+                        return Err(gst::FlowError::Eos);
                     }
+                    let delivered = capture.frames.len();
+                    drop(capture);
+                    if let Some((pause, every)) = stall
+                        && delivered % every == 0
+                    {
+                        std::thread::sleep(pause);
+                    }
+                    Ok(gst::FlowSuccess::Ok)
                 })
                 .build(),
         );
@@ -305,6 +355,16 @@ fn run(args: &Args) -> Result<String, String> {
     out.num("copies", copies as f64);
     out.str("copies_from", copies_from);
     out.num("copies_perf_log", copies_perf_log as f64);
+    out.opt_num(
+        "frames_dropped",
+        stats
+            .as_ref()
+            .and_then(|s| field_u64(s, "frames-dropped"))
+            .map(|n| n as f64),
+    );
+    out.opt_num("stall_ms", args.stall.map(|(d, _)| d.as_millis() as f64));
+    out.opt_num("stall_every", args.stall.map(|(_, k)| k as f64));
+    out.opt_num("span", args.span.map(|n| n as f64));
     out.opt_str("stats", stats.map(|s| s.to_string()).as_deref());
     let (lost, unordered) = count_gaps(&capture.frames);
     out.opt_num("lost", lost.map(|n| n as f64));
