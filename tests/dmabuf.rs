@@ -321,26 +321,31 @@ fn freed_buffers_go_back_to_the_driver() {
         "max-buffers=1 drop=true",
     );
     capture.play();
+    // Counted by the element's own `frames-captured`, not by the offsets: with three buffers
+    // at 60 fps under emulation vivid skips frames now and then (seen in CI: offset 30 reached
+    // after 27 captured, 5 lost), and skipped frames say nothing about re-queueing.
     let deadline = Instant::now() + TIMEOUT;
     let mut frames = 0;
-    let mut last_offset = 0;
-    while last_offset < 30 {
+    loop {
+        let stats = capture.stats();
+        let captured = stats.get::<u64>("frames-captured").expect("stats");
+        if captured >= 30 {
+            assert_eq!(
+                stats.get::<u64>("frames-copied").expect("stats"),
+                0,
+                "{stats}"
+            );
+            break;
+        }
         assert!(
             Instant::now() < deadline,
-            "capture stalled at offset {last_offset} after {frames} frames: the driver buffers \
-             were not re-queued when freed"
+            "capture stalled after {captured} frames ({frames} pulled): the driver buffers were \
+             not re-queued when freed; {stats}"
         );
         let buffer = capture.pull_buffer();
         dmabuf_inodes(&buffer, &format!("frame at offset {}", buffer.offset()));
-        last_offset = buffer.offset();
         frames += 1;
     }
-    let stats = capture.stats();
-    assert_eq!(stats.get::<u64>("frames-copied").expect("stats"), 0);
-    assert!(
-        stats.get::<u64>("frames-captured").expect("stats") >= 30,
-        "{stats}"
-    );
 }
 
 /// Under pool pressure the copy fallback still works in dmabuf mode: with every buffer but
