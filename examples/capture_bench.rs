@@ -26,9 +26,10 @@
 //!   `low-latency` gave back unseen) when it has one, else null.
 //!
 //! A slow downstream can be played with `--stall-ms N --stall-every K`: the sink's callback
-//! sleeps N ms after every K-th frame, once that frame's measurements are taken. The callback
-//! runs on the source's streaming thread (nothing queues in between), so the source cannot
-//! dequeue meanwhile and the driver's buffers fill up, as behind a briefly busy consumer.
+//! sleeps N ms after every K-th frame, once that frame's measurements are taken, still holding
+//! the frame, as a consumer busy with it would. The callback runs on the source's streaming
+//! thread (nothing queues in between), so the source cannot dequeue meanwhile and the driver's
+//! other buffers fill up.
 //! `--span N` ends the run after N frames of the driver's sequence rather than N delivered ones,
 //! so that sources which skip frames cover the same stretch of time.
 
@@ -278,8 +279,10 @@ fn run(args: &Args) -> Result<String, String> {
                     if let Some((pause, every)) = stall
                         && delivered % every == 0
                     {
+                        // Busy with this frame: it stays held (`sample`) until the sleep ends.
                         std::thread::sleep(pause);
                     }
+                    drop(sample);
                     Ok(gst::FlowSuccess::Ok)
                 })
                 .build(),
