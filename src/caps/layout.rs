@@ -3,8 +3,12 @@
 
 use gst_video::VideoInfo;
 
+use super::bitstream::NalSyntax;
 use super::formats::{FormatEntry, Payload, entry};
-use crate::v4l2::PixFormat;
+use crate::v4l2::{Fourcc, PixFormat};
+
+const H264: Fourcc = Fourcc::new(b"H264");
+const HEVC: Fourcc = Fourcc::new(b"HEVC");
 
 /// How the element turns one dequeued buffer into a `GstBuffer`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,8 +24,12 @@ pub enum Framing {
         packed_stride: usize,
     },
     /// Compressed: one image or access unit per buffer, `bytesused` long. With
-    /// `delta_units`, a buffer without the driver's keyframe flag depends on earlier ones.
-    Compressed { delta_units: bool },
+    /// `delta_units`, a buffer that is not a keyframe depends on earlier ones; `syntax` says
+    /// how to find keyframes in the stream when the driver does not flag them.
+    Compressed {
+        delta_units: bool,
+        syntax: Option<NalSyntax>,
+    },
 }
 
 impl Framing {
@@ -33,6 +41,11 @@ impl Framing {
             Payload::Video => Layout::new(pix, info).map(Framing::Video),
             Payload::Image | Payload::Stream => Ok(Framing::Compressed {
                 delta_units: entry.payload == Payload::Stream,
+                syntax: match entry.fourcc {
+                    H264 => Some(NalSyntax::H264),
+                    HEVC => Some(NalSyntax::H265),
+                    _ => None,
+                },
             }),
             Payload::Bayer => {
                 let (width, height) = (pix.width as usize, pix.height as usize);
@@ -85,7 +98,13 @@ impl Framing {
     /// Whether a buffer is a `DELTA_UNIT`: a compressed access unit the driver did not flag as
     /// a keyframe (`V4L2_BUF_FLAG_KEYFRAME`). JPEG images, Bayer and raw frames never are.
     pub fn is_delta_unit(&self, keyframe: bool) -> bool {
-        matches!(self, Framing::Compressed { delta_units: true }) && !keyframe
+        matches!(
+            self,
+            Framing::Compressed {
+                delta_units: true,
+                ..
+            }
+        ) && !keyframe
     }
 
     /// Whether downstream can read the driver's buffers as they are. Raw video whose layout
@@ -553,14 +572,29 @@ mod tests {
         let info = VideoInfo::from_caps(&jpeg).unwrap();
         let mjpg = crate::caps::entry(Fourcc::new(b"MJPG")).unwrap();
         let f = Framing::new(&pix(b"MJPG", 640, 360, &[(0, 921600)]), mjpg, &info).unwrap();
-        assert_eq!(f, Framing::Compressed { delta_units: false });
+        assert_eq!(
+            f,
+            Framing::Compressed {
+                delta_units: false,
+                syntax: None
+            }
+        );
         assert_eq!(f.frame_size(&info), None);
         let h264 = crate::caps::entry(Fourcc::new(b"H264")).unwrap();
         let f = Framing::new(&pix(b"H264", 640, 360, &[(0, 921600)]), h264, &info).unwrap();
-        assert_eq!(f, Framing::Compressed { delta_units: true });
+        assert_eq!(
+            f,
+            Framing::Compressed {
+                delta_units: true,
+                syntax: Some(NalSyntax::H264)
+            }
+        );
         assert!(f.is_delta_unit(false));
         assert!(!f.is_delta_unit(true));
-        let jpeg = Framing::Compressed { delta_units: false };
+        let jpeg = Framing::Compressed {
+            delta_units: false,
+            syntax: None,
+        };
         assert!(!jpeg.is_delta_unit(false));
         let bayer = Framing::Bayer {
             height: 2,

@@ -11,9 +11,11 @@
 //! - [`caps_to_request`]: fixed caps back to the fourcc, size and interval to set.
 //! - [`Layout`]: where the driver puts each plane, for `GstVideoMeta`; [`Framing`]: how a
 //!   buffer of any format becomes a `GstBuffer`.
+//! - [`bitstream`]: which H.264/H.265 access units are keyframes, when the driver does not say.
 //! - [`colorimetry`]: V4L2 colorspace and field order <-> GStreamer colorimetry and
 //!   interlacing, and the pixel aspect ratio.
 
+pub mod bitstream;
 pub mod colorimetry;
 pub mod formats;
 

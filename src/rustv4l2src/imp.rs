@@ -1208,6 +1208,15 @@ impl RustV4l2Src {
         // Lending this frame would leave the driver too few buffers to fill: downstream holds
         // the rest. Copy it and give the driver its buffer back at once instead of stalling.
         let starved = (queue.queued() as u32) < copy_threshold;
+        let keyframe = match stream.framing {
+            caps::Framing::Compressed {
+                syntax: Some(syntax),
+                ..
+            } if !frame.has_frame_type() => syntax
+                .is_keyframe(queue.frame_plane(&frame, 0))
+                .unwrap_or(false),
+            _ => frame.is_keyframe(),
+        };
         let mut buffer = gst::Buffer::new();
         {
             let buffer = buffer.get_mut().ok_or(gst::FlowError::Error)?;
@@ -1266,7 +1275,7 @@ impl RustV4l2Src {
                     }
                 }
                 caps::Framing::Compressed { .. } => {
-                    if stream.framing.is_delta_unit(frame.is_keyframe()) {
+                    if stream.framing.is_delta_unit(keyframe) {
                         buffer.set_flags(gst::BufferFlags::DELTA_UNIT);
                     }
                 }

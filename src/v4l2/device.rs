@@ -81,6 +81,12 @@ impl Dequeued {
     pub fn is_keyframe(&self) -> bool {
         self.flags & V4L2_BUF_FLAG_KEYFRAME != 0
     }
+
+    /// Whether the driver says what kind of frame this is (key, P or B). Many don't
+    /// (uvcvideo, v4l2loopback), and then no flag means nothing.
+    pub fn has_frame_type(&self) -> bool {
+        self.flags & (V4L2_BUF_FLAG_KEYFRAME | V4L2_BUF_FLAG_PFRAME | V4L2_BUF_FLAG_BFRAME) != 0
+    }
 }
 
 /// A dmabuf fd exported by `VIDIOC_EXPBUF`. Only `Device::expbuf` makes one, and a duplicate of
