@@ -654,3 +654,64 @@ fn foreign_driver_timestamps_give_way_to_the_pipeline_clock() {
         last = Some(pts);
     }
 }
+
+/// H.264 end to end: v4l2loopback carries access units that `openh264enc` made (an IDR every
+/// 10 frames) and `v4l2sink` wrote. v4l2loopback flags no frame type, so the element finds the
+/// keyframes in the stream itself: without that, every buffer would be a `DELTA_UNIT`. Each
+/// buffer is one access unit starting with a start code. (Zero-copy of compressed frames is
+/// the MJPEG test's business; a frame copied under load keeps its flags.)
+#[test]
+fn h264_from_v4l2loopback_marks_its_keyframes() {
+    let _device = setup();
+    let node = load_v4l2loopback();
+    let mut writer = Writer::start(&format!(
+        "videotestsrc is-live=true pattern=ball \
+         ! video/x-raw,format=I420,width=320,height=180,framerate=30/1 \
+         ! openh264enc gop-size=10 ! h264parse config-interval=-1 \
+         ! video/x-h264,stream-format=byte-stream,alignment=au ! v4l2sink device={node}"
+    ));
+    writer.wait_for_capture(&node);
+    let capacity = Device::open(Path::new(&node))
+        .expect("open")
+        .g_fmt()
+        .expect("G_FMT")
+        .planes[0]
+        .sizeimage as usize;
+
+    let capture = Capture::new(&node, "video/x-h264,stream-format=byte-stream,alignment=au");
+    capture.play();
+    let mut keyframes = Vec::new();
+    let mut units = 0;
+    for i in 0..60 {
+        let sample = capture.pull();
+        assert_eq!(structure_of(&sample).name(), "video/x-h264");
+        let buffer = sample.buffer().expect("a buffer");
+        let map = buffer.map_readable().expect("readable");
+        // Buffers the writer has not filled since the reader started say `bytesused` =
+        // `sizeimage` (see the MJPEG test): not access units, skip them.
+        if map.len() == capacity {
+            continue;
+        }
+        assert!(
+            map.starts_with(&[0, 0, 0, 1]) || map.starts_with(&[0, 0, 1]),
+            "frame {i} does not start with a start code: {:02x?}",
+            &map[..map.len().min(8)]
+        );
+        if !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+            keyframes.push(units);
+        }
+        units += 1;
+        if units == 40 {
+            break;
+        }
+    }
+    assert!(units >= 30, "only {units} of 60 buffers were access units");
+    // An IDR every 10 access units: 3 or 4 of them in 30 to 40, 10 apart.
+    assert!(
+        keyframes.len() >= 3,
+        "keyframes at {keyframes:?} of {units} access units"
+    );
+    for pair in keyframes.windows(2) {
+        assert_eq!(pair[1] - pair[0], 10, "keyframes at {keyframes:?}");
+    }
+}
