@@ -1,15 +1,16 @@
 //! The V4L2 kernel interface: raw structures, one safe function per ioctl, the device, the
-//! buffer queue and the poller. Knows nothing of GStreamer; the element reaches the kernel
-//! only through this module. All unsafe code of the crate lives here, but for two places that
-//! need GStreamer: handing a `DmaBufFd` to GStreamer's dmabuf allocator sits in the element
-//! (`rustv4l2src/imp.rs`, `dmabuf_memory`), which can only get such an fd from here; and the
-//! GstColorBalance interface, filled in by hand through its C vtable, is
-//! `rustv4l2src/colorbalance.rs`.
+//! buffer queue, the poller, and the kernel's hot-plug events for video4linux. Knows nothing of
+//! GStreamer; the element and the device provider reach the kernel only through this module.
+//! All unsafe code of the crate lives here, but for two places that need GStreamer: handing a
+//! `DmaBufFd` to GStreamer's dmabuf allocator sits in the element (`rustv4l2src/imp.rs`,
+//! `dmabuf_memory`), which can only get such an fd from here; and the GstColorBalance
+//! interface, filled in by hand through its C vtable, is `rustv4l2src/colorbalance.rs`.
 
 pub mod controls;
 pub mod device;
 pub mod error;
 pub mod format;
+pub mod hotplug;
 pub mod poller;
 pub mod queue;
 mod sys;
@@ -20,6 +21,7 @@ pub use format::{
     FormatRequest, Fourcc, Fract, FrameIntervals, FrameSizes, PixFormat, PlaneFormat, ProbedFormat,
     ProbedSize, SizeRange,
 };
+pub use hotplug::Hotplug;
 pub use poller::{Poller, Wait};
 pub use queue::{Plane, PlaneDmaBuf, Queue};
 pub use sys::{
