@@ -6,21 +6,30 @@
 //! folder. A node that could not be opened (no permission yet, a driver error) is tried again on
 //! the next scan, since udev may still be setting it up.
 //!
-//! Locks: `monitor` is the provider's only one, and the scan thread never takes it (the thread
-//! owns its list of known nodes), so `stop()` cannot wait on a thread that waits on it.
+//! When to scan: while started, a thread waits for the kernel's video4linux hot-plug events
+//! (`v4l2::hotplug`) and rescans at once on each. The kernel sends them before udev, if it runs,
+//! has made the node or set its permissions, so a node an event announces is looked at again,
+//! at growing intervals, until it can be examined or `SETTLE_TIMEOUT` passes. Where no events can
+//! be had (netlink not allowed) or `RUSTV4L2_PROVIDER_SCAN` asks for it, the thread rescans
+//! every `SCAN_INTERVAL` instead. Either way one path, `Nodes::rescan` and `examine`, decides
+//! what a node is: an event only says when to look, and which node to wait for.
+//!
+//! Locks: `monitor` is the provider's only one, and the monitor thread never takes it (the
+//! thread owns its list of known nodes), so `stop()` cannot wait on a thread that waits on it.
+//! `stop()` reaches the thread through the `Hotplug`'s eventfd alone.
 
 use crate::caps;
-use crate::v4l2::{self, Device, FrameIntervals, OpenError, ProbedSize};
+use crate::v4l2::hotplug::{Action, Uevent, Woken};
+use crate::v4l2::{self, Device, FrameIntervals, Hotplug, OpenError, ProbedSize};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -30,16 +39,34 @@ pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-/// Where the capture nodes are. Without udev, nothing tells us when one appears: we look.
+/// Where the capture nodes are.
 const DEV_DIR: &str = "/dev";
-/// How often a started provider looks again.
+/// How often a started provider without hot-plug events looks again.
 const SCAN_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a node that a hot-plug event announced may take to become one that can be examined:
+/// udev may still be making it, or giving it its group and permissions.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The first wait before looking again at such a node; each later wait is twice as long.
+const FIRST_RETRY: Duration = Duration::from_millis(10);
+/// Set (to anything but empty or `0`) when the provider starts, it rescans every
+/// `SCAN_INTERVAL` even where hot-plug events could be had: for nodes made by hand (`mknod`),
+/// which no event announces.
+const SCAN_ENV: &str = "RUSTV4L2_PROVIDER_SCAN";
+/// udev's control socket: libudev takes it being there to mean that the daemon runs. Only the
+/// log says so; events and rescans are the same either way.
+const UDEV_CONTROL: &str = "/run/udev/control";
 
-/// The running scan thread.
+/// The running monitor thread.
 struct Monitor {
-    /// Dropping it wakes the thread at once and tells it to end.
-    stop: mpsc::Sender<()>,
-    thread: JoinHandle<()>,
+    hotplug: Arc<Hotplug>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Monitor {
+    /// A provider dropped while started must not leave its thread waiting for the next event.
+    fn drop(&mut self) {
+        self.hotplug.stop();
+    }
 }
 
 #[derive(Default)]
@@ -52,8 +79,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// N of a `videoN` name. Names with anything after the number are not nodes the kernel creates.
+fn video_number(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("video")?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 /// The `/dev/videoN` character devices in `dir` with their device numbers, in the order of N.
-/// Names with anything after the number are not nodes the kernel creates, so they are left out.
 fn list_nodes(dir: &Path) -> Vec<(PathBuf, u64)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -61,12 +96,7 @@ fn list_nodes(dir: &Path) -> Vec<(PathBuf, u64)> {
     let mut nodes: Vec<(u64, PathBuf, u64)> = entries
         .flatten()
         .filter_map(|entry| {
-            let name = entry.file_name();
-            let digits = name.to_str()?.strip_prefix("video")?;
-            if !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let number = digits.parse::<u64>().ok()?;
+            let number = video_number(entry.file_name().to_str()?)?;
             let path = entry.path();
             // Follows a symlink: what matters is the device it leads to.
             let meta = std::fs::metadata(&path).ok()?;
@@ -182,12 +212,25 @@ struct Node {
     device: Option<super::RustV4l2Device>,
 }
 
+/// A node that a hot-plug event announced and that has not been examined yet.
+struct Awaited {
+    rdev: u64,
+    announced: Instant,
+    /// When to look again, and how long to wait after that.
+    next: Instant,
+    delay: Duration,
+    /// Why the last look did not settle it.
+    why: String,
+}
+
 /// The nodes of the last scan, and what each turned out to be.
 struct Nodes {
     dir: PathBuf,
     known: BTreeMap<PathBuf, Node>,
     /// Nodes that could not be examined, left out of `known` so that each scan tries them again.
     failing: BTreeMap<PathBuf, u64>,
+    /// Announced nodes not settled yet: their failures are expected for a moment, not news.
+    awaited: BTreeMap<PathBuf, Awaited>,
 }
 
 /// The devices a rescan found gone and new.
@@ -197,13 +240,108 @@ struct Changes {
     added: Vec<super::RustV4l2Device>,
 }
 
+impl Changes {
+    fn is_empty(&self) -> bool {
+        self.removed.is_empty() && self.added.is_empty()
+    }
+}
+
 impl Nodes {
     fn new(dir: &Path) -> Self {
         Nodes {
             dir: dir.to_owned(),
             known: BTreeMap::new(),
             failing: BTreeMap::new(),
+            awaited: BTreeMap::new(),
         }
+    }
+
+    /// Takes note of a hot-plug event; the caller rescans after it. A device the kernel says
+    /// is gone is gone at once, under every path that leads to it, even where its node is
+    /// left behind (a node made by hand, a udev slower than the event).
+    fn announced(&mut self, event: &Uevent, now: Instant) -> Vec<super::RustV4l2Device> {
+        let path = self.dir.join(&event.devname);
+        match event.action {
+            Action::Add => {
+                gst::debug!(CAT, "Hot-plug event: {} added", path.display());
+                // Only videoN nodes are listed; v4l-subdevN, radioN and the like are not.
+                if video_number(&event.devname).is_some() {
+                    self.awaited.insert(
+                        path,
+                        Awaited {
+                            rdev: event.rdev,
+                            announced: now,
+                            next: now,
+                            delay: FIRST_RETRY,
+                            why: "the node did not appear".into(),
+                        },
+                    );
+                }
+                Vec::new()
+            }
+            Action::Remove => {
+                gst::debug!(CAT, "Hot-plug event: {} removed", path.display());
+                self.awaited.retain(|_, awaited| awaited.rdev != event.rdev);
+                let gone: Vec<PathBuf> = self
+                    .known
+                    .iter()
+                    .filter(|(_, node)| node.rdev == event.rdev)
+                    .map(|(path, _)| path.clone())
+                    .collect();
+                let mut removed = Vec::new();
+                for path in gone {
+                    if let Some(Node {
+                        device: Some(device),
+                        ..
+                    }) = self.known.remove(&path)
+                    {
+                        gst::info!(CAT, "{} is gone", path.display());
+                        removed.push(device);
+                    }
+                }
+                removed
+            }
+        }
+    }
+
+    /// After a rescan: forgets the announced nodes that are now known, or that took too long,
+    /// and says when to look at the others again.
+    fn settle(&mut self, now: Instant) {
+        let known = &self.known;
+        self.awaited.retain(|path, awaited| {
+            if known
+                .get(path)
+                .is_some_and(|node| node.rdev == awaited.rdev)
+            {
+                gst::debug!(
+                    CAT,
+                    "{} settled {:?} after its event",
+                    path.display(),
+                    now.duration_since(awaited.announced)
+                );
+                return false;
+            }
+            if now.duration_since(awaited.announced) >= SETTLE_TIMEOUT {
+                gst::warning!(
+                    CAT,
+                    "Cannot examine {}, announced {:?} ago: {}; it is looked at again on the next \
+                     hot-plug event",
+                    path.display(),
+                    SETTLE_TIMEOUT,
+                    awaited.why
+                );
+                return false;
+            }
+            // The last look comes at SETTLE_TIMEOUT itself, not a doubled wait after it.
+            awaited.next = (now + awaited.delay).min(awaited.announced + SETTLE_TIMEOUT);
+            awaited.delay *= 2;
+            true
+        });
+    }
+
+    /// When an announced node is due for another look, if any is.
+    fn next_look(&self) -> Option<Instant> {
+        self.awaited.values().map(|awaited| awaited.next).min()
     }
 
     fn rescan(&mut self) -> Changes {
@@ -244,8 +382,13 @@ impl Nodes {
                     None
                 }
                 Examined::Failed(why) => {
-                    // Said once; the retries on every scan after that stay quiet.
-                    if self.failing.insert(path.clone(), rdev).is_some() {
+                    // Said once; the retries on every scan after that stay quiet. A node just
+                    // announced is expected to fail for a moment: `settle` speaks for it.
+                    let again = self.failing.insert(path.clone(), rdev).is_some();
+                    if let Some(awaited) = self.awaited.get_mut(&path) {
+                        gst::debug!(CAT, "{} not ready yet: {}", path.display(), why);
+                        awaited.why = why;
+                    } else if again {
                         gst::trace!(CAT, "Still cannot examine {}: {}", path.display(), why);
                     } else {
                         gst::warning!(CAT, "Cannot examine {}: {}", path.display(), why);
@@ -260,36 +403,112 @@ impl Nodes {
     }
 }
 
-/// Rescans every `SCAN_INTERVAL` until `stop` says so (or is dropped) or the provider is gone.
+/// Rescans on every hot-plug event, or every `SCAN_INTERVAL` without them, until `hotplug` is
+/// stopped or the provider is gone.
 fn run_monitor(
     provider: glib::WeakRef<super::RustV4l2DeviceProvider>,
     mut nodes: Nodes,
-    stop: mpsc::Receiver<()>,
+    hotplug: Arc<Hotplug>,
 ) {
-    // Anything but a timeout (a message, or the sender dropped) means stop.
-    'scan: while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(SCAN_INTERVAL) {
-        let changes = nodes.rescan();
+    let mut listening = hotplug.has_events();
+    loop {
+        let woken = if listening {
+            let now = Instant::now();
+            hotplug.wait(
+                nodes
+                    .next_look()
+                    .map(|next| next.saturating_duration_since(now)),
+            )
+        } else {
+            hotplug.sleep(SCAN_INTERVAL)
+        };
+        let mut changes = Changes::default();
+        match woken {
+            Ok(Woken::Stopped) => break,
+            Ok(Woken::TimedOut) => {}
+            Ok(Woken::Events { events, lost }) => {
+                if lost {
+                    gst::warning!(CAT, "Hot-plug events were lost; rescanning {}", DEV_DIR);
+                } else if events.is_empty() {
+                    // Another subsystem's event.
+                    continue;
+                }
+                let now = Instant::now();
+                for event in &events {
+                    changes.removed.extend(nodes.announced(event, now));
+                }
+            }
+            Err(e) => {
+                // Not expected from a socket that was fine a moment ago; scanning still works.
+                gst::warning!(
+                    CAT,
+                    "Waiting for hot-plug events failed: {}; rescanning {}/video* every {:?} \
+                     instead",
+                    e,
+                    DEV_DIR,
+                    SCAN_INTERVAL
+                );
+                listening = false;
+            }
+        }
+        let rescanned = nodes.rescan();
+        nodes.settle(Instant::now());
+        changes.removed.extend(rescanned.removed);
+        changes.added.extend(rescanned.added);
+        if changes.is_empty() {
+            continue;
+        }
         let Some(provider) = provider.upgrade() else {
-            break 'scan;
+            break;
         };
         // Checked before each: stop() may have come in meanwhile, even from inside the last
         // post (an application handling device-added synchronously), and a stopped provider
         // must not gain devices.
-        let stopping = || !matches!(stop.try_recv(), Err(TryRecvError::Empty));
         for device in changes.removed {
-            if stopping() {
-                break 'scan;
+            if hotplug.is_stopped() {
+                break;
             }
             provider.device_remove(&device);
         }
         for device in changes.added {
-            if stopping() {
-                break 'scan;
+            if hotplug.is_stopped() {
+                break;
             }
             provider.device_add(&device);
         }
     }
     gst::debug!(CAT, "Monitor thread ends");
+}
+
+/// How the monitor thread learns of changes, and a sentence for the log that says so.
+fn watch() -> Result<(Hotplug, String), v4l2::Error> {
+    let scanning = |why: String| {
+        let hotplug = Hotplug::timer()?;
+        Ok((
+            hotplug,
+            format!("rescanning {DEV_DIR}/video* every {SCAN_INTERVAL:?} ({why})"),
+        ))
+    };
+    if std::env::var_os(SCAN_ENV).is_some_and(|v| !v.is_empty() && v != "0") {
+        return scanning(format!("{SCAN_ENV} is set"));
+    }
+    if !v4l2::hotplug::events_reach_this_process() {
+        return scanning("the kernel sends no hot-plug events into this user namespace".into());
+    }
+    match Hotplug::kernel_events() {
+        Ok(hotplug) => {
+            let udev = if Path::new(UDEV_CONTROL).exists() {
+                "udev runs: a node may be ready a moment after its event"
+            } else {
+                "udev does not run"
+            };
+            Ok((
+                hotplug,
+                format!("rescanning on the kernel's video4linux hot-plug events ({udev})"),
+            ))
+        }
+        Err(e) => scanning(format!("no hot-plug events: {e}")),
+    }
 }
 
 #[glib::object_subclass]
@@ -328,6 +547,10 @@ impl DeviceProviderImpl for RustV4l2DeviceProvider {
             // GstDeviceProvider counts starts itself; this would be a second thread.
             return Ok(());
         }
+        // Subscribed before the first scan, so that a node coming meanwhile is not missed.
+        let (hotplug, how) =
+            watch().map_err(|e| gst::loggable_error!(CAT, "Cannot watch for devices: {}", e))?;
+        let hotplug = Arc::new(hotplug);
         // The devices present at start are announced before start() returns, as the device
         // monitor expects; the thread then reports only changes.
         let mut nodes = Nodes::new(Path::new(DEV_DIR));
@@ -335,32 +558,37 @@ impl DeviceProviderImpl for RustV4l2DeviceProvider {
         gst::info!(
             CAT,
             imp = self,
-            "Started with {} devices; rescanning {}/video* every {:?}",
+            "Started with {} devices; {}",
             changes.added.len(),
-            DEV_DIR,
-            SCAN_INTERVAL
+            how
         );
         for device in changes.added {
             self.obj().device_add(&device);
         }
-        let (stop, stopped) = mpsc::channel();
         let provider = self.obj().downgrade();
+        let for_thread = Arc::clone(&hotplug);
         let thread = thread::Builder::new()
             .name("rustv4l2-devmon".into())
-            .spawn(move || run_monitor(provider, nodes, stopped))
+            .spawn(move || run_monitor(provider, nodes, for_thread))
             .map_err(|e| gst::loggable_error!(CAT, "Could not start the monitor thread: {}", e))?;
-        *monitor = Some(Monitor { stop, thread });
+        *monitor = Some(Monitor {
+            hotplug,
+            thread: Some(thread),
+        });
         Ok(())
     }
 
     fn stop(&self) {
-        let Some(Monitor { stop, thread }) = lock(&self.monitor).take() else {
+        let Some(mut monitor) = lock(&self.monitor).take() else {
             return;
         };
-        drop(stop);
+        monitor.hotplug.stop();
         // stop() may be reached from the thread itself (an application handling device-added
         // synchronously): it must not wait for itself, and it ends on its own right after.
-        if thread.thread().id() != thread::current().id() && thread.join().is_err() {
+        if let Some(thread) = monitor.thread.take()
+            && thread.thread().id() != thread::current().id()
+            && thread.join().is_err()
+        {
             gst::error!(CAT, imp = self, "The monitor thread panicked");
         }
         gst::info!(CAT, imp = self, "Stopped");
@@ -413,6 +641,120 @@ mod tests {
         );
         assert_eq!(gone, vec![PathBuf::from("/dev/video0")]);
         assert_eq!(new, present(&[("/dev/video0", 7)]));
+    }
+
+    /// A scratch folder for `Nodes`, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("rustv4l2-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("create a scratch folder");
+            Scratch(dir)
+        }
+
+        /// A node in it: a symlink to /dev/null, a character device that is no V4L2 device.
+        fn add(&self, name: &str) {
+            std::os::unix::fs::symlink("/dev/null", self.0.join(name)).expect("symlink");
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn null_rdev() -> u64 {
+        std::fs::metadata("/dev/null")
+            .expect("stat /dev/null")
+            .rdev()
+    }
+
+    fn event(action: Action, devname: &str) -> Uevent {
+        Uevent {
+            action,
+            devname: devname.into(),
+            rdev: null_rdev(),
+        }
+    }
+
+    #[test]
+    fn an_announced_node_is_looked_at_again_until_it_is_there() {
+        gst::init().expect("GStreamer initialises");
+        let dir = Scratch::new("awaited");
+        let mut nodes = Nodes::new(&dir.0);
+        let t0 = Instant::now();
+        assert!(
+            nodes
+                .announced(&event(Action::Add, "video5"), t0)
+                .is_empty()
+        );
+        assert_eq!(nodes.next_look(), Some(t0), "looked at at once");
+
+        // Not there yet (udev has not made it): looked at again, each time after longer.
+        nodes.rescan();
+        nodes.settle(t0);
+        assert_eq!(nodes.next_look(), Some(t0 + FIRST_RETRY));
+        let t1 = t0 + FIRST_RETRY;
+        nodes.rescan();
+        nodes.settle(t1);
+        assert_eq!(nodes.next_look(), Some(t1 + 2 * FIRST_RETRY));
+
+        // There: examined (not a capture device, so no device), and no longer awaited.
+        dir.add("video5");
+        let changes = nodes.rescan();
+        nodes.settle(t1 + 2 * FIRST_RETRY);
+        assert!(changes.is_empty());
+        assert_eq!(nodes.next_look(), None);
+        assert!(nodes.known.contains_key(&dir.0.join("video5")));
+
+        // Gone by the kernel's word, even though the node is left behind; and a later rescan
+        // looks at the node afresh.
+        assert!(
+            nodes
+                .announced(&event(Action::Remove, "video5"), t0)
+                .is_empty()
+        );
+        assert!(nodes.known.is_empty());
+        nodes.rescan();
+        assert!(nodes.known.contains_key(&dir.0.join("video5")));
+    }
+
+    #[test]
+    fn an_announced_node_that_never_comes_is_given_up() {
+        gst::init().expect("GStreamer initialises");
+        let dir = Scratch::new("given-up");
+        let mut nodes = Nodes::new(&dir.0);
+        let t0 = Instant::now();
+        nodes.announced(&event(Action::Add, "video5"), t0);
+        // Looks at growing intervals, the last one at SETTLE_TIMEOUT, then gives up.
+        let mut now = t0;
+        let mut looks = 0;
+        while let Some(next) = nodes.next_look() {
+            assert!(next <= t0 + SETTLE_TIMEOUT, "looks after the timeout");
+            now = next;
+            nodes.rescan();
+            nodes.settle(now);
+            looks += 1;
+            assert!(looks < 20, "never gives up");
+        }
+        assert_eq!(now, t0 + SETTLE_TIMEOUT);
+    }
+
+    #[test]
+    fn only_video_nodes_are_awaited_and_a_removal_ends_the_wait() {
+        gst::init().expect("GStreamer initialises");
+        let dir = Scratch::new("removal");
+        let mut nodes = Nodes::new(&dir.0);
+        let t0 = Instant::now();
+        nodes.announced(&event(Action::Add, "v4l-subdev0"), t0);
+        assert_eq!(nodes.next_look(), None);
+        nodes.announced(&event(Action::Add, "video7"), t0);
+        assert!(nodes.next_look().is_some());
+        nodes.announced(&event(Action::Remove, "video7"), t0);
+        assert_eq!(nodes.next_look(), None);
     }
 
     #[test]

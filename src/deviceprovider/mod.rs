@@ -3,8 +3,10 @@
 //! `rustv4l2src` for each.
 //!
 //! Like the element, it reaches the kernel only through `crate::v4l2` and builds caps only
-//! through `crate::caps`. It knows no udev: while started, it rescans `/dev/video*` on a thread
-//! of its own, so nodes that appear or go away are reported within about a second.
+//! through `crate::caps`. It knows no udev: while started, a thread of its own rescans
+//! `/dev/video*` on each of the kernel's video4linux hot-plug events, so devices that come or go
+//! are reported at once; where those events cannot be had, or `RUSTV4L2_PROVIDER_SCAN=1` asks
+//! for it, the thread rescans every second instead.
 
 use gst::glib;
 use gst::prelude::*;
