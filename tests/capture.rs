@@ -7,181 +7,22 @@
 
 mod common;
 
+use common::{Capture, TIMEOUT, bus_problems, change_state, setup, shut_down};
+
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use gst_check::Harness;
 use gst_video::prelude::*;
 use gst_video::{VideoFormat, VideoInfo, VideoMeta};
-
-/// The longest any single wait may take before the test fails.
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Everything a device test needs first: GStreamer, the plugin, and the device to itself.
-///
-/// vivid's nodes can be opened by several processes, but only one can stream, so tests that
-/// libtest runs in parallel would fail each other with EBUSY.
-fn setup() -> MutexGuard<'static, ()> {
-    static DEVICE: Mutex<()> = Mutex::new(());
-    common::init();
-    DEVICE.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Errors and warnings waiting on `bus`, one per line, for failure messages.
-fn bus_problems(bus: &gst::Bus) -> String {
-    let mut out = String::new();
-    while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Warning]) {
-        let src = msg
-            .src()
-            .map(|s| s.path_string().to_string())
-            .unwrap_or_default();
-        match msg.view() {
-            gst::MessageView::Error(e) => {
-                let _ = write!(out, "\n  ERROR from {src}: {} ({:?})", e.error(), e.debug());
-            }
-            gst::MessageView::Warning(w) => {
-                let _ = write!(
-                    out,
-                    "\n  WARNING from {src}: {} ({:?})",
-                    w.error(),
-                    w.debug()
-                );
-            }
-            _ => {}
-        }
-    }
-    if out.is_empty() {
-        out.push_str(" (no error on the bus)");
-    }
-    out
-}
-
-fn element_bus_problems(element: &gst::Element) -> String {
-    element.bus().map_or_else(
-        || " (element has no bus)".to_string(),
-        |bus| bus_problems(&bus),
-    )
-}
-
-/// Changes `element`'s state from another thread and returns how long it took; fails the test
-/// if the change fails or does not finish within `limit` (a wait the element cannot leave).
-fn change_state(element: &gst::Element, state: gst::State, limit: Duration) -> Duration {
-    let (tx, rx) = mpsc::channel();
-    let started = Instant::now();
-    let e = element.clone();
-    std::thread::spawn(move || {
-        let result = e.set_state(state);
-        // Our reference goes before the caller resumes, so that when the caller drops its own,
-        // the element is finalized there and then, and releases what it holds.
-        drop(e);
-        let _ = tx.send(result);
-    });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(_)) => started.elapsed(),
-        Ok(Err(_)) => panic!(
-            "{} refused to go to {state:?}:{}",
-            element.name(),
-            element_bus_problems(element)
-        ),
-        Err(_) => panic!(
-            "{} did not reach {state:?} within {limit:?}",
-            element.name()
-        ),
-    }
-}
-
-/// Brings `element` down to NULL on the way out of a test, also a failing one, so the device is
-/// free for the next test. Never panics: it may run while a failed assertion unwinds.
-fn shut_down(element: &gst::Element) {
-    let (tx, rx) = mpsc::channel();
-    let e = element.clone();
-    std::thread::spawn(move || {
-        let result = e.set_state(gst::State::Null);
-        drop(e);
-        let _ = tx.send(result);
-    });
-    if rx.recv_timeout(TIMEOUT).is_err() {
-        eprintln!(
-            "{} did not reach NULL within {TIMEOUT:?}; leaking it",
-            element.name()
-        );
-    }
-}
-
-/// A pipeline `rustv4l2src ! caps ! appsink`, shut down when dropped.
-struct Capture {
-    pipeline: gst::Pipeline,
-    src: gst::Element,
-    sink: gst_app::AppSink,
-}
-
-impl Capture {
-    /// `src_props` are extra properties of the source, `caps` the filter between it and the
-    /// sink. The appsink neither syncs nor keeps a `last-sample`, but (GStreamer 1.22) it still
-    /// holds the sample pulled last until the next pull or its disposal, and keeps samples
-    /// queued before a stop for after the restart.
-    fn new(device: &str, src_props: &str, caps: &str) -> Capture {
-        let description = format!(
-            "rustv4l2src name=src device={device} {src_props} ! {caps} ! \
-             appsink name=sink sync=false enable-last-sample=false"
-        );
-        let pipeline = gst::parse::launch(&description)
-            .unwrap_or_else(|e| panic!("cannot build '{description}': {e}"))
-            .downcast::<gst::Pipeline>()
-            .expect("a launch line of several elements gives a pipeline");
-        let src = pipeline.by_name("src").expect("named src");
-        let sink = pipeline
-            .by_name("sink")
-            .expect("named sink")
-            .downcast::<gst_app::AppSink>()
-            .expect("appsink");
-        Capture {
-            pipeline,
-            src,
-            sink,
-        }
-    }
-
-    fn element(&self) -> &gst::Element {
-        self.pipeline.upcast_ref()
-    }
-
-    fn play(&self) {
-        change_state(self.element(), gst::State::Playing, TIMEOUT);
-    }
-
-    fn pull(&self) -> gst::Sample {
-        let timeout = gst::ClockTime::try_from(TIMEOUT).expect("fits");
-        self.sink.try_pull_sample(timeout).unwrap_or_else(|| {
-            panic!(
-                "no buffer within {TIMEOUT:?} (eos: {}):{}",
-                self.sink.is_eos(),
-                element_bus_problems(self.element())
-            )
-        })
-    }
-
-    fn pull_buffer(&self) -> gst::Buffer {
-        self.pull()
-            .buffer_owned()
-            .expect("a sample from appsink holds a buffer")
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        shut_down(self.element());
-    }
-}
 
 /// A harness around `launch` (a source and what follows it) with a bus on its bin, so the
 /// element's errors can be shown when a pull fails.

@@ -50,7 +50,7 @@ fn warnings_at_ready(element: &gst::Element) -> Vec<String> {
 
 #[test]
 fn color_and_extra_controls_reach_the_driver() {
-    common::init();
+    let _device = common::setup();
     let device = common::vivid_sp();
     let src = gst::ElementFactory::make("rustv4l2src")
         .property("device", &device)
@@ -91,7 +91,7 @@ fn color_and_extra_controls_reach_the_driver() {
 
 #[test]
 fn unknown_or_out_of_range_controls_warn_without_failing() {
-    common::init();
+    let _device = common::setup();
     let device = common::vivid_sp();
     let src = gst::ElementFactory::make("rustv4l2src")
         .property("device", &device)
@@ -120,7 +120,7 @@ fn unknown_or_out_of_range_controls_warn_without_failing() {
 
 #[test]
 fn v4l2_uri_makes_a_working_source() {
-    common::init();
+    let _device = common::setup();
     let device = common::vivid_sp();
     let uri = format!("v4l2://{device}");
     let factory = gst::ElementFactory::find("rustv4l2src").unwrap();
@@ -235,7 +235,7 @@ fn colour_source(device: &str) -> gst::Element {
 
 #[test]
 fn color_balance_lists_the_devices_colour_controls_as_v4l2src_does() {
-    common::init();
+    let _device = common::setup();
     let device = common::vivid_sp();
     let src = colour_source(&device);
     let balance = src
@@ -289,7 +289,7 @@ fn color_balance_lists_the_devices_colour_controls_as_v4l2src_does() {
 
 #[test]
 fn color_balance_set_value_reaches_the_driver_and_the_property() {
-    common::init();
+    let _device = common::setup();
     let device = common::vivid_sp();
     let _reset = DefaultColorsOnDrop(device.clone());
     let src = colour_source(&device);
@@ -329,7 +329,7 @@ fn color_balance_set_value_reaches_the_driver_and_the_property() {
 
 #[test]
 fn color_balance_works_while_playing() {
-    common::init();
+    let _device = common::setup();
     let device = common::vivid_sp();
     let _reset = DefaultColorsOnDrop(device.clone());
     let src = colour_source(&device);
@@ -362,7 +362,7 @@ fn color_balance_works_while_playing() {
 
 #[test]
 fn color_balance_channels_go_with_the_device_and_stale_ones_do_nothing() {
-    common::init();
+    let _device = common::setup();
     let device = common::vivid_sp();
     let _reset = DefaultColorsOnDrop(device.clone());
     let src = colour_source(&device);
@@ -399,7 +399,7 @@ fn color_balance_channels_go_with_the_device_and_stale_ones_do_nothing() {
 /// and the errno, and neither crashes nor reports a change.
 #[test]
 fn color_balance_on_a_vanished_device_warns() {
-    common::init();
+    let _device = common::setup();
     let device = common::vivid_sp();
     let _reset = DefaultColorsOnDrop(device.clone());
     let src = colour_source(&device);

@@ -9,137 +9,26 @@
 
 mod common;
 
+use common::{Capture, TIMEOUT, change_state, setup};
+
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
 use gst_allocators::DmaBufMemory;
 
-/// The longest any single wait may take before the test fails.
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// GStreamer, the plugin, and the device to this test alone: only one user can stream from a
-/// node, and libtest runs tests in parallel.
-fn setup() -> MutexGuard<'static, ()> {
-    static DEVICE: Mutex<()> = Mutex::new(());
-    common::init();
-    DEVICE.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Errors and warnings waiting on `element`'s bus, one per line, for failure messages.
-fn bus_problems(element: &gst::Element) -> String {
-    let Some(bus) = element.bus() else {
-        return " (no bus)".into();
-    };
-    let mut out = String::new();
-    while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Warning]) {
-        match msg.view() {
-            gst::MessageView::Error(e) => {
-                out += &format!("\n  ERROR: {} ({:?})", e.error(), e.debug());
-            }
-            gst::MessageView::Warning(w) => {
-                out += &format!("\n  WARNING: {} ({:?})", w.error(), w.debug());
-            }
-            _ => {}
-        }
-    }
-    if out.is_empty() {
-        out += " (no error on the bus)";
-    }
-    out
-}
-
-/// Sets `element`'s state from another thread, failing the test if the change fails or does
-/// not finish in time. Never panics when `quiet` (used while unwinding).
-fn set_state(element: &gst::Element, state: gst::State, quiet: bool) {
-    let (tx, rx) = mpsc::channel();
-    let e = element.clone();
-    std::thread::spawn(move || {
-        let result = e.set_state(state);
-        // Our reference goes first, so that the caller's is the last one.
-        drop(e);
-        let _ = tx.send(result);
-    });
-    match rx.recv_timeout(TIMEOUT) {
-        Ok(Ok(_)) => {}
-        _ if quiet => eprintln!("{} did not reach {state:?}", element.name()),
-        Ok(Err(_)) => panic!(
-            "{} refused to go to {state:?}:{}",
-            element.name(),
-            bus_problems(element)
-        ),
-        Err(_) => panic!("{} did not reach {state:?} in time", element.name()),
-    }
-}
-
-/// `rustv4l2src io-mode=dmabuf ... ! caps ! appsink`, shut down when dropped.
-struct Capture {
-    pipeline: gst::Pipeline,
-    src: gst::Element,
-    sink: gst_app::AppSink,
-}
-
-impl Capture {
-    fn new(device: &str, src_props: &str, caps: &str, sink_props: &str) -> Capture {
-        let description = format!(
-            "rustv4l2src name=src device={device} io-mode=dmabuf {src_props} ! {caps} ! \
-             appsink name=sink sync=false enable-last-sample=false {sink_props}"
-        );
-        let pipeline = gst::parse::launch(&description)
-            .unwrap_or_else(|e| panic!("cannot build '{description}': {e}"))
-            .downcast::<gst::Pipeline>()
-            .expect("a launch line of several elements gives a pipeline");
-        let src = pipeline.by_name("src").expect("named src");
-        let sink = pipeline
-            .by_name("sink")
-            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .expect("appsink");
-        Capture {
-            pipeline,
-            src,
-            sink,
-        }
-    }
-
-    fn element(&self) -> &gst::Element {
-        self.pipeline.upcast_ref()
-    }
-
-    fn play(&self) {
-        set_state(self.element(), gst::State::Playing, false);
-    }
-
-    fn pull(&self) -> gst::Sample {
-        let timeout = gst::ClockTime::try_from(TIMEOUT).expect("fits");
-        self.sink.try_pull_sample(timeout).unwrap_or_else(|| {
-            panic!(
-                "no buffer within {TIMEOUT:?} (eos: {}):{}",
-                self.sink.is_eos(),
-                bus_problems(self.element())
-            )
-        })
-    }
-
-    fn pull_buffer(&self) -> gst::Buffer {
-        self.pull()
-            .buffer_owned()
-            .expect("a sample from appsink holds a buffer")
-    }
-
-    fn stats(&self) -> gst::Structure {
-        self.src.property::<gst::Structure>("stats")
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        set_state(self.element(), gst::State::Null, true);
-    }
+/// `rustv4l2src io-mode=dmabuf ... ! caps ! appsink sink_props`, shut down when dropped.
+fn dmabuf_capture(device: &str, src_props: &str, caps: &str, sink_props: &str) -> Capture {
+    Capture::with_sink(
+        device,
+        &format!("io-mode=dmabuf {src_props}"),
+        caps,
+        sink_props,
+    )
 }
 
 fn hash_of(data: &[u8]) -> u64 {
@@ -216,7 +105,7 @@ fn capture_dmabufs(device: &str, caps: &str, sizes: &[usize]) {
     const BUFFERS: usize = 6;
     let ctx = format!("{caps} on {device}");
     // copy-threshold=0: never copy, so every frame must come as dmabuf.
-    let capture = Capture::new(
+    let capture = dmabuf_capture(
         device,
         &format!("buffer-count={BUFFERS} copy-threshold=0"),
         caps,
@@ -314,7 +203,7 @@ fn multiplanar_y444_has_one_dmabuf_per_plane() {
 fn freed_buffers_go_back_to_the_driver() {
     let _device = setup();
     let device = common::vivid_sp();
-    let capture = Capture::new(
+    let capture = dmabuf_capture(
         &device,
         "buffer-count=3 copy-threshold=0",
         "video/x-raw,format=YUY2,width=320,height=180,framerate=60/1",
@@ -355,7 +244,7 @@ fn freed_buffers_go_back_to_the_driver() {
 fn holding_every_buffer_falls_back_to_copies() {
     let _device = setup();
     let device = common::vivid_sp();
-    let capture = Capture::new(
+    let capture = dmabuf_capture(
         &device,
         "buffer-count=4 copy-threshold=1",
         "video/x-raw,format=YUY2,width=320,height=180,framerate=60/1",
@@ -404,7 +293,7 @@ fn frames_outlive_the_pipeline_and_leave_nothing_behind() {
         open_fds("dmabuf"),
         dmabuf_mappings(),
     );
-    let capture = Capture::new(
+    let capture = dmabuf_capture(
         &device,
         "buffer-count=4 copy-threshold=0",
         "video/x-raw,format=Y444,width=640,height=360,framerate=15/1",
@@ -420,7 +309,7 @@ fn frames_outlive_the_pipeline_and_leave_nothing_behind() {
         dmabuf_inodes(s.buffer().expect("buffer"), &format!("sample {i}"));
     }
 
-    set_state(capture.element(), gst::State::Null, false);
+    change_state(capture.element(), gst::State::Null, TIMEOUT);
     let after_null: Vec<u64> = samples
         .iter()
         .map(|s| readable_hash(s.buffer().expect("buffer")))
@@ -515,7 +404,7 @@ fn io_mode_property() {
 #[test]
 fn io_mode_cannot_change_while_streaming() {
     let _device = setup();
-    let capture = Capture::new(
+    let capture = dmabuf_capture(
         &common::vivid_sp(),
         "",
         "video/x-raw,format=YUY2,width=320,height=180",
@@ -677,7 +566,7 @@ fn a_driver_without_export_gets_a_clear_error() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    let capture = Capture::new(&node, "", "video/x-raw", "");
+    let capture = dmabuf_capture(&node, "", "video/x-raw", "");
     let bus = capture.pipeline.bus().expect("a pipeline has a bus");
     // PLAYING may fail at once or asynchronously; either way the error must reach the bus.
     let _ = capture.element().set_state(gst::State::Playing);
@@ -698,7 +587,7 @@ fn a_driver_without_export_gets_a_clear_error() {
     }
     // The same device captures with io-mode=mmap.
     drop(capture);
-    let capture = Capture::new(&node, "", "video/x-raw", "");
+    let capture = dmabuf_capture(&node, "", "video/x-raw", "");
     capture.src.set_property_from_str("io-mode", "mmap");
     capture.play();
     let buffer = capture.pull_buffer();

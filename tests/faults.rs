@@ -11,6 +11,8 @@
 
 mod common;
 
+use common::setup;
+
 use std::fmt::Write as _;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Read;
@@ -19,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use gst::glib;
@@ -31,16 +33,6 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 /// "Stopping never waits forever for buffers that downstream keeps", and errors leave the
 /// pipeline free to stop at once.
 const STOP_LIMIT: Duration = Duration::from_secs(2);
-
-/// Everything a device test needs first: GStreamer, the plugin, and the devices to itself.
-///
-/// A node streams to one user at a time, and vivid's error injection is per instance, so tests
-/// that libtest runs in parallel would disturb each other.
-fn setup() -> MutexGuard<'static, ()> {
-    static DEVICE: Mutex<()> = Mutex::new(());
-    common::init();
-    DEVICE.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 // ---------------------------------------------------------------------------------------------
 // Pipelines, states and the bus.

@@ -9,9 +9,11 @@
 
 mod common;
 
+use common::setup;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -32,14 +34,6 @@ const HOTPLUG_TIMEOUT: Duration = Duration::from_secs(10);
 const EVENT_DELAY: Duration = Duration::from_millis(300);
 /// Read by the provider at start: rescan every second, whatever events the kernel sends.
 const SCAN_ENV: &str = "RUSTV4L2_PROVIDER_SCAN";
-
-/// GStreamer, the plugin, and the devices to this test alone: one test's extra node or capture
-/// must not show up in another's listing.
-fn setup() -> MutexGuard<'static, ()> {
-    static DEVICES: Mutex<()> = Mutex::new(());
-    common::init();
-    DEVICES.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn provider() -> gst::DeviceProvider {
     gst::DeviceProviderFactory::by_name(PROVIDER)
@@ -376,38 +370,10 @@ impl Drop for Started {
 /// Waits for device-added (or device-removed) of the device at `path` on `bus`, skipping
 /// others (such as those announced at start).
 fn wait_for(bus: &gst::Bus, added: bool, path: &str) -> gst::Device {
-    let deadline = Instant::now() + HOTPLUG_TIMEOUT;
-    let what = if added {
-        "device-added"
-    } else {
-        "device-removed"
-    };
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Some(msg) = bus.timed_pop_filtered(
-            gst::ClockTime::from_nseconds(left.as_nanos() as u64),
-            &[
-                gst::MessageType::DeviceAdded,
-                gst::MessageType::DeviceRemoved,
-            ],
-        ) else {
-            panic!("no {what} for {path} within {HOTPLUG_TIMEOUT:?}; saw {seen:?}");
-        };
-        let (is_added, device) = match msg.view() {
-            gst::MessageView::DeviceAdded(m) => (true, m.device()),
-            gst::MessageView::DeviceRemoved(m) => (false, m.device()),
-            _ => continue,
-        };
-        let device_path = path_of(&device);
-        if is_added == added && device_path == path {
-            return device;
-        }
-        seen.push(format!(
-            "{} {device_path}",
-            if is_added { "added" } else { "removed" }
-        ));
-    }
+    let (_, device) = wait_for_all(bus, added, &[path])
+        .pop()
+        .expect("wait_for_all returns one device per path");
+    device
 }
 
 /// Runs the test `name` again in a child process of this binary, with `env` set to 1, and fails
