@@ -9,9 +9,11 @@
 
 mod common;
 
+use common::setup;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -20,14 +22,6 @@ use gstrustv4l2::v4l2::{Device, FormatRequest, Fourcc};
 
 /// The longest any single wait may take before the test fails.
 const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// GStreamer, the plugin, and the devices to this test alone: only one user can stream from a
-/// node, and some tests change vivid's input.
-fn setup() -> MutexGuard<'static, ()> {
-    static DEVICE: Mutex<()> = Mutex::new(());
-    common::init();
-    DEVICE.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn bus_errors(element: &gst::Element) -> String {
     let Some(bus) = element.bus() else {
@@ -477,10 +471,38 @@ fn load_v4l2loopback() -> String {
     NODE.to_string()
 }
 
+/// What the loopback tests put between `videotestsrc` and `v4l2sink` for JPEG. `parsed=true`:
+/// v4l2sink accepts only caps that say so (its caps are a subset check).
+const JPEG_ENCODER: &str = "jpegenc ! image/jpeg,parsed=true";
+
+/// The capacity of the loopback device's buffers (`sizeimage`), which v4l2loopback reports as
+/// `bytesused` for buffers its writer has not filled.
+fn loopback_capacity(node: &str) -> usize {
+    Device::open(Path::new(node))
+        .expect("open")
+        .g_fmt()
+        .expect("G_FMT")
+        .planes[0]
+        .sizeimage as usize
+}
+
 /// A `gst-launch-1.0` child feeding the loopback device, killed when dropped.
 struct Writer(Child);
 
 impl Writer {
+    /// A live moving ball, I420 at `size` ("WxH") and 30 fps, through `encode` into `node`,
+    /// once `node` can capture.
+    fn feed(node: &str, size: &str, encode: &str) -> Writer {
+        let (width, height) = size.split_once('x').expect("WxH");
+        let mut writer = Writer::start(&format!(
+            "videotestsrc is-live=true pattern=ball \
+             ! video/x-raw,format=I420,width={width},height={height},framerate=30/1 \
+             ! {encode} ! v4l2sink device={node}"
+        ));
+        writer.wait_for_capture(node);
+        writer
+    }
+
     fn start(pipeline: &str) -> Writer {
         let child = Command::new("gst-launch-1.0")
             .args(pipeline.split_whitespace())
@@ -528,19 +550,8 @@ impl Drop for Writer {
 fn mjpeg_from_v4l2loopback() {
     let _device = setup();
     let node = load_v4l2loopback();
-    // `parsed=true`: v4l2sink accepts only caps that say so (its caps are a subset check).
-    let mut writer = Writer::start(&format!(
-        "videotestsrc is-live=true pattern=ball \
-         ! video/x-raw,format=I420,width=640,height=360,framerate=30/1 \
-         ! jpegenc ! image/jpeg,parsed=true ! v4l2sink device={node}"
-    ));
-    writer.wait_for_capture(&node);
-    let capacity = Device::open(Path::new(&node))
-        .expect("open")
-        .g_fmt()
-        .expect("G_FMT")
-        .planes[0]
-        .sizeimage as usize;
+    let _writer = Writer::feed(&node, "640x360", JPEG_ENCODER);
+    let capacity = loopback_capacity(&node);
 
     let capture = Capture::new(&node, "image/jpeg");
     capture.play();
@@ -616,12 +627,7 @@ fn mjpeg_from_v4l2loopback() {
 fn foreign_driver_timestamps_give_way_to_the_pipeline_clock() {
     let _device = setup();
     let node = load_v4l2loopback();
-    let mut writer = Writer::start(&format!(
-        "videotestsrc is-live=true pattern=ball \
-         ! video/x-raw,format=I420,width=640,height=360,framerate=30/1 \
-         ! jpegenc ! image/jpeg,parsed=true ! v4l2sink device={node}"
-    ));
-    writer.wait_for_capture(&node);
+    let _writer = Writer::feed(&node, "640x360", JPEG_ENCODER);
 
     let capture = Capture::new(&node, "image/jpeg");
     capture.play();
@@ -664,19 +670,13 @@ fn foreign_driver_timestamps_give_way_to_the_pipeline_clock() {
 fn h264_from_v4l2loopback_marks_its_keyframes() {
     let _device = setup();
     let node = load_v4l2loopback();
-    let mut writer = Writer::start(&format!(
-        "videotestsrc is-live=true pattern=ball \
-         ! video/x-raw,format=I420,width=320,height=180,framerate=30/1 \
-         ! openh264enc gop-size=10 ! h264parse config-interval=-1 \
-         ! video/x-h264,stream-format=byte-stream,alignment=au ! v4l2sink device={node}"
-    ));
-    writer.wait_for_capture(&node);
-    let capacity = Device::open(Path::new(&node))
-        .expect("open")
-        .g_fmt()
-        .expect("G_FMT")
-        .planes[0]
-        .sizeimage as usize;
+    let _writer = Writer::feed(
+        &node,
+        "320x180",
+        "openh264enc gop-size=10 ! h264parse config-interval=-1 \
+         ! video/x-h264,stream-format=byte-stream,alignment=au",
+    );
+    let capacity = loopback_capacity(&node);
 
     let capture = Capture::new(&node, "video/x-h264,stream-format=byte-stream,alignment=au");
     capture.play();
