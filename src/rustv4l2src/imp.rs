@@ -281,6 +281,8 @@ struct Stream {
     /// be described instead of copied away.
     video_meta: bool,
     last_sequence: Option<u32>,
+    /// The PTS of the frame pushed last, since the stream began or the last flush.
+    last_pts: Option<gst::ClockTime>,
     /// 2^32 times the number of times the driver's sequence wrapped: OFFSET keeps growing.
     sequence_epoch: u64,
     /// System-memory buffers for those copies, made on first need.
@@ -1192,6 +1194,16 @@ impl RustV4l2Src {
         };
         let duration = stream.frame_duration;
         let (pts, age) = self.frame_timestamp(&frame, duration);
+        // Frames that waited in the driver since before PLAYING all map to running time 0
+        // (v4l2loopback hands over its writer's latest frames at once): keep the PTS of one
+        // stream strictly increasing, as downstream expects.
+        let pts = pts.map(|pts| match stream.last_pts {
+            Some(last) if pts <= last => last + gst::ClockTime::from_nseconds(1),
+            _ => pts,
+        });
+        if pts.is_some() {
+            stream.last_pts = pts;
+        }
         let mut lost = 0u64;
         let mut seen: Vec<u32> = corrupted.iter().chain(&skipped).copied().collect();
         seen.push(frame.sequence);
@@ -1545,6 +1557,7 @@ impl RustV4l2Src {
             streaming: false,
             video_meta: false,
             last_sequence: None,
+            last_pts: None,
             sequence_epoch: 0,
             copy_pool: None,
             dmabuf_allocator: None,
@@ -1984,6 +1997,14 @@ impl BaseSrcImpl for RustV4l2Src {
     }
 
     fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+        // After a flush the running time may start again from 0 (a flushing seek resets it).
+        if let State::Open {
+            stream: Some(stream),
+            ..
+        } = &mut *lock(&self.state)
+        {
+            stream.last_pts = None;
+        }
         if let Some(poller) = &*lock(&self.poller) {
             poller.set_flushing(false);
         }
