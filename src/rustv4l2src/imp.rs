@@ -289,6 +289,8 @@ struct Stream {
     copy_pool: Option<gst::BufferPool>,
     /// Set when the queue's buffers were exported (`io-mode=dmabuf`): wraps their fds.
     dmabuf_allocator: Option<gst_allocators::DmaBufAllocator>,
+    /// The pipeline clock seen last, and whether it reads CLOCK_MONOTONIC.
+    clock_kind: Option<(gst::Clock, bool)>,
 }
 
 // One `State` per element, never moved around: boxing the open variant would buy nothing.
@@ -490,8 +492,9 @@ fn meta_offsets(layout: &caps::Layout, buffer: &gst::BufferRef) -> [usize; 4] {
 fn lend_as_dmabuf(
     buffer: &mut gst::BufferRef,
     allocator: &gst_allocators::DmaBufAllocator,
-    planes: Vec<v4l2::Plane>,
+    planes: impl Iterator<Item = v4l2::Plane>,
 ) -> Result<(), String> {
+    let planes: Vec<_> = planes.collect();
     for plane in &planes {
         let dmabuf = plane
             .dmabuf()
@@ -948,8 +951,9 @@ impl RustV4l2Src {
     fn frame_timestamp(
         &self,
         frame: &v4l2::Dequeued,
-        duration: Option<gst::ClockTime>,
+        stream: &mut Stream,
     ) -> (Option<gst::ClockTime>, Option<gst::ClockTime>) {
+        let duration = stream.frame_duration;
         let obj = self.obj();
         let (Some(clock), Some(base_time)) = (obj.clock(), obj.base_time()) else {
             return (None, None);
@@ -959,9 +963,17 @@ impl RustV4l2Src {
         // The driver's timestamp is CLOCK_MONOTONIC; how long ago it was is the same on any
         // clock, so subtract that age from the pipeline clock's now.
         let age = if frame.has_monotonic_timestamp() {
-            let monotonic_clock = clock.downcast_ref::<gst::SystemClock>().is_some_and(|c| {
-                c.property::<gst::ClockType>("clock-type") == gst::ClockType::Monotonic
-            });
+            // Asked once per clock: a property read by name takes GLib's global pspec lock.
+            let monotonic_clock = match &stream.clock_kind {
+                Some((known, monotonic)) if *known == clock => *monotonic,
+                _ => {
+                    let monotonic = clock.downcast_ref::<gst::SystemClock>().is_some_and(|c| {
+                        c.property::<gst::ClockType>("clock-type") == gst::ClockType::Monotonic
+                    });
+                    stream.clock_kind = Some((clock.clone(), monotonic));
+                    monotonic
+                }
+            };
             let mono_now = if monotonic_clock {
                 now
             } else {
@@ -1193,7 +1205,7 @@ impl RustV4l2Src {
             return Err(gst::FlowError::Flushing);
         };
         let duration = stream.frame_duration;
-        let (pts, age) = self.frame_timestamp(&frame, duration);
+        let (pts, age) = self.frame_timestamp(&frame, stream);
         // Frames that waited in the driver since before PLAYING all map to running time 0
         // (v4l2loopback hands over its writer's latest frames at once): keep the PTS of one
         // stream strictly increasing, as downstream expects.
@@ -1205,13 +1217,17 @@ impl RustV4l2Src {
             stream.last_pts = pts;
         }
         let mut lost = 0u64;
-        let mut seen: Vec<u32> = corrupted.iter().chain(&skipped).copied().collect();
-        seen.push(frame.sequence);
-        seen.sort_unstable_by_key(|&seq| {
-            seq.wrapping_sub(frame.sequence.wrapping_sub(u32::MAX / 4))
-        });
-        for seq in seen {
-            lost += self.note_sequence(stream, seq) as u64;
+        if corrupted.is_empty() && skipped.is_empty() {
+            lost = self.note_sequence(stream, frame.sequence).into();
+        } else {
+            let mut seen: Vec<u32> = corrupted.iter().chain(&skipped).copied().collect();
+            seen.push(frame.sequence);
+            seen.sort_unstable_by_key(|&seq| {
+                seq.wrapping_sub(frame.sequence.wrapping_sub(u32::MAX / 4))
+            });
+            for seq in seen {
+                lost += self.note_sequence(stream, seq) as u64;
+            }
         }
 
         let unreadable_stride = !stream
@@ -1561,6 +1577,7 @@ impl RustV4l2Src {
             sequence_epoch: 0,
             copy_pool: None,
             dmabuf_allocator: None,
+            clock_kind: None,
         })
     }
 }

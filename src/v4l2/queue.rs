@@ -205,26 +205,28 @@ impl Queue {
         plane_slice(&self.buffers, frame, plane)
     }
 
-    /// Hands a dequeued buffer out as a frame; dropping the last `Plane` of it re-queues it.
-    pub fn lend(self: &Arc<Self>, frame: Dequeued) -> Vec<Plane> {
+    /// Hands a dequeued buffer out as a frame, one `Plane` per memory plane; dropping the last
+    /// of them re-queues it. An iterator rather than a collection: one allocation less per frame.
+    pub fn lend(self: &Arc<Self>, frame: Dequeued) -> impl Iterator<Item = Plane> + use<> {
+        let n_planes = frame
+            .n_planes
+            .min(self.buffers.get(frame.index as usize).map_or(0, Vec::len));
         let lent = Arc::new(Lent {
             queue: Arc::clone(self),
             frame,
         });
-        let maps = &self.buffers[frame.index as usize];
-        (0..frame.n_planes.min(maps.len()))
-            .map(|plane| {
-                let data = plane_slice(&self.buffers, &frame, plane);
-                Plane {
-                    lent: Arc::clone(&lent),
-                    index: plane,
-                    ptr: data.as_ptr() as *mut u8,
-                    len: data.len(),
-                    offset: (data.as_ptr() as usize)
-                        .saturating_sub(maps[plane].ptr.as_ptr() as usize),
-                }
-            })
-            .collect()
+        (0..n_planes).map(move |plane| {
+            let buffers = &lent.queue.buffers;
+            let data = plane_slice(buffers, &frame, plane);
+            let start = buffers[frame.index as usize][plane].ptr.as_ptr() as usize;
+            Plane {
+                lent: Arc::clone(&lent),
+                index: plane,
+                ptr: data.as_ptr() as *mut u8,
+                len: data.len(),
+                offset: (data.as_ptr() as usize).saturating_sub(start),
+            }
+        })
     }
 
     /// Whether `ptr` lies inside one of this queue's mappings (for zero-copy checks).
