@@ -506,21 +506,24 @@ fn common_fields(out: &mut Json, capture: &Capture, usage: &Usage) {
 /// logging itself costs no more than a string comparison per copy.
 fn watch_log(count_copies: bool) -> Arc<LogWatch> {
     let watch = Arc::new(LogWatch::default());
-    if std::env::var_os("GST_DEBUG").is_none() {
+    let user_debug = std::env::var_os("GST_DEBUG").is_some();
+    if !user_debug {
         gst::log::remove_default_log_function();
     }
     // Not gst::log::set_active(true): it lets every debug statement of every element (and of
     // GStreamer's core, refcounting included) into the logging core, a few hundred instructions
     // each, many per frame. Setting thresholds enables logging up to the highest one only; and
     // a category at LOG does much the same, so only copy counting asks for it.
-    gst::log::set_threshold_from_string(
-        if count_copies {
-            "*:2,GST_PERFORMANCE:6"
-        } else {
-            "*:2"
-        },
-        false,
-    );
+    // GST_DEBUG, when given (to see a run's timeline, say), is left as it is.
+    let thresholds = match (user_debug, count_copies) {
+        (false, false) => "*:2",
+        (false, true) => "*:2,GST_PERFORMANCE:6",
+        (true, false) => "",
+        (true, true) => "GST_PERFORMANCE:6",
+    };
+    if !thresholds.is_empty() {
+        gst::log::set_threshold_from_string(thresholds, false);
+    }
     let hook = Arc::clone(&watch);
     gst::log::add_log_function(move |category, level, _file, _function, _line, _obj, msg| {
         let Some(text) = msg.get() else { return };
