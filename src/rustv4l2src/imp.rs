@@ -15,6 +15,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
+use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -309,9 +310,10 @@ enum State {
         /// The pixel aspect ratio the device reports for its current input (`VIDIOC_CROPCAP`).
         par: gst::Fraction,
         stream: Option<Stream>,
-        /// GstColorBalance's channels for this device: made at open and kept, unchanged, until
-        /// it closes, because `list_channels` lends them out without a reference.
-        channels: Channels,
+        /// GstColorBalance's channels for this device: made on first use (most users never ask,
+        /// and finding them costs a `VIDIOC_QUERYCTRL` per colour control), then kept unchanged
+        /// until it closes, because `list_channels` lends them out without a reference.
+        channels: OnceCell<Channels>,
     },
 }
 
@@ -627,16 +629,6 @@ impl RustV4l2Src {
         let path = settings.device.clone();
         let device = Device::open(&PathBuf::from(&path)).map_err(|e| open_error(&path, e))?;
         let warnings = apply_controls(&device, &settings, None, true).warnings;
-        let channels = color_channels(&device).unwrap_or_else(|e| {
-            gst::warning!(CAT, imp = self, "No colour balance channels: {}", e);
-            Vec::new()
-        });
-        gst::debug!(
-            CAT,
-            imp = self,
-            "Colour balance channels: {:?}",
-            channels.iter().map(|c| &c.label).collect::<Vec<_>>()
-        );
         let probed = device
             .list_formats(|fourcc| caps::entry(fourcc).is_some())
             .map_err(|e| device_error("listing formats", &e))?;
@@ -677,7 +669,7 @@ impl RustV4l2Src {
             caps: None,
             par,
             stream: None,
-            channels: Channels::new(channels),
+            channels: OnceCell::new(),
         };
         drop(state);
         self.post_warnings(warnings);
@@ -703,7 +695,10 @@ impl RustV4l2Src {
                 let changed: Vec<_> = applied
                     .colors
                     .iter()
-                    .filter_map(|&(i, value)| Some((channels.channel(i)?.clone(), value)))
+                    .filter_map(|&(i, value)| {
+                        let channels = self.channels_of(device, channels);
+                        Some((channels.channel(i)?.clone(), value))
+                    })
                     .collect();
                 (applied.warnings, changed)
             }
@@ -721,7 +716,9 @@ impl RustV4l2Src {
     /// while closed. See `Channels` for how long the list stays valid.
     pub(super) fn color_channel_list(&self) -> *const glib::ffi::GList {
         match &*lock(&self.state) {
-            State::Open { channels, .. } => channels.as_ptr(),
+            State::Open {
+                device, channels, ..
+            } => self.channels_of(device, channels).as_ptr(),
             State::Closed => std::ptr::null(),
         }
     }
@@ -729,9 +726,28 @@ impl RustV4l2Src {
     /// Which colour control `channel` stands for, if it is one of the open device's channels.
     fn channel_control(&self, channel: &gst_video::ColorBalanceChannel) -> Option<usize> {
         match &*lock(&self.state) {
-            State::Open { channels, .. } => channels.key_of(channel),
+            State::Open {
+                device, channels, ..
+            } => self.channels_of(device, channels).key_of(channel),
             State::Closed => None,
         }
+    }
+
+    /// The open device's colour balance channels, found on first use.
+    fn channels_of<'a>(&self, device: &Device, channels: &'a OnceCell<Channels>) -> &'a Channels {
+        channels.get_or_init(|| {
+            let specs = color_channels(device).unwrap_or_else(|e| {
+                gst::warning!(CAT, imp = self, "No colour balance channels: {}", e);
+                Vec::new()
+            });
+            gst::debug!(
+                CAT,
+                imp = self,
+                "Colour balance channels: {:?}",
+                specs.iter().map(|c| &c.label).collect::<Vec<_>>()
+            );
+            Channels::new(specs)
+        })
     }
 
     /// GstColorBalance's `set_value`: the same as setting the property, so the value is kept
