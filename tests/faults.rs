@@ -11,9 +11,10 @@
 
 mod common;
 
-use common::setup;
+use common::{
+    Capture, TIMEOUT, bus_problems, change_state, element_bus_problems, setup, try_change_state,
+};
 
-use std::fmt::Write as _;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Read;
 use std::ops::Range;
@@ -21,177 +22,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
 use gst_video::VideoInfo;
 
-/// The longest any single wait may take before the test fails.
-const TIMEOUT: Duration = Duration::from_secs(20);
 /// "Stopping never waits forever for buffers that downstream keeps", and errors leave the
 /// pipeline free to stop at once.
 const STOP_LIMIT: Duration = Duration::from_secs(2);
 
 // ---------------------------------------------------------------------------------------------
-// Pipelines, states and the bus.
+// Pipelines, states and the bus: `common`, and what only these tests read of a capture.
 
-/// Errors and warnings waiting on `bus`, one per line, for failure messages.
-fn bus_problems(bus: &gst::Bus) -> String {
-    let mut out = String::new();
-    while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Warning]) {
-        let src = msg
-            .src()
-            .map(|s| s.path_string().to_string())
-            .unwrap_or_default();
-        match msg.view() {
-            gst::MessageView::Error(e) => {
-                let _ = write!(out, "\n  ERROR from {src}: {} ({:?})", e.error(), e.debug());
-            }
-            gst::MessageView::Warning(w) => {
-                let _ = write!(
-                    out,
-                    "\n  WARNING from {src}: {} ({:?})",
-                    w.error(),
-                    w.debug()
-                );
-            }
-            _ => {}
-        }
-    }
-    if out.is_empty() {
-        out.push_str(" (no error on the bus)");
-    }
-    out
+trait CaptureExt {
+    fn pull_frame(&self) -> Frame;
+    fn pull_until_eos(&self, limit: Duration) -> Vec<Frame>;
 }
 
-fn element_bus_problems(element: &gst::Element) -> String {
-    element.bus().map_or_else(
-        || " (element has no bus)".to_string(),
-        |bus| bus_problems(&bus),
-    )
-}
-
-/// Changes `element`'s state from another thread; `None` if that does not finish within `limit`
-/// (a wait the element cannot leave), else the outcome and how long it took.
-fn try_change_state(
-    element: &gst::Element,
-    state: gst::State,
-    limit: Duration,
-) -> Option<(
-    Result<gst::StateChangeSuccess, gst::StateChangeError>,
-    Duration,
-)> {
-    let (tx, rx) = mpsc::channel();
-    let started = Instant::now();
-    let e = element.clone();
-    std::thread::spawn(move || {
-        let result = e.set_state(state);
-        // Our reference goes before the caller resumes, so that when the caller drops its own,
-        // the element is finalized there and then, and releases what it holds.
-        drop(e);
-        let _ = tx.send(result);
-    });
-    rx.recv_timeout(limit)
-        .ok()
-        .map(|result| (result, started.elapsed()))
-}
-
-/// As `try_change_state`, failing the test if the change fails or takes longer than `limit`.
-fn change_state(element: &gst::Element, state: gst::State, limit: Duration) -> Duration {
-    match try_change_state(element, state, limit) {
-        Some((Ok(_), took)) => took,
-        Some((Err(_), _)) => panic!(
-            "{} refused to go to {state:?}:{}",
-            element.name(),
-            element_bus_problems(element)
-        ),
-        None => panic!(
-            "{} did not reach {state:?} within {limit:?}",
-            element.name()
-        ),
-    }
-}
-
-/// Brings `element` down to NULL on the way out of a test, also a failing one, so the device is
-/// free for the next test. Never panics: it may run while a failed assertion unwinds.
-fn shut_down(element: &gst::Element) {
-    if try_change_state(element, gst::State::Null, TIMEOUT).is_none() {
-        eprintln!(
-            "{} did not reach NULL within {TIMEOUT:?}; leaking it",
-            element.name()
-        );
-    }
-}
-
-/// A pipeline `rustv4l2src ! caps ! appsink`, shut down when dropped.
-struct Capture {
-    pipeline: gst::Pipeline,
-    src: gst::Element,
-    sink: gst_app::AppSink,
-}
-
-impl Capture {
-    /// `src_props` are extra properties of the source, `caps` what goes between it and the
-    /// sink (caps or a capsfilter). The appsink neither syncs nor keeps a `last-sample`, but
-    /// (GStreamer 1.22) it still holds the sample pulled last until the next pull or its
-    /// disposal.
-    fn new(device: &str, src_props: &str, caps: &str) -> Capture {
-        let description = format!(
-            "rustv4l2src name=src device={device} {src_props} ! {caps} ! \
-             appsink name=sink sync=false enable-last-sample=false"
-        );
-        let pipeline = gst::parse::launch(&description)
-            .unwrap_or_else(|e| panic!("cannot build '{description}': {e}"))
-            .downcast::<gst::Pipeline>()
-            .expect("a launch line of several elements gives a pipeline");
-        let src = pipeline.by_name("src").expect("named src");
-        let sink = pipeline
-            .by_name("sink")
-            .expect("named sink")
-            .downcast::<gst_app::AppSink>()
-            .expect("appsink");
-        Capture {
-            pipeline,
-            src,
-            sink,
-        }
-    }
-
-    fn element(&self) -> &gst::Element {
-        self.pipeline.upcast_ref()
-    }
-
-    fn bus(&self) -> gst::Bus {
-        self.pipeline.bus().expect("a pipeline has a bus")
-    }
-
-    fn play(&self) {
-        change_state(self.element(), gst::State::Playing, TIMEOUT);
-    }
-
-    fn try_pull(&self, limit: Duration) -> Option<gst::Sample> {
-        self.sink
-            .try_pull_sample(gst::ClockTime::try_from(limit).expect("fits"))
-    }
-
-    fn pull(&self) -> gst::Sample {
-        self.try_pull(TIMEOUT).unwrap_or_else(|| {
-            panic!(
-                "no buffer within {TIMEOUT:?} (eos: {}):{}",
-                self.sink.is_eos(),
-                element_bus_problems(self.element())
-            )
-        })
-    }
-
-    fn pull_buffer(&self) -> gst::Buffer {
-        self.pull()
-            .buffer_owned()
-            .expect("a sample from appsink holds a buffer")
-    }
-
+impl CaptureExt for Capture {
     fn pull_frame(&self) -> Frame {
         Frame::of(&self.pull_buffer())
     }
@@ -213,16 +63,6 @@ impl Capture {
                 ),
             }
         }
-    }
-
-    fn stats(&self) -> Stats {
-        Stats::of(&self.src)
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        shut_down(self.element());
     }
 }
 
@@ -1268,7 +1108,7 @@ fn frames_flagged_as_errors_are_dropped_and_counted() {
     let mut buffers: Vec<Frame> = (0..5).map(|_| capture.pull_frame()).collect();
     set_control(&device, "inject_v4l2_buf_flag_error", 1);
     buffers.extend(capture.pull_until_eos(TIMEOUT));
-    let stats = capture.stats();
+    let stats = Stats::of(&capture.src);
     eprintln!("stats after inject_v4l2_buf_flag_error: {stats:?}");
     assert!(
         stats.corrupted >= 1,
@@ -1299,7 +1139,7 @@ fn dropped_frames_are_counted_and_keep_timestamps_straight() {
     );
     capture.play();
     let buffers = capture.pull_until_eos(TIMEOUT);
-    let stats = capture.stats();
+    let stats = Stats::of(&capture.src);
     eprintln!("50% dropped: {stats:?}");
     let gaps = check_sequence(&buffers, stats, 30, "50% dropped");
     assert!(
@@ -1324,7 +1164,7 @@ fn sequence_wrap_loses_nothing() {
     );
     capture.play();
     let buffers = capture.pull_until_eos(TIMEOUT * 2);
-    let stats = capture.stats();
+    let stats = Stats::of(&capture.src);
     let offsets: Vec<u64> = buffers.iter().map(|b| b.offset).collect();
     eprintln!(
         "sequence wrap: {stats:?}, offsets {:?} .. {:?}",
@@ -1824,7 +1664,7 @@ fn two_buffers_are_enough() {
             offsets.push(buffer.offset());
         }
         let mapped = common::device_mappings(&device).len() - before;
-        let stats = capture.stats();
+        let stats = Stats::of(&capture.src);
         eprintln!("{ctx}: {stats:?}");
         assert_eq!(mapped, 2, "{ctx}: {mapped} device buffers are mapped");
         assert!(

@@ -9,130 +9,19 @@
 
 mod common;
 
-use common::setup;
+use common::{Capture, TIMEOUT, setup};
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use gstrustv4l2::caps::colorimetry::{self, V4l2Colorimetry};
 use gstrustv4l2::v4l2::{Device, FormatRequest, Fourcc};
 
-/// The longest any single wait may take before the test fails.
-const TIMEOUT: Duration = Duration::from_secs(20);
-
-fn bus_errors(element: &gst::Element) -> String {
-    let Some(bus) = element.bus() else {
-        return " (no bus)".into();
-    };
-    let mut out = String::new();
-    while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Warning]) {
-        match msg.view() {
-            gst::MessageView::Error(e) => {
-                out += &format!("\n  ERROR: {} ({:?})", e.error(), e.debug());
-            }
-            gst::MessageView::Warning(w) => {
-                out += &format!("\n  WARNING: {} ({:?})", w.error(), w.debug());
-            }
-            _ => {}
-        }
-    }
-    if out.is_empty() {
-        out += " (no error on the bus)";
-    }
-    out
-}
-
-/// Sets `element`'s state from another thread, so that a state change the element cannot
-/// finish fails the test instead of hanging it. Returns whether the change succeeded.
-fn set_state(element: &gst::Element, state: gst::State) -> bool {
-    let (tx, rx) = mpsc::channel();
-    let e = element.clone();
-    std::thread::spawn(move || {
-        let result = e.set_state(state);
-        drop(e);
-        let _ = tx.send(result);
-    });
-    match rx.recv_timeout(TIMEOUT) {
-        Ok(result) => result.is_ok(),
-        Err(_) => panic!(
-            "{} did not reach {state:?} within {TIMEOUT:?}",
-            element.name()
-        ),
-    }
-}
-
-/// `rustv4l2src device=... ! <rest> ! appsink`, brought to NULL when dropped.
-struct Capture {
-    pipeline: gst::Pipeline,
-    sink: gst_app::AppSink,
-}
-
-impl Capture {
-    fn new(device: &str, rest: &str) -> Capture {
-        let description = format!(
-            "rustv4l2src device={device} ! {rest} ! \
-             appsink name=sink sync=false enable-last-sample=false max-buffers=2"
-        );
-        let pipeline = gst::parse::launch(&description)
-            .unwrap_or_else(|e| panic!("cannot build '{description}': {e}"))
-            .downcast::<gst::Pipeline>()
-            .expect("a pipeline");
-        let sink = pipeline
-            .by_name("sink")
-            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .expect("appsink");
-        Capture { pipeline, sink }
-    }
-
-    fn element(&self) -> &gst::Element {
-        self.pipeline.upcast_ref()
-    }
-
-    /// Plays the pipeline; the bus's errors when it cannot.
-    fn try_play(&self) -> Result<(), String> {
-        if set_state(self.element(), gst::State::Playing) {
-            Ok(())
-        } else {
-            Err(bus_errors(self.element()))
-        }
-    }
-
-    fn play(&self) {
-        if let Err(errors) = self.try_play() {
-            panic!("the pipeline does not play:{errors}");
-        }
-    }
-
-    fn try_pull(&self) -> Result<gst::Sample, String> {
-        let timeout = gst::ClockTime::try_from(TIMEOUT).expect("fits");
-        self.sink
-            .try_pull_sample(timeout)
-            .ok_or_else(|| bus_errors(self.element()))
-    }
-
-    fn pull(&self) -> gst::Sample {
-        self.try_pull()
-            .unwrap_or_else(|errors| panic!("no sample within {TIMEOUT:?}:{errors}"))
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        // Never panics: it may run while a failed assertion unwinds.
-        let (tx, rx) = mpsc::channel();
-        let e = self.pipeline.clone();
-        std::thread::spawn(move || {
-            let _ = e.set_state(gst::State::Null);
-            drop(e);
-            let _ = tx.send(());
-        });
-        if rx.recv_timeout(TIMEOUT).is_err() {
-            eprintln!("a pipeline did not reach NULL within {TIMEOUT:?}; leaking it");
-        }
-    }
+/// `rustv4l2src device=... ! <rest> ! appsink max-buffers=2`, brought to NULL when dropped.
+fn open_capture(device: &str, rest: &str) -> Capture {
+    Capture::with_sink(device, "", rest, "max-buffers=2")
 }
 
 fn structure_of(sample: &gst::Sample) -> gst::Structure {
@@ -197,7 +86,7 @@ fn bayer_in_all_four_orders() {
     let _device = setup();
     let device = common::vivid_sp();
     for order in ["bggr", "gbrg", "grbg", "rggb"] {
-        let capture = Capture::new(
+        let capture = open_capture(
             &device,
             &format!("video/x-bayer,format={order},width=640,height=360"),
         );
@@ -229,7 +118,7 @@ fn bayer_in_all_four_orders() {
 #[test]
 fn bayer_demosaics_downstream() {
     let _device = setup();
-    let capture = Capture::new(
+    let capture = open_capture(
         &common::vivid_sp(),
         "video/x-bayer,format=bggr,width=640,height=360 ! bayer2rgb ! video/x-raw,format=RGBA",
     );
@@ -261,7 +150,7 @@ fn driver_colorimetry(device: &str, is_rgb: bool) -> String {
 fn raw_caps_carry_the_drivers_colorimetry() {
     let _device = setup();
     let device = common::vivid_sp();
-    let capture = Capture::new(&device, "video/x-raw,format=YUY2,width=640,height=360");
+    let capture = open_capture(&device, "video/x-raw,format=YUY2,width=640,height=360");
     capture.play();
     let sample = capture.pull();
     let s = structure_of(&sample);
@@ -274,7 +163,7 @@ fn raw_caps_carry_the_drivers_colorimetry() {
     let parsed: gst_video::VideoColorimetry = caps_colorimetry.parse().expect("valid");
     assert_eq!(parsed.primaries(), gst_video::VideoColorPrimaries::Bt709);
     // Bayer caps carry none: GStreamer's Bayer elements know no colorimetry.
-    let capture = Capture::new(&device, "video/x-bayer,format=rggb,width=640,height=360");
+    let capture = open_capture(&device, "video/x-bayer,format=rggb,width=640,height=360");
     capture.play();
     assert!(!structure_of(&capture.pull()).has_field("colorimetry"));
 }
@@ -305,7 +194,7 @@ fn downstream_colorimetry_is_asked_of_the_driver() {
     let _device = setup();
     let device = common::vivid_sp();
     let _restore = RestoreColorimetry(device.clone());
-    let capture = Capture::new(
+    let capture = open_capture(
         &device,
         "video/x-raw,format=YUY2,width=640,height=360,colorimetry=bt709",
     );
@@ -366,7 +255,7 @@ fn interlaced_pal_and_its_pixel_aspect_ratio() {
     let _input = SVideoInput::select(&device);
 
     // Downstream says nothing about interlacing: the caps say what the driver delivers.
-    let capture = Capture::new(&device, "video/x-raw,format=YUY2,width=720,height=576");
+    let capture = open_capture(&device, "video/x-raw,format=YUY2,width=720,height=576");
     capture.play();
     let sample = capture.pull();
     let s = structure_of(&sample);
@@ -402,7 +291,7 @@ fn interlaced_pal_and_its_pixel_aspect_ratio() {
             false,
         ),
     ] {
-        let capture = Capture::new(
+        let capture = open_capture(
             &device,
             &format!(
                 "video/x-raw,format=YUY2,width=720,height=576,interlace-mode=interleaved,\
@@ -553,7 +442,7 @@ fn mjpeg_from_v4l2loopback() {
     let _writer = Writer::feed(&node, "640x360", JPEG_ENCODER);
     let capacity = loopback_capacity(&node);
 
-    let capture = Capture::new(&node, "image/jpeg");
+    let capture = open_capture(&node, "image/jpeg");
     capture.play();
     // v4l2loopback's buffers that its writer has not filled since the reader started still
     // say `bytesused` = `sizeimage` (it initialises them so): the first one or two frames may
@@ -602,7 +491,7 @@ fn mjpeg_from_v4l2loopback() {
     );
     drop(capture);
 
-    let capture = Capture::new(&node, "image/jpeg ! jpegdec ! video/x-raw");
+    let capture = open_capture(&node, "image/jpeg ! jpegdec ! video/x-raw");
     capture.play();
     let decoded = capture.pull();
     let s = structure_of(&decoded);
@@ -629,7 +518,7 @@ fn foreign_driver_timestamps_give_way_to_the_pipeline_clock() {
     let node = load_v4l2loopback();
     let _writer = Writer::feed(&node, "640x360", JPEG_ENCODER);
 
-    let capture = Capture::new(&node, "image/jpeg");
+    let capture = open_capture(&node, "image/jpeg");
     capture.play();
     let clock = capture
         .pipeline
@@ -678,7 +567,7 @@ fn h264_from_v4l2loopback_marks_its_keyframes() {
     );
     let capacity = loopback_capacity(&node);
 
-    let capture = Capture::new(&node, "video/x-h264,stream-format=byte-stream,alignment=au");
+    let capture = open_capture(&node, "video/x-h264,stream-format=byte-stream,alignment=au");
     capture.play();
     let mut keyframes = Vec::new();
     let mut units = 0;

@@ -133,9 +133,16 @@ pub fn element_bus_problems(element: &gst::Element) -> String {
     )
 }
 
-/// Changes `element`'s state from another thread and returns how long it took; fails the test
-/// if the change fails or does not finish within `limit` (a wait the element cannot leave).
-pub fn change_state(element: &gst::Element, state: gst::State, limit: Duration) -> Duration {
+/// Changes `element`'s state from another thread; `None` if that does not finish within `limit`
+/// (a wait the element cannot leave), else the outcome and how long it took.
+pub fn try_change_state(
+    element: &gst::Element,
+    state: gst::State,
+    limit: Duration,
+) -> Option<(
+    Result<gst::StateChangeSuccess, gst::StateChangeError>,
+    Duration,
+)> {
     let (tx, rx) = mpsc::channel();
     let started = Instant::now();
     let e = element.clone();
@@ -146,14 +153,22 @@ pub fn change_state(element: &gst::Element, state: gst::State, limit: Duration) 
         drop(e);
         let _ = tx.send(result);
     });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(_)) => started.elapsed(),
-        Ok(Err(_)) => panic!(
+    rx.recv_timeout(limit)
+        .ok()
+        .map(|result| (result, started.elapsed()))
+}
+
+/// As `try_change_state`, failing the test if the change fails or does not finish within
+/// `limit`; returns how long it took.
+pub fn change_state(element: &gst::Element, state: gst::State, limit: Duration) -> Duration {
+    match try_change_state(element, state, limit) {
+        Some((Ok(_), took)) => took,
+        Some((Err(_), _)) => panic!(
             "{} refused to go to {state:?}:{}",
             element.name(),
             element_bus_problems(element)
         ),
-        Err(_) => panic!(
+        None => panic!(
             "{} did not reach {state:?} within {limit:?}",
             element.name()
         ),
@@ -163,14 +178,7 @@ pub fn change_state(element: &gst::Element, state: gst::State, limit: Duration) 
 /// Brings `element` down to NULL on the way out of a test, also a failing one, so the device is
 /// free for the next test. Never panics: it may run while a failed assertion unwinds.
 pub fn shut_down(element: &gst::Element) {
-    let (tx, rx) = mpsc::channel();
-    let e = element.clone();
-    std::thread::spawn(move || {
-        let result = e.set_state(gst::State::Null);
-        drop(e);
-        let _ = tx.send(result);
-    });
-    if rx.recv_timeout(TIMEOUT).is_err() {
+    if try_change_state(element, gst::State::Null, TIMEOUT).is_none() {
         eprintln!(
             "{} did not reach NULL within {TIMEOUT:?}; leaking it",
             element.name()
@@ -221,13 +229,21 @@ impl Capture {
         self.pipeline.upcast_ref()
     }
 
+    pub fn bus(&self) -> gst::Bus {
+        self.pipeline.bus().expect("a pipeline has a bus")
+    }
+
     pub fn play(&self) {
         change_state(self.element(), gst::State::Playing, TIMEOUT);
     }
 
+    pub fn try_pull(&self, limit: Duration) -> Option<gst::Sample> {
+        self.sink
+            .try_pull_sample(gst::ClockTime::try_from(limit).expect("fits"))
+    }
+
     pub fn pull(&self) -> gst::Sample {
-        let timeout = gst::ClockTime::try_from(TIMEOUT).expect("fits");
-        self.sink.try_pull_sample(timeout).unwrap_or_else(|| {
+        self.try_pull(TIMEOUT).unwrap_or_else(|| {
             panic!(
                 "no buffer within {TIMEOUT:?} (eos: {}):{}",
                 self.sink.is_eos(),
