@@ -20,7 +20,7 @@
 
 use crate::caps;
 use crate::v4l2::hotplug::{Action, Uevent, Woken};
-use crate::v4l2::{self, Device, FrameIntervals, Hotplug, OpenError, ProbedSize};
+use crate::v4l2::{self, Device, Hotplug, OpenError};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -133,29 +133,16 @@ fn diff(
     (gone, new)
 }
 
-/// Fills in the frame intervals of every listed size. A driver that enumerates none is asked for
-/// its current rate, as the element does, so the device shows the caps the element will offer.
+/// Fills in the frame intervals of every listed size the way the element does, so the device
+/// shows the caps the element will offer.
 fn probe_intervals(device: &Device, formats: &mut [v4l2::ProbedFormat]) -> Result<(), v4l2::Error> {
     for format in formats {
         let fourcc = format.fourcc;
         for size in &mut format.sizes {
-            let mut found = match device.probe_intervals(fourcc, size) {
-                Ok(found) => found,
+            match device.fill_intervals(fourcc, size) {
+                Ok(()) => {}
                 Err(e) if e.is_disconnect() => return Err(e),
-                Err(e) => {
-                    gst::warning!(CAT, "Probing frame intervals of {}: {}", fourcc, e);
-                    FrameIntervals::Unknown
-                }
-            };
-            if found == FrameIntervals::Unknown
-                && let Ok(Some(current)) = device.g_parm()
-            {
-                found = FrameIntervals::Discrete(vec![current]);
-            }
-            match size {
-                ProbedSize::Discrete { intervals, .. } | ProbedSize::Range { intervals, .. } => {
-                    *intervals = found
-                }
+                Err(e) => gst::warning!(CAT, "Probing frame intervals of {}: {}", fourcc, e),
             }
         }
     }

@@ -317,8 +317,7 @@ enum State {
     },
 }
 
-/// Fills in the frame intervals of one listed size, once. A driver that enumerates none is
-/// asked for its current rate, as v4l2src does.
+/// Fills in the frame intervals of one listed size, once.
 fn probe_intervals(
     device: &Device,
     probed: &mut [v4l2::ProbedFormat],
@@ -330,18 +329,7 @@ fn probe_intervals(
         return Ok(());
     }
     let fourcc = probed[format].fourcc;
-    let entry = &mut probed[format].sizes[size];
-    let mut found = device.probe_intervals(fourcc, entry)?;
-    if found == v4l2::FrameIntervals::Unknown
-        && let Ok(Some(current)) = device.g_parm()
-    {
-        found = v4l2::FrameIntervals::Discrete(vec![current]);
-    }
-    match entry {
-        v4l2::ProbedSize::Discrete { intervals, .. }
-        | v4l2::ProbedSize::Range { intervals, .. } => *intervals = found,
-    }
-    Ok(())
+    device.fill_intervals(fourcc, &mut probed[format].sizes[size])
 }
 
 /// The formats and sizes worth trying, in the order the caps list them: the driver's format

@@ -381,6 +381,23 @@ impl Device {
         }
     }
 
+    /// Fills in the frame intervals of one listed size. A driver that enumerates none is asked
+    /// for its current rate (`VIDIOC_G_PARM`), as v4l2src does; without one they stay `Unknown`.
+    pub fn fill_intervals(&self, fourcc: Fourcc, size: &mut ProbedSize) -> Result<()> {
+        let mut found = self.probe_intervals(fourcc, size)?;
+        if found == FrameIntervals::Unknown
+            && let Ok(Some(current)) = self.g_parm()
+        {
+            found = FrameIntervals::Discrete(vec![current]);
+        }
+        match size {
+            ProbedSize::Discrete { intervals, .. } | ProbedSize::Range { intervals, .. } => {
+                *intervals = found
+            }
+        }
+        Ok(())
+    }
+
     fn format_from_raw(&self, raw: &v4l2_format) -> PixFormat {
         if self.is_multiplanar() {
             // SAFETY: for a _MPLANE buffer type the kernel fills the `pix_mp` member.
