@@ -459,6 +459,46 @@ fn nodes_that_appear_and_go_away_are_reported() {
     drop(started);
 }
 
+/// With hot-plug events, as most systems have them, a node no event announces is still found,
+/// and its removal seen, by the provider's rescan every 5 seconds.
+#[test]
+fn nodes_made_by_hand_are_found_in_event_mode_too() {
+    let _devices = setup();
+    assert!(
+        std::env::var_os(SCAN_ENV).is_none(),
+        "this test is about the hot-plug event mode: run it without {SCAN_ENV}"
+    );
+    Hotplug::kernel_events().expect("hot-plug events can be had here");
+    let sp = common::vivid_sp();
+    let (major, minor) = device_number(&sp);
+    let provider = provider();
+    let bus = provider.bus();
+    provider.start().expect("the provider starts");
+    let started = Started(provider.clone());
+    wait_for(&bus, true, &sp);
+
+    // The backstop interval, and time to examine the node under TCG.
+    let limit = Duration::from_secs(5) + Duration::from_secs(2);
+    let node = Node::create(major, minor);
+    let path = node.path();
+    let begin = Instant::now();
+    let added = wait_for(&bus, true, &path);
+    let took = begin.elapsed();
+    assert!(took < limit, "{path} was reported {took:?} after mknod");
+    check_device(&added, &path, 0x1);
+
+    node.remove();
+    let begin = Instant::now();
+    let removed = wait_for(&bus, false, &path);
+    let took = begin.elapsed();
+    assert!(
+        took < limit,
+        "{path}'s removal was reported {took:?} after it"
+    );
+    assert_eq!(removed, added, "device-removed names another device");
+    drop(started);
+}
+
 /// Kernel hot-plug events of video4linux, each with the time it came, recorded on a thread of
 /// its own until `finish()`.
 struct Recorder {

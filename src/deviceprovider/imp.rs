@@ -11,8 +11,10 @@
 //! has made the node or set its permissions, so a node an event announces is looked at again,
 //! at growing intervals, until it can be examined or `SETTLE_TIMEOUT` passes. Where no events can
 //! be had (netlink not allowed) or `RUSTV4L2_PROVIDER_SCAN` asks for it, the thread rescans
-//! every `SCAN_INTERVAL` instead. Either way one path, `Nodes::rescan` and `examine`, decides
-//! what a node is: an event only says when to look, and which node to wait for.
+//! every `SCAN_INTERVAL` instead. With events it still rescans every `BACKSTOP_INTERVAL`, for
+//! nodes that no event announces (made by hand with `mknod`, or bind-mounted into a container).
+//! Either way one path, `Nodes::rescan` and `examine`, decides what a node is: an event only says
+//! when to look, and which node to wait for.
 //!
 //! Locks: `monitor` is the provider's only one, and the monitor thread never takes it (the
 //! thread owns its list of known nodes), so `stop()` cannot wait on a thread that waits on it.
@@ -43,14 +45,17 @@ pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 const DEV_DIR: &str = "/dev";
 /// How often a started provider without hot-plug events looks again.
 const SCAN_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a provider that gets hot-plug events looks anyway (a listing of `/dev`; only nodes
+/// not seen before are opened).
+const BACKSTOP_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a node that a hot-plug event announced may take to become one that can be examined:
 /// udev may still be making it, or giving it its group and permissions.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The first wait before looking again at such a node; each later wait is twice as long.
 const FIRST_RETRY: Duration = Duration::from_millis(10);
 /// Set (to anything but empty or `0`) when the provider starts, it rescans every
-/// `SCAN_INTERVAL` even where hot-plug events could be had: for nodes made by hand (`mknod`),
-/// which no event announces.
+/// `SCAN_INTERVAL` even where hot-plug events could be had: nodes that no event announces
+/// (`mknod`) are then seen within a second rather than `BACKSTOP_INTERVAL`.
 const SCAN_ENV: &str = "RUSTV4L2_PROVIDER_SCAN";
 /// udev's control socket: libudev takes it being there to mean that the daemon runs. Only the
 /// log says so; events and rescans are the same either way.
@@ -390,8 +395,8 @@ impl Nodes {
     }
 }
 
-/// Rescans on every hot-plug event, or every `SCAN_INTERVAL` without them, until `hotplug` is
-/// stopped or the provider is gone.
+/// Rescans on every hot-plug event and every `BACKSTOP_INTERVAL`, or every `SCAN_INTERVAL`
+/// without events, until `hotplug` is stopped or the provider is gone.
 fn run_monitor(
     provider: glib::WeakRef<super::RustV4l2DeviceProvider>,
     mut nodes: Nodes,
@@ -401,11 +406,10 @@ fn run_monitor(
     loop {
         let woken = if listening {
             let now = Instant::now();
-            hotplug.wait(
-                nodes
-                    .next_look()
-                    .map(|next| next.saturating_duration_since(now)),
-            )
+            let wait = nodes.next_look().map_or(BACKSTOP_INTERVAL, |next| {
+                next.saturating_duration_since(now).min(BACKSTOP_INTERVAL)
+            });
+            hotplug.wait(Some(wait))
         } else {
             hotplug.sleep(SCAN_INTERVAL)
         };
