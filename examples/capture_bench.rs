@@ -722,36 +722,37 @@ impl Json {
     }
 
     fn nums(&mut self, key: &str, values: impl Iterator<Item = Option<f64>>) {
-        self.key(key);
-        self.0.push('[');
-        for (i, v) in values.enumerate() {
-            if i > 0 {
-                self.0.push(',');
-            }
-            self.push_num(v);
-        }
-        self.0.push(']');
+        self.array(key, values, Json::push_num);
     }
 
     /// Nanoseconds as milliseconds with 3 decimals, in integer arithmetic: float formatting
     /// would cost each frame more instructions than some sources spend on it, and callgrind
     /// counts this process whole.
     fn millis(&mut self, key: &str, values: impl Iterator<Item = Option<i64>>) {
+        self.array(key, values, |json, v| match v {
+            Some(ns) => {
+                let us = (ns + if ns < 0 { -500 } else { 500 }) / 1000;
+                let sign = if us < 0 { "-" } else { "" };
+                let us = us.unsigned_abs();
+                let _ = write!(json.0, "{sign}{}.{:03}", us / 1000, us % 1000);
+            }
+            None => json.0.push_str("null"),
+        });
+    }
+
+    fn array<T>(
+        &mut self,
+        key: &str,
+        values: impl Iterator<Item = T>,
+        mut push: impl FnMut(&mut Json, T),
+    ) {
         self.key(key);
         self.0.push('[');
         for (i, v) in values.enumerate() {
             if i > 0 {
                 self.0.push(',');
             }
-            match v {
-                Some(ns) => {
-                    let us = (ns + if ns < 0 { -500 } else { 500 }) / 1000;
-                    let sign = if us < 0 { "-" } else { "" };
-                    let us = us.unsigned_abs();
-                    let _ = write!(self.0, "{sign}{}.{:03}", us / 1000, us % 1000);
-                }
-                None => self.0.push_str("null"),
-            }
+            push(self, v);
         }
         self.0.push(']');
     }

@@ -356,6 +356,15 @@ impl Drop for Node {
     }
 }
 
+/// A started provider, its bus, and what stops it when the test ends.
+fn start_provider() -> (gst::DeviceProvider, gst::Bus, Started) {
+    let provider = provider();
+    let bus = provider.bus();
+    provider.start().expect("the provider starts");
+    let started = Started(provider.clone());
+    (provider, bus, started)
+}
+
 /// Stops the provider when dropped, also when the test fails.
 struct Started(gst::DeviceProvider);
 
@@ -401,17 +410,15 @@ fn run_in_child(name: &str, env: &str) {
 #[test]
 fn nodes_that_appear_and_go_away_are_reported() {
     let _devices = setup();
-    // Nodes made with mknod come without any hot-plug event: only scanning finds them.
+    // Nodes made with mknod come without any hot-plug event: a rescan finds them, here the
+    // scanning mode's, every second.
     if std::env::var_os(SCAN_ENV).is_none() {
         run_in_child("nodes_that_appear_and_go_away_are_reported", SCAN_ENV);
         return;
     }
     let sp = common::vivid_sp();
     let (major, minor) = device_number(&sp);
-    let provider = provider();
-    let bus = provider.bus();
-    provider.start().expect("the provider starts");
-    let started = Started(provider.clone());
+    let (provider, bus, started) = start_provider();
 
     // Started: the devices present at start are there at once.
     let devices: Vec<gst::Device> = provider.devices().into_iter().collect();
@@ -459,22 +466,24 @@ fn nodes_that_appear_and_go_away_are_reported() {
     drop(started);
 }
 
+/// For the tests of the hot-plug event mode: fails where the provider would scan instead.
+fn expect_event_mode() {
+    assert!(
+        std::env::var_os(SCAN_ENV).is_none(),
+        "{SCAN_ENV} is set: the provider would not use hot-plug events"
+    );
+    Hotplug::kernel_events().expect("hot-plug events can be had here");
+}
+
 /// With hot-plug events, as most systems have them, a node no event announces is still found,
 /// and its removal seen, by the provider's rescan every 5 seconds.
 #[test]
 fn nodes_made_by_hand_are_found_in_event_mode_too() {
     let _devices = setup();
-    assert!(
-        std::env::var_os(SCAN_ENV).is_none(),
-        "this test is about the hot-plug event mode: run it without {SCAN_ENV}"
-    );
-    Hotplug::kernel_events().expect("hot-plug events can be had here");
+    expect_event_mode();
     let sp = common::vivid_sp();
     let (major, minor) = device_number(&sp);
-    let provider = provider();
-    let bus = provider.bus();
-    provider.start().expect("the provider starts");
-    let started = Started(provider.clone());
+    let (_, bus, started) = start_provider();
     wait_for(&bus, true, &sp);
 
     // The backstop interval, and time to examine the node under TCG.
@@ -663,10 +672,7 @@ fn delay_after_event(
 #[test]
 fn devices_the_kernel_removes_and_adds_are_reported_at_once() {
     let _devices = setup();
-    assert!(
-        std::env::var_os(SCAN_ENV).is_none(),
-        "{SCAN_ENV} is set: the provider would not use hot-plug events"
-    );
+    expect_event_mode();
     let (sp, mp) = (common::vivid_sp(), common::vivid_mp());
     let platform = platform_device_of(&sp);
     assert_eq!(
