@@ -281,6 +281,11 @@ struct Stream {
     /// Downstream understands GstVideoMeta, so strides that differ from GStreamer's default can
     /// be described instead of copied away.
     video_meta: bool,
+    /// Downstream can read the driver's buffers as they are (`Framing::readable_as_is`), and
+    /// raw video's buffers need a GstVideoMeta to say how: both fixed for the stream, so
+    /// worked out once rather than per frame.
+    readable_as_is: bool,
+    needs_video_meta: bool,
     last_sequence: Option<u32>,
     /// The PTS of the frame pushed last, since the stream began or the last flush.
     last_pts: Option<gst::ClockTime>,
@@ -945,6 +950,7 @@ impl RustV4l2Src {
         );
         stream.queue = Some(queue);
         stream.video_meta = video_meta;
+        stream.readable_as_is = stream.framing.readable_as_is(&stream.info, video_meta);
         stream.dmabuf_allocator = dmabuf.then(gst_allocators::DmaBufAllocator::new);
         Ok(())
     }
@@ -1234,9 +1240,7 @@ impl RustV4l2Src {
             }
         }
 
-        let unreadable_stride = !stream
-            .framing
-            .readable_as_is(&stream.info, stream.video_meta);
+        let unreadable_stride = !stream.readable_as_is;
         // Lending this frame would leave the driver too few buffers to fill: downstream holds
         // the rest. Copy it and give the driver its buffer back at once instead of stalling.
         let starved = (queue.queued() as u32) < copy_threshold;
@@ -1279,7 +1283,7 @@ impl RustV4l2Src {
             }
             match stream.framing {
                 caps::Framing::Video(l) => {
-                    if l.n_memories > 1 || !l.matches_default(&stream.info) {
+                    if stream.needs_video_meta {
                         let offsets = meta_offsets(&l, buffer);
                         gst_video::VideoMeta::add_full(
                             buffer,
@@ -1567,6 +1571,11 @@ impl RustV4l2Src {
                 .unwrap_or(gst::ClockTime::ZERO)
         });
         gst::debug!(CAT, imp = self, "Format set: {:?}; caps {}", fmt, settled);
+        let readable_as_is = framing.readable_as_is(&info, false);
+        let needs_video_meta = matches!(
+            framing,
+            caps::Framing::Video(l) if l.n_memories > 1 || !l.matches_default(&info)
+        );
         Ok(Stream {
             caps: settled,
             asked: new_caps.clone(),
@@ -1576,6 +1585,8 @@ impl RustV4l2Src {
             queue: None,
             streaming: false,
             video_meta: false,
+            readable_as_is,
+            needs_video_meta,
             last_sequence: None,
             last_pts: None,
             sequence_epoch: 0,
