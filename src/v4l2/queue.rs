@@ -211,20 +211,32 @@ impl Queue {
         let n_planes = frame
             .n_planes
             .min(self.buffers.get(frame.index as usize).map_or(0, Vec::len));
-        let lent = Arc::new(Lent {
+        let lent = Lent {
             queue: Arc::clone(self),
             frame,
-        });
+        };
+        // A frame of one plane (most formats) is held by that plane alone, with no shared count
+        // to allocate. With no plane at all, `lent` goes with the iterator: re-queued at once.
+        let mut pending = if n_planes > 1 {
+            Pending::Shared(Arc::new(lent))
+        } else {
+            Pending::Sole(Some(lent))
+        };
         (0..n_planes).map(move |plane| {
-            let buffers = &lent.queue.buffers;
+            let holder = match &mut pending {
+                Pending::Shared(lent) => Holder::Shared(Arc::clone(lent)),
+                Pending::Sole(lent) => Holder::Sole(lent.take().expect("one plane, lent once")),
+            };
+            let buffers = &holder.queue.buffers;
             let data = plane_slice(buffers, &frame, plane);
             let start = buffers[frame.index as usize][plane].ptr.as_ptr() as usize;
+            let (ptr, len) = (data.as_ptr() as *mut u8, data.len());
             Plane {
-                lent: Arc::clone(&lent),
                 index: plane,
-                ptr: data.as_ptr() as *mut u8,
-                len: data.len(),
-                offset: (data.as_ptr() as usize).saturating_sub(start),
+                ptr,
+                len,
+                offset: (ptr as usize).saturating_sub(start),
+                lent: holder,
             }
         })
     }
@@ -274,9 +286,32 @@ impl Drop for Lent {
     }
 }
 
+/// What `lend` has yet to hand to the planes it makes.
+enum Pending {
+    Sole(Option<Lent>),
+    Shared(Arc<Lent>),
+}
+
+/// How a plane holds its frame: alone, or with the frame's other planes.
+enum Holder {
+    Sole(Lent),
+    Shared(Arc<Lent>),
+}
+
+impl std::ops::Deref for Holder {
+    type Target = Lent;
+
+    fn deref(&self) -> &Lent {
+        match self {
+            Holder::Sole(lent) => lent,
+            Holder::Shared(lent) => lent,
+        }
+    }
+}
+
 /// One plane of a lent frame: the bytes the driver wrote, inside the device mapping.
 pub struct Plane {
-    lent: Arc<Lent>,
+    lent: Holder,
     /// Which memory plane of the buffer.
     index: usize,
     ptr: *mut u8,
