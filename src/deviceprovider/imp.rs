@@ -280,20 +280,16 @@ impl Nodes {
                     .filter(|(_, node)| node.rdev == event.rdev)
                     .map(|(path, _)| path.clone())
                     .collect();
-                let mut removed = Vec::new();
-                for path in gone {
-                    if let Some(Node {
-                        device: Some(device),
-                        ..
-                    }) = self.known.remove(&path)
-                    {
-                        gst::info!(CAT, "{} is gone", path.display());
-                        removed.push(device);
-                    }
-                }
-                removed
+                gone.iter().filter_map(|path| self.forget(path)).collect()
             }
         }
+    }
+
+    /// Drops a known node; the capture device it was, if it was one.
+    fn forget(&mut self, path: &Path) -> Option<super::RustV4l2Device> {
+        let device = self.known.remove(path)?.device?;
+        gst::info!(CAT, "{} is gone", path.display());
+        Some(device)
     }
 
     /// After a rescan: forgets the announced nodes that are now known, or that took too long,
@@ -346,17 +342,10 @@ impl Nodes {
         let (gone, new) = diff(&settled, &present);
         self.failing
             .retain(|path, rdev| present.iter().any(|(p, r)| p == path && r == rdev));
-        let mut changes = Changes::default();
-        for path in gone {
-            if let Some(Node {
-                device: Some(device),
-                ..
-            }) = self.known.remove(&path)
-            {
-                gst::info!(CAT, "{} is gone", path.display());
-                changes.removed.push(device);
-            }
-        }
+        let mut changes = Changes {
+            removed: gone.iter().filter_map(|path| self.forget(path)).collect(),
+            ..Changes::default()
+        };
         for (path, rdev) in new {
             let device = match examine(&path) {
                 Examined::Capture(device) => {
