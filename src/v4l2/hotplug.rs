@@ -9,7 +9,7 @@
 
 use super::error::{Error, Result};
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::socket::{
     AddressFamily, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recvfrom, socket,
@@ -185,13 +185,7 @@ impl Hotplug {
             if self.is_stopped() {
                 return Ok(Woken::Stopped);
             }
-            let left = match deadline {
-                None => PollTimeout::NONE,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)
-                }
-            };
+            let left = super::poller::timeout_until(deadline);
             let mut fds = vec![PollFd::new(self.waker.as_fd(), PollFlags::POLLIN)];
             if let Some(uevents) = uevents {
                 fds.push(PollFd::new(uevents.as_fd(), PollFlags::POLLIN));

@@ -59,13 +59,7 @@ impl Poller {
             if self.is_flushing() {
                 return Ok(Wait::Flushing);
             }
-            let remaining = match deadline {
-                None => PollTimeout::NONE,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)
-                }
-            };
+            let remaining = timeout_until(deadline);
             let mut fds = [
                 PollFd::new(device.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.waker.as_fd(), PollFlags::POLLIN),
@@ -91,6 +85,17 @@ impl Poller {
                 // A stale wake from an earlier flush: drain it and wait again.
                 let _ = self.waker.read();
             }
+        }
+    }
+}
+
+/// poll()'s timeout for waiting until `deadline` (forever without one), from now.
+pub(super) fn timeout_until(deadline: Option<Instant>) -> PollTimeout {
+    match deadline {
+        None => PollTimeout::NONE,
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)
         }
     }
 }
