@@ -217,15 +217,15 @@ impl Queue {
         };
         // A frame of one plane (most formats) is held by that plane alone, with no shared count
         // to allocate. With no plane at all, `lent` goes with the iterator: re-queued at once.
-        let mut pending = if n_planes > 1 {
-            Pending::Shared(Arc::new(lent))
+        let mut pending = Some(if n_planes > 1 {
+            Holder::Shared(Arc::new(lent))
         } else {
-            Pending::Sole(Some(lent))
-        };
+            Holder::Sole(lent)
+        });
         (0..n_planes).map(move |plane| {
-            let holder = match &mut pending {
-                Pending::Shared(lent) => Holder::Shared(Arc::clone(lent)),
-                Pending::Sole(lent) => Holder::Sole(lent.take().expect("one plane, lent once")),
+            let holder = match &pending {
+                Some(Holder::Shared(lent)) => Holder::Shared(Arc::clone(lent)),
+                _ => pending.take().expect("one plane, lent once"),
             };
             let buffers = &holder.queue.buffers;
             let data = plane_slice(buffers, &frame, plane);
@@ -284,12 +284,6 @@ impl Drop for Lent {
                 .fetch_add(1, Ordering::Relaxed);
         }
     }
-}
-
-/// What `lend` has yet to hand to the planes it makes.
-enum Pending {
-    Sole(Option<Lent>),
-    Shared(Arc<Lent>),
 }
 
 /// How a plane holds its frame: alone, or with the frame's other planes.
