@@ -338,9 +338,7 @@ fn color_balance_works_while_playing() {
     pipeline.add_many([&src, &sink]).unwrap();
     src.link(&sink).unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
-    let (result, current, _) = pipeline.state(gst::ClockTime::from_seconds(20));
-    assert!(result.is_ok(), "{result:?}");
-    assert_eq!(current, gst::State::Playing);
+    common::assert_settles_in(pipeline.upcast_ref(), gst::State::Playing);
 
     let balance = src.dynamic_cast_ref::<gst_video::ColorBalance>().unwrap();
     let seen = record_value_changes(balance);

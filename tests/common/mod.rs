@@ -175,6 +175,24 @@ pub fn change_state(element: &gst::Element, state: gst::State, limit: Duration) 
     }
 }
 
+/// Waits until `element` has finished changing state, and fails the test unless it then is in
+/// `state` with nothing pending. A pipeline goes on to PLAYING in a thread of its own once its
+/// sinks have prerolled, after `set_state` returned and a first frame may have come.
+pub fn assert_settles_in(element: &gst::Element, state: gst::State) {
+    let limit = gst::ClockTime::try_from(TIMEOUT).expect("fits");
+    let (reached, current, pending) = element.state(limit);
+    assert_eq!(
+        (reached, current, pending),
+        (
+            Ok(gst::StateChangeSuccess::Success),
+            state,
+            gst::State::VoidPending
+        ),
+        "{} did not settle in {state:?} within {TIMEOUT:?}",
+        element.name()
+    );
+}
+
 /// Brings `element` down to NULL on the way out of a test, also a failing one, so the device is
 /// free for the next test. Never panics: it may run while a failed assertion unwinds.
 pub fn shut_down(element: &gst::Element) {
