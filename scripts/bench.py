@@ -1,0 +1,803 @@
+"""scripts/bench's statistics, guest-side runner and report; scripts/bench runs it, with
+Debian's python3 (the report needs python3-matplotlib for the plots):
+
+  bench.py guest OUTDIR BENCH_BIN REPS STRACE_REPS CALLGRIND_REPS SHORT_S STEADY_S SECTIONS LL_SPAN
+      inside the VM: every measurement, into OUTDIR/runs.jsonl, meta.json and strace/
+  bench.py report RESDIR DOCDIR COMMAND DATE COMMIT
+      on the host: prints the tables, writes results.md and the plots into DOCDIR
+      (docs/bench), or into RESDIR when DOCDIR is empty
+
+What is measured and what each column means: the header of scripts/bench.
+"""
+import json, os, re, shutil, statistics, subprocess, sys, time
+from fractions import Fraction
+
+# The bare poll/DQBUF/QBUF loop: the floor under every element, not a competitor.
+BARE = "bare V4L2 loop"
+# (name, capture_bench option, its value): a source element, or the bare loop.
+ELEMENTS = [
+    ("rustv4l2src", "--pipeline-src", "rustv4l2src device={dev}"),
+    ("v4l2src mmap", "--pipeline-src", "v4l2src device={dev} io-mode=mmap"),
+    ("v4l2src default", "--pipeline-src", "v4l2src device={dev}"),
+    (BARE, "--bare", "{dev}"),
+]
+SIZES = [(640, 360), (1280, 720), (1920, 1080)]
+WANTED_FPS = Fraction(30)
+
+# GStreamer's own start-up cost: a live test source through the same pipeline, no device.
+PIPELINE_FLOOR = ("videotestsrc is-live", "--pipeline-src", "videotestsrc is-live=true pattern=black")
+
+# The slow-downstream section (values explained in the header).
+LL_ELEMENTS = [
+    ("rustv4l2src", "--pipeline-src", "rustv4l2src device={dev}"),
+    ("rustv4l2src low-latency", "--pipeline-src", "rustv4l2src device={dev} low-latency=true"),
+    ("v4l2src mmap", "--pipeline-src", "v4l2src device={dev} io-mode=mmap"),
+]
+LL_SIZE = (640, 360)
+LL_STALL_MS = 150
+LL_STALL_EVERY = 30
+LL_TITLE = "## low-latency under a slow downstream"
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- guest side
+def probe_rates(dev, w, h):
+    out = subprocess.run(
+        ["v4l2-ctl", "-d", dev, "--list-frameintervals", f"width={w},height={h},pixelformat=YUYV"],
+        capture_output=True, text=True, check=True).stdout
+    rates = [Fraction(m).limit_denominator(1001) for m in re.findall(r"\(([\d.]+) fps\)", out)]
+    if not rates:
+        raise SystemExit(f"vivid lists no frame interval for YUYV {w}x{h}:\n{out}")
+    return rates
+
+
+def parse_strace(path, dev):
+    """Syscall counts from the -C summary, ioctl requests and the ioctls up to the first
+    successful VIDIOC_DQBUF from the trace. The device's descriptors are followed through
+    openat/close rather than with strace -y, which doubles strace's cost under TCG."""
+    calls, errors, requests = {}, {}, {}
+    first_all = first_dev = 0
+    first_found = False
+    pending = {}  # pid -> what its unfinished call was: ("ioctl", is_dqbuf) or ("openat", path)
+    dev_fds = set()
+    # Also reads traces taken with -tt/-y: an optional timestamp, an optional <path> after fds.
+    line_re = re.compile(r"^(?:\[pid\s+)?(\d+)\]?\s+(?:[\d:.]+\s+)?(.*)$")
+    req_re = re.compile(r"^ioctl\((\d+)(?:<[^>]*>)?, ([A-Za-z0-9_]+)")
+    open_re = re.compile(r'^openat\([^,]+, "([^"]*)"')
+    result_re = re.compile(r"\)\s*=\s*(-?\d+)")
+    in_summary = False
+    with open(path, errors="replace") as f:
+        for line in f:
+            if line.startswith("% time"):
+                in_summary = True
+                continue
+            if in_summary:
+                fields = line.split()
+                if len(fields) < 5 or fields[0].startswith("-") or fields[-1] == "total":
+                    continue
+                calls[fields[-1]] = int(fields[3])
+                if len(fields) == 6:
+                    errors[fields[-1]] = int(fields[4])
+                continue
+            m = line_re.match(line)
+            if not m:
+                continue
+            pid, rest = m.group(1), m.group(2)
+            result = result_re.search(rest)
+            result = int(result.group(1)) if result else None
+            o = open_re.match(rest)
+            if o:
+                if "<unfinished" in rest:
+                    pending[pid] = ("openat", o.group(1))
+                elif o.group(1) == dev and result is not None and result >= 0:
+                    dev_fds.add(result)
+                continue
+            if rest.startswith("<... openat resumed>"):
+                what = pending.pop(pid, None)
+                if what == ("openat", dev) and result is not None and result >= 0:
+                    dev_fds.add(result)
+                continue
+            d = re.match(r"^(?:dup[23]?|fcntl)\((\d+)", rest)
+            if d and (not rest.startswith("fcntl") or "F_DUPFD" in rest):
+                if int(d.group(1)) in dev_fds and result is not None and result >= 0:
+                    dev_fds.add(result)
+                continue
+            c = re.match(r"^close\((\d+)", rest)
+            if c:
+                dev_fds.discard(int(c.group(1)))
+                continue
+            r = req_re.match(rest)
+            if r:
+                requests[r.group(2)] = requests.get(r.group(2), 0) + 1
+                if first_found:
+                    continue
+                first_all += 1
+                if int(r.group(1)) in dev_fds:
+                    first_dev += 1
+                is_dqbuf = r.group(2) == "VIDIOC_DQBUF"
+                if "<unfinished" in rest:
+                    pending[pid] = ("ioctl", is_dqbuf)
+                elif is_dqbuf and result == 0:
+                    first_found = True
+            elif rest.startswith("<... ioctl resumed>") and not first_found:
+                if pending.pop(pid, None) == ("ioctl", True) and result == 0:
+                    first_found = True
+    return {
+        "syscalls": calls, "errors": errors, "ioctl_requests": requests,
+        "ioctls_to_first_all": first_all if first_found else None,
+        "ioctls_to_first_dev": first_dev if first_found else None,
+    }
+
+
+def guest(outdir, bench_bin, reps, strace_reps, cg_reps, short_s, steady_s, sections, ll_span):
+    dev = os.environ.get("RUSTV4L2_VIVID_SP") or ""
+    if not dev:
+        raise SystemExit("bench: the VM has no vivid single-planar capture node")
+    plugin_dir = os.path.realpath(os.environ.get("GST_PLUGIN_PATH", ""))
+    configs = []
+    for w, h in SIZES if "main" in sections else []:
+        rates = probe_rates(dev, w, h)
+        fps = WANTED_FPS if WANTED_FPS in rates else max(rates)
+        short = max(5, round(float(fps) * short_s))
+        long_ = short + max(25, round(float(fps) * steady_s))
+        fps_text = f"{fps.numerator}/{fps.denominator}"
+        configs.append({
+            "name": f"{w}x{h}@{float(fps):g}" + ("" if fps == WANTED_FPS else " (max)"),
+            "caps": f"video/x-raw,format=YUY2,width={w},height={h},framerate={fps_text}",
+            "fps": float(fps), "short": short, "long": long_,
+            "rates": [float(r) for r in rates],
+        })
+    ll = None
+    if "low-latency" in sections:
+        w, h = LL_SIZE
+        if WANTED_FPS not in probe_rates(dev, w, h):
+            raise SystemExit(f"bench: vivid does not offer {WANTED_FPS} fps at {w}x{h}")
+        ll = {"name": f"{w}x{h}@{float(WANTED_FPS):g}", "fps": float(WANTED_FPS),
+              "caps": f"video/x-raw,format=YUY2,width={w},height={h},framerate={WANTED_FPS}/1",
+              "stall_ms": LL_STALL_MS, "stall_every": LL_STALL_EVERY, "span": ll_span}
+    meta = {
+        "sections": sections, "low_latency": ll,
+        "device": dev, "configs": configs, "reps": reps, "strace_reps": strace_reps,
+        "callgrind_reps": cg_reps,
+        "kernel": os.uname().release, "cpus": os.cpu_count(),
+        "gstreamer": next((l for l in subprocess.run(
+            ["gst-launch-1.0", "--version"], capture_output=True, text=True).stdout.splitlines()
+            if l.startswith("GStreamer ")), "GStreamer ?"),
+        "clocksource_start": clocksource(),
+    }
+    with open(os.path.join(outdir, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+
+    # strace output goes to tmpfs: writing it line by line over 9p costs more than the
+    # traced program.
+    scratch = "/dev/shm/bench-strace"
+    os.makedirs(scratch, exist_ok=True)
+    os.makedirs(os.path.join(outdir, "strace"), exist_ok=True)
+    runs = open(os.path.join(outdir, "runs.jsonl"), "a")
+    failures = 0
+
+    def one(pass_, rep, cfg, el, kind, frames, extra=()):
+        nonlocal failures
+        name, option, src = el
+        src = src.format(dev=dev)
+        label = f"{pass_}-r{rep}-{cfg['name'].split()[0]}-{name.replace(' ', '_')}-{kind}"
+        timeout = int(frames / cfg["fps"] * 4 + 120) + (600 if pass_ == "callgrind" else 0)
+        cmd = [bench_bin, option, src, "--caps", cfg["caps"], "--frames", str(frames),
+               "--timeout", str(timeout), "--label", label, *extra]
+        trace = None
+        if pass_ == "strace":
+            # Timing runs leave copy counting off: it turns on every debug statement.
+            cmd.append("--count-copies")
+            trace = os.path.join(scratch, label + ".txt")
+            cmd = ["strace", "-f", "-C", "-qq", "-o", trace, "--"] + cmd
+        elif pass_ == "callgrind":
+            cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                   "--vgdb=no"] + cmd
+        t0 = time.monotonic()
+        try:
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               timeout=timeout + 60)
+            rc, out, err = p.returncode, p.stdout, p.stderr
+        except subprocess.TimeoutExpired:
+            rc, out, err = "timeout", "", "killed after the timeout"
+        wall = time.monotonic() - t0
+        try:
+            rec = json.loads(out.strip().splitlines()[-1])
+            ok = rc == 0
+        except (ValueError, IndexError):
+            rec, ok = {}, False
+        rec["factory"] = rec.pop("element", None)
+        rec.update({"pass": pass_, "rep": rep, "config": cfg["name"], "element": name,
+                    "kind": kind, "wall_s": round(wall, 2)})
+        if not ok:
+            failures += 1
+            rec["error"] = f"exit {rc}: {err.strip()[-2000:]}"
+        if pass_ == "callgrind":
+            counted = re.findall(r"^==\d+== Collected : (\d+)", err, re.M)
+            rec["instructions"] = int(counted[-1]) if counted else None
+        if trace and os.path.exists(trace):
+            rec.update(parse_strace(trace, dev))
+            shutil.move(trace, os.path.join(outdir, "strace", label + ".txt"))
+        runs.write(json.dumps(rec) + "\n")
+        runs.flush()
+        log(f"{label}: {frames} frames, {wall:.1f} s" + ("" if ok else f" FAILED ({rec['error'][-300:]})"))
+        if ok and name.startswith("rustv4l2src") and plugin_dir and \
+                not os.path.realpath(rec.get("plugin_file") or "").startswith(plugin_dir + os.sep):
+            raise SystemExit(f"bench: rustv4l2src came from {rec.get('plugin_file')}, not {plugin_dir}")
+
+    # Warm-up, discarded: the first load of each plugin over 9p is slow.
+    for el in ELEMENTS if configs else LL_ELEMENTS[::2]:
+        cfg = configs[0] if configs else ll
+        one("warmup", 0, cfg, el, "short", max(5, round(cfg["fps"] * short_s)))
+    def short_and_long(pass_, reps, cfgs):
+        """A short and a long run of every element at each configuration, once per repetition,
+        the element order rotating from one repetition and configuration to the next."""
+        for rep in range(reps):
+            for ci, cfg in enumerate(cfgs):
+                k = (rep + ci) % len(ELEMENTS)
+                for el in ELEMENTS[k:] + ELEMENTS[:k]:
+                    one(pass_, rep, cfg, el, "short", cfg["short"])
+                    one(pass_, rep, cfg, el, "long", cfg["long"])
+
+    short_and_long("time", reps, configs)
+    # The pipeline's own time to a first frame, once per repetition at the first configuration.
+    for rep in range(reps if configs else 0):
+        one("floor", rep, configs[0], PIPELINE_FLOOR, "short", configs[0]["short"])
+    # The slow downstream. --frames is only a bound: the span ends each run.
+    for rep in range(reps if ll else 0):
+        k = rep % len(LL_ELEMENTS)
+        for el in LL_ELEMENTS[k:] + LL_ELEMENTS[:k]:
+            one("lowlat", rep, ll, el, "span", ll["span"],
+                ["--span", str(ll["span"]), "--stall-ms", str(ll["stall_ms"]),
+                 "--stall-every", str(ll["stall_every"])])
+    short_and_long("strace", strace_reps, configs)
+    # Instructions in user space, counted by callgrind: much steadier than CPU time under TCG.
+    # At the first configuration only: each run costs a minute.
+    short_and_long("callgrind", cg_reps, configs[:1])
+    runs.close()
+    # The kernel's watchdog may demote the TSC when the host stalls the VM; clock_gettime then
+    # stops being served by the vDSO and shows up in the syscall counts.
+    meta["clocksource_end"] = clocksource()
+    with open(os.path.join(outdir, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    return 1 if failures else 0
+
+
+def clocksource():
+    try:
+        with open("/sys/devices/system/clocksource/clocksource0/current_clocksource") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+# ---------------------------------------------------------------- statistics
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    if not xs:
+        return None
+    i = (len(xs) - 1) * q
+    lo = int(i)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (i - lo)
+
+
+def cell(xs, fmt="{:.3f}", spread=True):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "n/a"
+    m = fmt.format(statistics.median(xs))
+    lo, hi = fmt.format(min(xs)), fmt.format(max(xs))
+    return m if not spread or lo == hi else f"{m} [{lo}-{hi}]"
+
+
+def steady_cpu(run, i):
+    """User (i=0) or system (i=1) CPU ms from the first to the last frame of a run: the
+    differencing of a long and a short run then cancels the fixed cost of those frames, and
+    start-up (which under TCG varies by seconds from run to run) never enters."""
+    a, b = run.get("cpu_at_first_ms"), run.get("cpu_at_last_ms")
+    if not a or not b or a[i] is None or b[i] is None:
+        return None
+    return b[i] - a[i]
+
+
+def in_run_cpu(run):
+    """CPU per frame between the first and the last frame of one run."""
+    a, b = run.get("cpu_at_first_ms"), run.get("cpu_at_last_ms")
+    if not a or not b or None in a + b or run["frames"] < 2:
+        return None
+    return (sum(b) - sum(a)) / (run["frames"] - 1)
+
+
+def diff_per_frame(short, long_, get):
+    df = long_["frames"] - short["frames"]
+    a, b = get(short), get(long_)
+    if df <= 0 or a is None or b is None or a is False or b is False:
+        return None
+    return (b - a) / df
+
+
+# ---------------------------------------------------------------- report
+def timestamp_notes(good):
+    """One note per element that distrusted vivid's timestamps in any of these runs."""
+    warned = sorted({r["element"] for r in good
+                     if any("ignoring driver timestamps" in k for k in r.get("warnings") or {})})
+    return [f"{el} distrusts vivid's buffer timestamps here (it warns 'ignoring driver "
+            "timestamps') and then stamps each frame with the clock at dequeue minus "
+            "one frame duration: its latency includes one frame period by "
+            "construction, and is not a slower delivery." for el in warned]
+
+
+def source_line(meta, commit):
+    return (f"Source: {commit}; {meta['gstreamer']}; guest kernel {meta['kernel']} "
+            f"(vivid, {meta['device']}; clocksource {meta.get('clocksource_start', '?')} at the "
+            f"start, {meta.get('clocksource_end', '?')} at the end) under QEMU TCG with "
+            f"{meta['cpus']} vCPUs on a shared 2-core host.")
+
+
+def report(resdir, docdir, command, date, commit):
+    meta = json.load(open(os.path.join(resdir, "meta.json")))
+    recs = [json.loads(l) for l in open(os.path.join(resdir, "runs.jsonl")) if l.strip()]
+    sections = meta.get("sections", ["main"])
+    out = docdir or resdir
+    os.makedirs(out, exist_ok=True)
+    bad, plotted, md, ll_md = 0, [], None, None
+    if "main" in sections:
+        md, p, b = report_main(meta, [r for r in recs if r["pass"] != "lowlat"], out,
+                               command, date, commit)
+        bad, plotted = bad + b, plotted + p
+    if "low-latency" in sections:
+        ll_md, p, b = report_low_latency(meta, [r for r in recs if r["pass"] == "lowlat"], out,
+                                         command, date, commit)
+        bad, plotted = bad + b, plotted + p
+    # With --only, the section that did not run stays as an earlier run wrote it.
+    path = os.path.join(out, "results.md")
+    try:
+        old = open(path).read().rstrip("\n").split("\n")
+    except FileNotFoundError:
+        old = ["# rustv4l2src benchmark", ""]
+    old_ll = []
+    if LL_TITLE in old:
+        start = old.index(LL_TITLE)
+        end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
+        old, old_ll = old[:start] + old[end:], old[start:end]
+    if md is None:
+        md = old
+        while md and not md[-1]:
+            md.pop()
+        md.append("")
+    md += ll_md if ll_md is not None else old_ll
+    with open(path, "w") as f:
+        f.write("\n".join(md).rstrip("\n") + "\n")
+    log(f"wrote {path}" + "".join(f", {os.path.join(out, p)}" for p in plotted))
+    return 1 if bad else 0
+
+
+def report_main(meta, recs, outdir, command, date, commit):
+    good = [r for r in recs if "error" not in r]
+    bad = [r for r in recs if "error" in r]
+    configs = [c["name"] for c in meta["configs"]]
+    cfg_by_name = {c["name"]: c for c in meta["configs"]}
+    names = [e[0] for e in ELEMENTS]
+
+    def pairs(pass_, cfg, el):
+        """{rep: (short, long)} for the runs that both succeeded."""
+        out = {}
+        for r in good:
+            if r["pass"] == pass_ and r["config"] == cfg and r["element"] == el:
+                out.setdefault(r["rep"], {})[r["kind"]] = r
+        return {rep: (d["short"], d["long"]) for rep, d in out.items() if len(d) == 2}
+
+    cpu = lambda r: steady_cpu(r, 0) + steady_cpu(r, 1)
+    sysc = lambda r: r.get("syscalls") and sum(r["syscalls"].values())
+    rows, breakdown, plots = [], [], {}
+    for cfg in configs:
+        c = cfg_by_name[cfg]
+        per_el = {}
+        for el in names:
+            tp = pairs("time", cfg, el)
+            sp = pairs("strace", cfg, el)
+            cp = pairs("callgrind", cfg, el)
+            per_el[el] = {
+                "total": {rep: diff_per_frame(s, l, cpu) for rep, (s, l) in tp.items()},
+                "sysc": {rep: diff_per_frame(s, l, sysc) for rep, (s, l) in sp.items()},
+                "instr": {rep: diff_per_frame(s, l, lambda r: r.get("instructions"))
+                          for rep, (s, l) in cp.items()},
+            }
+        for el in names:
+            tp = pairs("time", cfg, el)
+            sp = pairs("strace", cfg, el)
+            longs = [l for _, l in tp.values()]
+            lat50, lat90 = [], []
+            for s, l in tp.values():
+                steady = [x for x in l["latency_ms"][c["short"]:] if x is not None]
+                if steady:
+                    lat50.append(pct(steady, 0.5))
+                    lat90.append(pct(steady, 0.9))
+            runs = [r for r in good if r["pass"] == "time" and r["config"] == cfg
+                    and r["element"] == el]
+            first_ms = [r["first_frame_ms"] for r in runs]
+            ratio_cpu, ratio_sys, ratio_instr = [], [], []
+            if el != "rustv4l2src":
+                for key, out in (("total", ratio_cpu), ("sysc", ratio_sys),
+                                 ("instr", ratio_instr)):
+                    mine, rust = per_el[el][key], per_el["rustv4l2src"][key]
+                    for rep in mine:
+                        if rep in rust and mine[rep] and rust[rep] is not None:
+                            out.append(rust[rep] / mine[rep])
+            strace_runs = [r for r in good if r["pass"] == "strace" and r["config"] == cfg
+                           and r["element"] == el and r["kind"] == "short"]
+            strace_longs = [l for _, l in sp.values()]
+            io_dev = [r.get("ioctls_to_first_dev") for r in strace_runs]
+            io_all = [r.get("ioctls_to_first_all") for r in strace_runs]
+            lost = [l.get("lost") for l in longs]
+            lost_cell = "n/a" if not [x for x in lost if x is not None] else \
+                f"{med(lost):g} [{max(x for x in lost if x is not None):g}]"
+            rows.append([
+                cfg, el,
+                cell([diff_per_frame(s, l, lambda r: steady_cpu(r, 0)) for s, l in tp.values()]),
+                cell([diff_per_frame(s, l, lambda r: steady_cpu(r, 1)) for s, l in tp.values()]),
+                cell(list(per_el[el]["total"].values())),
+                cell([in_run_cpu(l) for l in longs]),
+                cell([sum(r["cpu_at_first_ms"]) for r in runs if r.get("cpu_at_first_ms")], "{:.0f}"),
+                "-" if el == "rustv4l2src" else cell(ratio_cpu, "{:.2f}"),
+                cell([x / 1000 for x in per_el[el]["instr"].values() if x is not None],
+                     "{:.1f}k"),
+                "-" if el == "rustv4l2src" else cell(ratio_instr, "{:.2f}"),
+                cell(list(per_el[el]["sysc"].values()), "{:.1f}"),
+                "-" if el == "rustv4l2src" else cell(ratio_sys, "{:.2f}"),
+                f"{cell(io_dev, '{:.0f}', False)} / {cell(io_all, '{:.0f}', False)}",
+                cell(first_ms, "{:.0f}"),
+                cell(lat50, "{:.1f}"), cell(lat90, "{:.1f}"),
+                cell([l["copies"] * l["frame_bytes"] / l["frames"] for l in strace_longs
+                      if l.get("copies") is not None], "{:.0f}"),
+                cell([l["peak_rss_kib"] / 1024 for l in longs if l.get("peak_rss_kib")], "{:.1f}"),
+                lost_cell,
+            ])
+            # Per-syscall and per-ioctl-request steady-state counts.
+            for what, key in (("syscalls", "syscalls"), ("ioctls", "ioctl_requests")):
+                per = {}
+                for s, l in sp.values():
+                    df = l["frames"] - s["frames"]
+                    for n in set(s.get(key, {})) | set(l.get(key, {})):
+                        per.setdefault(n, []).append(
+                            (l.get(key, {}).get(n, 0) - s.get(key, {}).get(n, 0)) / df)
+                items = sorted(((med(v), n) for n, v in per.items()), reverse=True)
+                items = [f"{n} {v:.2f}" for v, n in items if abs(v) >= 0.05]
+                breakdown.append((cfg, el, what, ", ".join(items) or "none"))
+            # One long run per element and configuration for the plot: the first repetition's.
+            # The bare loop's latency is the driver timestamp's age at dequeue: no sink, no
+            # pipeline clock, so it stays out of the latency plot.
+            if tp and el != BARE:
+                l = tp[min(tp)][1]
+                plots.setdefault(cfg, []).append((el, l["arrival_ms"], l["latency_ms"]))
+            breakdown_extra = [r for r in strace_runs if r.get("ioctl_requests", {}).get("VIDIOC_EXPBUF")]
+            if breakdown_extra:
+                breakdown.append((cfg, el, "note", "VIDIOC_EXPBUF seen: buffers exported as DMABUF"))
+
+    header = ["config", "element", "cpu user ms/frame", "cpu sys ms/frame", "cpu total ms/frame",
+              "cpu in-run ms/frame", "cpu to 1st frame ms", "rust/this cpu", "user instr/frame",
+              "rust/this instr", "syscalls/frame", "rust/this syscalls", "ioctls to 1st (dev / all)",
+              "ms to 1st frame", "latency p50 ms", "latency p90 ms", "copied B/frame",
+              "peak RSS MiB", "lost [max]"]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    fmt_row = lambda r: "| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths)) + " |"
+    table = [fmt_row(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    table += [fmt_row(r) for r in rows]
+
+    notes = []
+    for c in meta["configs"]:
+        if c["name"].endswith("(max)"):
+            notes.append(f"{c['name'].split()[0]}: vivid does not offer 30 fps at this size; the "
+                         f"highest rate it enumerates is used (offered: "
+                         f"{', '.join(f'{r:g}' for r in c['rates'])} fps).")
+    frames = ", ".join(f"{c['name'].split()[0]}: {c['short']}/{c['long']}" for c in meta["configs"])
+    notes.append(f"Frames per short/long run: {frames}. Timing repetitions: {meta['reps']}; "
+                 f"strace repetitions: {meta['strace_reps']}; callgrind repetitions (at "
+                 f"{configs[0].split()[0]} only): {meta.get('callgrind_reps', 0)}.")
+    copies_from = sorted({(r["element"], r.get("copies_from")) for r in good
+                          if r["pass"] == "strace"})
+    notes.append("Copies counted from: " + ", ".join(f"{e}: {s}" for e, s in copies_from) + ".")
+    # Log messages by element: {element: {message: runs that logged it}}, out of n_runs.
+    logged = {"perf_other": {}, "warnings": {}}
+    n_runs = {}
+    for r in good:
+        n_runs[r["element"]] = n_runs.get(r["element"], 0) + 1
+        for key, by_el in logged.items():
+            for k in r.get(key) or {}:
+                d = by_el.setdefault(r["element"], {})
+                d[k] = d.get(k, 0) + 1
+    floor = [r["first_frame_ms"] for r in good if r["pass"] == "floor"]
+    if floor:
+        notes.append(f"Time to first frame of GStreamer itself: `{PIPELINE_FLOOR[2]}` through the "
+                     f"same pipeline at {configs[0].split()[0]} (no device, a source that has "
+                     f"its first frame at once): {cell(floor, '{:.0f}')} ms over {len(floor)} "
+                     "runs. State changes, the streaming thread and negotiation cost this much "
+                     "under TCG whatever the source; the bare loop row is the kernel's side.")
+    notes += timestamp_notes(good)
+    if bad:
+        notes.append(f"{len(bad)} run(s) FAILED and are left out: " +
+                     "; ".join(f"{r.get('label') or r['config'] + ' ' + r['element']}: "
+                               f"{r['error'][-200:]}" for r in bad[:5]))
+
+    text = "\n".join(table)
+    print(text)
+    print()
+    for n in notes:
+        print("- " + n)
+    print()
+    print("Steady-state syscalls and ioctl requests per frame (strace, long - short run):")
+    for cfg, el, what, items in breakdown:
+        print(f"  {cfg:20} {el:16} {what:8} {items}")
+    log_lines = []
+    for key, title in (("warnings", "Warnings"), ("perf_other", "Other GST_PERFORMANCE messages")):
+        log_lines += ["", f"## {title} (runs that logged it / runs)", ""]
+        log_lines += [f"- {el}: " + "; ".join(f"'{k}' {v}/{n_runs[el]}" for k, v in sorted(d.items()))
+                      for el, d in sorted(logged[key].items())] or ["- none"]
+    print("\n".join(log_lines))
+
+    plotted = plot(outdir, plots, rows, configs, names)
+    md = [
+        "# rustv4l2src benchmark",
+        "",
+        f"Date: {date}  ",
+        f"Command: `{command}`  ",
+        source_line(meta, commit),
+        "",
+        "Each cell is the median over repetitions, with [min-max] when they differ. Ratios are "
+        "rustv4l2src divided by the row's element, taken within each repetition. Column meanings "
+        "are in the header of `scripts/bench`.",
+        "",
+        text,
+        "",
+    ] + [f"- {n}" for n in notes] + [
+        "",
+        "## Syscalls and ioctl requests per frame",
+        "",
+        "Steady state from `strace -f -C` (long run minus short run, divided by the frame "
+        "difference); entries below 0.05 per frame are left out.",
+        "",
+        "| config | element | what | per frame |",
+        "|---|---|---|---|",
+    ] + [f"| {c} | {e} | {w} | {i} |" for c, e, w, i in breakdown] + log_lines + [""]
+    if plotted:
+        md += ["## Plots", ""] + [f"![{p}]({p})" for p in plotted] + [""]
+    return md, plotted, len(bad)
+
+
+def seq_wait(run, period_ms):
+    """Per frame: arrival - OFFSET x period, less its median over the run. vivid counts its
+    sequence in ideal frame slots (skipped ones included), so this is how much later than the
+    run's typical frame each frame arrived, from sequence numbers alone. The median, not the
+    minimum: the first frames of a run come irregularly, and vivid's ticks jitter by a few ms
+    under TCG, so the single earliest frame is no fair zero."""
+    raw = [None if a is None or o is None else a - o * period_ms
+           for a, o in zip(run["arrival_ms"], run["offsets"])]
+    base = med(raw)
+    return [None if x is None or base is None else x - base for x in raw]
+
+
+def report_low_latency(meta, recs, out, command, date, commit):
+    ll = meta["low_latency"]
+    good = [r for r in recs if "error" not in r]
+    bad = [r for r in recs if "error" in r]
+    names = [e[0] for e in LL_ELEMENTS]
+    period_ms = 1e3 / ll["fps"]
+    rows, per_rep, understated = [], {}, {}
+    for el in names:
+        runs = sorted((r for r in good if r["element"] == el), key=lambda r: r["rep"])
+        stats = {k: [] for k in ("l50", "l90", "lmax", "w90", "wmax", "n", "drop", "lost")}
+        for r in runs:
+            lat = [x for x in r["latency_ms"] if x is not None]
+            wait = seq_wait(r, period_ms)
+            if lat:
+                stats["l50"].append(pct(lat, 0.5))
+                stats["l90"].append(pct(lat, 0.9))
+                stats["lmax"].append(max(lat))
+            if [x for x in wait if x is not None]:
+                stats["w90"].append(pct([x for x in wait if x is not None], 0.9))
+                stats["wmax"].append(max(x for x in wait if x is not None))
+            # Frames whose latency shows a wait: by how much the two measures differ.
+            understated.setdefault(el, []).extend(
+                w - l for w, l in zip(wait, r["latency_ms"])
+                if w is not None and l is not None and l > 10)
+            stats["n"].append(r["frames"])
+            dropped = r.get("frames_dropped")
+            stats["drop"].append(dropped)
+            if r.get("lost") is not None:
+                stats["lost"].append(r["lost"] - (dropped or 0))
+            per_rep.setdefault(r["rep"], {})[el] = r
+        rows.append([el] + [cell(stats[k], "{:.1f}") for k in
+                            ("l50", "l90", "lmax", "w90", "wmax")] +
+                    [cell(stats[k], "{:.0f}") for k in ("n", "drop", "lost")])
+    header = ["element", "latency p50 ms", "latency p90 ms", "latency max ms",
+              "wait p90 ms (seq)", "wait max ms (seq)", "delivered", "dropped", "lost"]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    fmt_row = lambda r: "| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths)) + " |"
+    table = "\n".join([fmt_row(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] +
+                      [fmt_row(r) for r in rows])
+
+    # The plot shows the repetition where rustv4l2src's (default) p90 latency is the median one.
+    full = {rep: d for rep, d in per_rep.items() if len(d) == len(names)}
+    shown = None
+    if full:
+        p90 = lambda rep: pct([x for x in full[rep][names[0]]["latency_ms"] if x is not None], 0.9)
+        order = sorted(full, key=lambda rep: (p90(rep) is None, p90(rep) or 0))
+        shown = order[(len(order) - 1) // 2]
+    plotted = plot_low_latency(out, full.get(shown, {}), names, ll, shown)
+
+    notes = [
+        f"{ll['name']} YUY2; the sink sleeps {ll['stall_ms']} ms after every "
+        f"{ll['stall_every']}th frame it receives; each run ends after {ll['span']} frames of "
+        f"the driver's sequence. Repetitions: {meta['reps']}, one run of each element per "
+        "repetition, interleaved.",
+    ] + [n + " The time a frame waited in the driver's queue during a stall is therefore not "
+         "in its latency at all; the wait columns (from sequence numbers) show it."
+         for n in timestamp_notes(good)]
+    gaps = [f"{el} {med(d):.1f} [{min(d):.1f}-{max(d):.1f}] over {len(d)} frames"
+            for el, d in understated.items() if el.startswith("rustv4l2src") and d]
+    if gaps:
+        notes.append(
+            "vivid stamps a frame 0.9 frame period "
+            f"({0.9 * period_ms:.0f} ms) after its tick (end of frame), ahead of the clock when "
+            "it is dequeued at once, and rustv4l2src takes such a stamp as 'just now': its "
+            "latency reads about 0 for a prompt frame and about that much less than the queue "
+            "wait for a stalled one, so the wait columns are the fairer measure of staleness. "
+            "Wait (seq) - latency on the frames whose latency exceeds 10 ms, median [min-max] ms: "
+            + "; ".join(gaps) + ".")
+    if bad:
+        notes.append(f"{len(bad)} run(s) FAILED and are left out: " +
+                     "; ".join(f"{r.get('label') or r['element']}: {r['error'][-200:]}"
+                               for r in bad[:5]))
+    print(table)
+    print()
+    for n in notes:
+        print("- " + n)
+    md = [
+        LL_TITLE,
+        "",
+        f"Date: {date}  ",
+        f"Command: `{command}`  ",
+        source_line(meta, commit),
+        "",
+        "Downstream is briefly slow: what `low-latency=true` changes. Each cell is the median "
+        "over repetitions, with [min-max] when they differ; column meanings are in the header "
+        "of `scripts/bench`.",
+        "",
+        table,
+        "",
+    ] + [f"- {n}" for n in notes] + [""]
+    if plotted:
+        md += [f"![{p}]({p})" for p in plotted] + [""]
+    return md, plotted, len(bad)
+
+
+def plot_low_latency(out, runs, names, ll, rep):
+    if not runs:
+        return []
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("warning: python3-matplotlib is missing (scripts/setup-deps installs it): no plots")
+        return []
+    colours = dict(zip(names, ["tab:red", "tab:purple", "tab:blue"]))
+    # One scale for all rows: the point is how high each one goes.
+    fig, axes = plt.subplots(len(names), 1, figsize=(9, 2.6 * len(names)), sharex=True,
+                             sharey=True, squeeze=False)
+    for ax, el in zip(axes[:, 0], names):
+        r = runs[el]
+        t = r["arrival_ms"]
+        # The line breaks at each stall (NaN) rather than draw a slope through it.
+        pts = []
+        for i, (a, b) in enumerate(zip(t, r["latency_ms"])):
+            if a is not None and b is not None:
+                pts.append((a / 1e3, b))
+            if (i + 1) % ll["stall_every"] == 0 and pts:
+                pts.append((pts[-1][0], float("nan")))
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], ".-", ms=3, lw=0.8,
+                color=colours.get(el), label="latency (sink clock - base time - PTS)")
+        wait = seq_wait(r, 1e3 / ll["fps"])
+        pts = [(a / 1e3, b) for a, b in zip(t, wait) if a is not None and b is not None]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "x", ms=3, color="black", alpha=0.5,
+                label="wait from sequence number")
+        # The sink sleeps right after every stall_every-th frame.
+        for i in range(ll["stall_every"] - 1, len(t) - 1, ll["stall_every"]):
+            ax.axvspan(t[i] / 1e3, (t[i] + ll["stall_ms"]) / 1e3, color="orange", alpha=0.3,
+                       lw=0)
+        dropped = r.get("frames_dropped")
+        ax.set_title(f"{el}: {r['frames']} delivered"
+                     + ("" if dropped is None else f", {dropped} dropped"), fontsize=10)
+        ax.set_ylabel("ms")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("seconds since set_state(PLAYING); orange: the sink stalls")
+    fig.suptitle(f"{ll['name']}, sink stalls {ll['stall_ms']} ms every {ll['stall_every']} "
+                 f"frames (repetition {rep}: median p90 of rustv4l2src)")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "low-latency.png"), dpi=90)
+    plt.close(fig)
+    return ["low-latency.png"]
+
+
+def plot(out, plots, rows, configs, names):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("warning: python3-matplotlib is missing (scripts/setup-deps installs it): no plots")
+        return []
+    colours = dict(zip(names, ["tab:red", "tab:blue", "tab:green", "tab:gray"]))
+    fig, axes = plt.subplots(len(configs), 1, figsize=(9, 3 * len(configs)), squeeze=False)
+    for ax, cfg in zip(axes[:, 0], configs):
+        for el, t, lat in plots.get(cfg, []):
+            pts = [(a / 1e3, b) for a, b in zip(t, lat) if a is not None and b is not None]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], ".-", ms=3, lw=0.8,
+                    label=el, color=colours.get(el))
+        ax.set_title(cfg)
+        ax.set_ylabel("latency ms")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[-1, 0].set_xlabel("seconds since set_state(PLAYING)")
+    fig.suptitle("Capture-to-sink latency (sink clock - base time - PTS), first long run")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "latency.png"), dpi=90)
+    plt.close(fig)
+
+    def parse(c):
+        m = re.match(r"([\d.]+)(?: \[([\d.]+)-([\d.]+)\])?", c)
+        if not m:
+            return None
+        v = float(m.group(1))
+        return v, float(m.group(2) or v), float(m.group(3) or v)
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(names)
+    for i, el in enumerate(names):
+        xs, user, sys_, lo, hi = [], [], [], [], []
+        for j, cfg in enumerate(configs):
+            row = next((r for r in rows if r[0] == cfg and r[1] == el), None)
+            u, s, t = (parse(row[k]) if row else None for k in (2, 3, 4))
+            if not (u and s and t):
+                continue
+            xs.append(j + (i - (len(names) - 1) / 2) * width)
+            user.append(u[0]); sys_.append(s[0])
+            lo.append(t[0] - t[1]); hi.append(t[2] - t[0])
+        ax.bar(xs, user, width, color=colours.get(el), label=f"{el} user")
+        ax.bar(xs, sys_, width, bottom=user, color=colours.get(el), alpha=0.45,
+               label=f"{el} sys")
+        ax.errorbar(xs, [a + b for a, b in zip(user, sys_)], yerr=[lo, hi], fmt="none",
+                    ecolor="black", capsize=3, lw=0.8)
+    ax.set_xticks(range(len(configs)))
+    ax.set_xticklabels(configs)
+    ax.set_ylabel("CPU ms per frame (steady state)")
+    ax.set_title("CPU per frame: user (solid) + sys (light), bars = min-max of total")
+    ax.legend(fontsize=7, ncol=3)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "cpu.png"), dpi=90)
+    plt.close(fig)
+    return ["latency.png", "cpu.png"]
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1]
+    if mode == "guest":
+        (outdir, bench_bin, reps, strace_reps, cg_reps, short_s, steady_s, sections,
+         ll_span) = sys.argv[2:11]
+        sys.exit(guest(outdir, bench_bin, int(reps), int(strace_reps), int(cg_reps),
+                       float(short_s), float(steady_s), sections.split(","), int(ll_span)))
+    elif mode == "report":
+        resdir, docdir, command, date, commit = sys.argv[2:7]
+        sys.exit(report(resdir, docdir, command, date, commit))
+    sys.exit(f"unknown mode {mode}")
