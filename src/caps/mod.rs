@@ -7,10 +7,12 @@
 //!
 //! - [`formats`]: the one fourcc <-> GStreamer format table.
 //! - [`probed_to_caps`]: what the device enumerated, as the caps the element offers.
-//! - [`fixate`]: which of the negotiated caps to capture.
+//! - [`fixate`]: which of the negotiated caps to capture; [`candidates`]: which listed sizes
+//!   negotiation tries, in which order.
 //! - [`caps_to_request`]: fixed caps back to the fourcc, size and interval to set.
 //! - [`Layout`]: where the driver puts each plane, for `GstVideoMeta`; [`Framing`]: how a
-//!   buffer of any format becomes a `GstBuffer`.
+//!   buffer of any format becomes a `GstBuffer`; [`field_flags`], [`meta_offsets`] and
+//!   [`picture_bytes`]: what one captured frame's buffer says of itself.
 //! - [`bitstream`]: which H.264/H.265 access units are keyframes, when the driver does not say.
 //! - [`colorimetry`]: V4L2 colorspace and field order <-> GStreamer colorimetry and
 //!   interlacing, and the pixel aspect ratio.
@@ -19,15 +21,19 @@ pub mod bitstream;
 pub mod colorimetry;
 pub mod formats;
 
+mod candidates;
 mod fixate;
+mod frame;
 mod layout;
 mod probe;
 mod request;
 mod summary;
 
+pub use candidates::{candidates, size_caps};
 pub use colorimetry::pixel_aspect_ratio;
 pub use fixate::fixate;
 pub use formats::{FORMATS, FormatEntry, Media, Memory, Payload, entry, fourccs, video_format};
+pub use frame::{field_flags, meta_offsets, picture_bytes};
 pub use layout::{Framing, Layout};
 pub use probe::{MAX_SIZE, probed_to_caps, probed_to_caps_with_par, template_caps};
 pub use request::{CaptureRequest, caps_to_request, settle};

@@ -1,14 +1,15 @@
 //! The GstColorBalance interface of `rustv4l2src`, as C `v4l2src` has it. gstreamer-video wraps
 //! the interface but cannot implement it for a Rust subclass, so the interface's vtable is filled
-//! here by hand. This module is only that glue: the trampolines from C into the element, and the
-//! channel list that C callers borrow. Which controls become channels, their values, ranges and
-//! errors are decided by the element (`imp.rs`), in safe code.
+//! here by hand. This module is only that glue: the trampolines from C into any subclass that
+//! implements [`ColorBalanceImpl`], and the channel list that C callers borrow. Which controls
+//! become channels, their values, ranges and errors are decided by the element, in safe code;
+//! this module does not know the element.
 //!
-//! With `dmabuf_memory()` in `imp.rs`, this is the only unsafe code outside `src/v4l2/`: an
-//! interface vtable, the raw instance pointers its functions receive and the public fields of a
+//! With `dmabuf_memory()` in `lend.rs` and the one line in `imp.rs` that installs this vtable on
+//! the element's type, this is the only unsafe code outside `src/v4l2/`: an interface vtable,
+//! the raw instance pointers its functions receive and the public fields of a
 //! GstColorBalanceChannel are GStreamer's C structures, which `src/v4l2/` must know nothing of.
 
-use super::imp::RustV4l2Src;
 use gst::glib;
 use gst::glib::prelude::*;
 use gst::glib::subclass::prelude::*;
@@ -84,46 +85,57 @@ pub(super) fn new_channel(label: &str, min: i32, max: i32) -> ColorBalanceChanne
     channel
 }
 
-// SAFETY: the trait is unsafe because GLib will call the functions `interface_init` installs with
-// instances of the implementing type. These functions have exactly the C signatures of
-// GstColorBalanceInterface (the field types check that), and each relies only on being called
-// with a live GstRustV4l2Src, which holds because this vtable is installed only on that type (and
-// would be inherited only by its subclasses, whose instances begin with its instance struct).
-unsafe impl glib::subclass::types::IsImplementable<RustV4l2Src> for gst_video::ColorBalance {
-    fn interface_init(iface: &mut glib::Interface<Self>) {
-        let iface = iface.as_mut();
-        iface.list_channels = Some(list_channels);
-        iface.set_value = Some(set_value);
-        iface.get_value = Some(get_value);
-        iface.get_balance_type = Some(get_balance_type);
-    }
+/// What a subclass answers to GstColorBalance's calls.
+pub(super) trait ColorBalanceImpl: ObjectSubclass {
+    /// `list_channels`: a list that stays valid as long as `Channels` says.
+    fn color_channel_list(&self) -> *const glib::ffi::GList;
+    fn set_channel_value(&self, channel: Option<&ColorBalanceChannel>, value: i32);
+    fn channel_value(&self, channel: Option<&ColorBalanceChannel>) -> i32;
+}
+
+/// Fills GstColorBalanceInterface's vtable with trampolines into `T`.
+///
+/// # Safety
+/// `iface` must be the GstColorBalance interface of `T`'s GType (as passed to
+/// `IsImplementable<T>::interface_init`): GLib then calls these functions only with instances
+/// of `T` or of its subclasses, whose instances begin with `T`'s instance struct.
+pub(super) unsafe fn init_interface<T: ColorBalanceImpl>(
+    iface: &mut glib::Interface<gst_video::ColorBalance>,
+) {
+    let iface = iface.as_mut();
+    iface.list_channels = Some(list_channels::<T>);
+    iface.set_value = Some(set_value::<T>);
+    iface.get_value = Some(get_value::<T>);
+    iface.get_balance_type = Some(get_balance_type);
 }
 
 /// The element behind an interface call.
 ///
 /// # Safety
-/// `balance` must be a live GstRustV4l2Src instance for at least `'a`.
-unsafe fn element<'a>(balance: *mut ffi::GstColorBalance) -> &'a RustV4l2Src {
+/// `balance` must be a live instance of `T` for at least `'a`.
+unsafe fn element<'a, T: ObjectSubclass>(balance: *mut ffi::GstColorBalance) -> &'a T {
     // SAFETY: by the contract above, `balance` points to an instance struct of the subclass, which
     // is what `Instance` describes; `imp()` then finds the private struct at the type's offset.
-    let instance = unsafe { &*(balance as *const <RustV4l2Src as ObjectSubclass>::Instance) };
+    let instance = unsafe { &*(balance as *const <T as ObjectSubclass>::Instance) };
     instance.imp()
 }
 
-unsafe extern "C" fn list_channels(balance: *mut ffi::GstColorBalance) -> *const glib::ffi::GList {
-    // SAFETY: GLib calls this only through the vtable installed above, so `balance` is a
-    // GstRustV4l2Src, and gst_color_balance_list_channels()'s caller holds it for the call.
-    let imp = unsafe { element(balance) };
+unsafe extern "C" fn list_channels<T: ColorBalanceImpl>(
+    balance: *mut ffi::GstColorBalance,
+) -> *const glib::ffi::GList {
+    // SAFETY: GLib calls this only through the vtable `init_interface::<T>` installed, so
+    // `balance` is a `T`, and gst_color_balance_list_channels()'s caller holds it for the call.
+    let imp = unsafe { element::<T>(balance) };
     imp.color_channel_list()
 }
 
-unsafe extern "C" fn set_value(
+unsafe extern "C" fn set_value<T: ColorBalanceImpl>(
     balance: *mut ffi::GstColorBalance,
     channel: *mut ffi::GstColorBalanceChannel,
     value: c_int,
 ) {
     // SAFETY: as in `list_channels`.
-    let imp = unsafe { element(balance) };
+    let imp = unsafe { element::<T>(balance) };
     // SAFETY: gst_color_balance_set_value() passes `channel` on unchecked; when not NULL it is a
     // GstColorBalanceChannel the caller holds for the call. Borrowing takes no reference and
     // drops none.
@@ -131,12 +143,12 @@ unsafe extern "C" fn set_value(
     imp.set_channel_value(channel.as_deref(), value);
 }
 
-unsafe extern "C" fn get_value(
+unsafe extern "C" fn get_value<T: ColorBalanceImpl>(
     balance: *mut ffi::GstColorBalance,
     channel: *mut ffi::GstColorBalanceChannel,
 ) -> c_int {
     // SAFETY: as in `list_channels`.
-    let imp = unsafe { element(balance) };
+    let imp = unsafe { element::<T>(balance) };
     // SAFETY: as in `set_value`, for gst_color_balance_get_value().
     let channel = unsafe { borrow_channel(channel) };
     imp.channel_value(channel.as_deref())

@@ -1,10 +1,27 @@
 //! The `rustv4l2src` element: the public wrapper type and its registration.
+//!
+//! `imp.rs` is the GObject glue; beside it, one file per concern: `settings` (properties),
+//! `controls` (control properties on the device), `colorbalance` (the GstColorBalance vtable),
+//! `errors` (what users read on the bus), `session` (the capture session's state machine),
+//! `negotiation`, `allocation`, `capture` (the capture loop), `lend` (dmabuf lending and copies),
+//! `timeline` (timestamps, sequence numbers, latency) and `stats`.
 
 use gst::glib;
 use gst::prelude::*;
+use std::sync::{LazyLock, Mutex, MutexGuard};
 
+mod allocation;
+mod capture;
 mod colorbalance;
+mod controls;
+mod errors;
 mod imp;
+mod lend;
+mod negotiation;
+mod session;
+mod settings;
+mod stats;
+mod timeline;
 
 glib::wrapper! {
     pub struct RustV4l2Src(ObjectSubclass<imp::RustV4l2Src>)
@@ -19,4 +36,17 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
         gst::Rank::NONE,
         RustV4l2Src::static_type(),
     )
+}
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "rustv4l2src",
+        gst::DebugColorFlags::empty(),
+        Some("Zero-copy V4L2 capture source"),
+    )
+});
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not turn every later call into a panic too.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

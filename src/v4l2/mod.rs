@@ -2,9 +2,10 @@
 //! buffer queue, the poller, and the kernel's hot-plug events for video4linux. Knows nothing of
 //! GStreamer; the element and the device provider reach the kernel only through this module.
 //! All unsafe code of the crate lives here, but for two places that need GStreamer: handing a
-//! `DmaBufFd` to GStreamer's dmabuf allocator sits in the element (`rustv4l2src/imp.rs`,
+//! `DmaBufFd` to GStreamer's dmabuf allocator sits in the element (`rustv4l2src/lend.rs`,
 //! `dmabuf_memory`), which can only get such an fd from here; and the GstColorBalance
-//! interface, filled in by hand through its C vtable, is `rustv4l2src/colorbalance.rs`.
+//! interface, filled in by hand through its C vtable, is `rustv4l2src/colorbalance.rs` (installed
+//! on the element's type by one `unsafe impl` in `rustv4l2src/imp.rs`).
 
 pub mod controls;
 pub mod device;

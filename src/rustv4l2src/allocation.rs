@@ -1,0 +1,123 @@
+//! Buffers for the negotiated format: how many to ask the driver for, and `REQBUFS` +
+//! `QUERYBUF` + `mmap` (+ `EXPBUF` for `io-mode=dmabuf`) through the session.
+
+use super::CAT;
+use super::errors;
+use super::session::Session;
+use crate::v4l2::Queue;
+use std::sync::Arc;
+
+/// Used when neither the driver nor downstream says anything: enough for the driver to keep
+/// capturing while downstream holds a frame or two.
+pub(super) const AUTO_MIN_BUFFERS: u32 = 4;
+
+/// How many buffers to ask for: the `buffer-count` property when set (`wanted` > 0), else the
+/// driver's minimum plus what downstream says it holds plus one, within
+/// `AUTO_MIN_BUFFERS..=max`.
+pub(super) fn buffer_count(
+    wanted: u32,
+    driver_min: Option<u32>,
+    downstream_min: u32,
+    max: u32,
+) -> u32 {
+    if wanted > 0 {
+        return wanted.min(max);
+    }
+    driver_min
+        .unwrap_or(1)
+        .saturating_add(downstream_min)
+        .saturating_add(1)
+        .clamp(AUTO_MIN_BUFFERS, max.max(AUTO_MIN_BUFFERS))
+}
+
+/// What allocation needs to know.
+pub(super) struct Request {
+    /// The `buffer-count` property (0: choose).
+    pub wanted: u32,
+    pub max: u32,
+    /// The most buffers downstream says it holds (its allocation query's pools).
+    pub downstream_min: u32,
+    /// Downstream understands GstVideoMeta.
+    pub video_meta: bool,
+    /// Export the buffers as dmabufs (`io-mode=dmabuf`).
+    pub dmabuf: bool,
+}
+
+impl Session {
+    /// Maps buffers for the configured format, unless the ones mapped already serve.
+    pub fn allocate(&mut self, request: &Request) -> Result<(), gst::ErrorMessage> {
+        let Some(device) = self.device().cloned() else {
+            return Err(no_format());
+        };
+        let count = buffer_count(
+            request.wanted,
+            device.min_buffers_for_capture(),
+            request.downstream_min,
+            request.max,
+        );
+        let streaming = matches!(self, Session::Streaming(..));
+        let Some(stream) = self.stream() else {
+            return Err(no_format());
+        };
+        if let Some(queue) = &stream.queue
+            && stream.video_meta == request.video_meta
+            && queue.is_exported() == request.dmabuf
+            && (queue.len() >= count as usize || streaming)
+        {
+            // A reconfigure that changed nothing: keep capturing into the same buffers rather
+            // than stopping the driver and dropping frames.
+            gst::debug!(CAT, "Keeping the {} buffers already mapped", queue.len());
+            return Ok(());
+        }
+        if stream.queue.is_some() {
+            self.free_buffers();
+        }
+        let queue = Queue::allocate(Arc::clone(&device), count, request.dmabuf)
+            .map_err(|e| errors::allocation_error(&e))?;
+        gst::debug!(
+            CAT,
+            "Asked for {} buffers, driver granted {} (downstream holds up to {}){}",
+            count,
+            queue.len(),
+            request.downstream_min,
+            if request.dmabuf {
+                ", exported as DMABUF"
+            } else {
+                ""
+            }
+        );
+        let stream = self.stream_mut().ok_or_else(no_format)?;
+        stream.readable_as_is = stream
+            .framing
+            .readable_as_is(&stream.info, request.video_meta);
+        stream.video_meta = request.video_meta;
+        stream.dmabuf_allocator = request.dmabuf.then(gst_allocators::DmaBufAllocator::new);
+        stream.queue = Some(queue);
+        Ok(())
+    }
+}
+
+fn no_format() -> gst::ErrorMessage {
+    gst::error_msg!(
+        gst::CoreError::Negotiation,
+        ("Allocation was asked for before caps were negotiated")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_count_is_the_users_or_enough_for_driver_and_downstream() {
+        assert_eq!(buffer_count(7, Some(3), 2, 32), 7);
+        assert_eq!(buffer_count(40, None, 0, 32), 32);
+        // Nobody says anything: the floor.
+        assert_eq!(buffer_count(0, None, 0, 32), AUTO_MIN_BUFFERS);
+        assert_eq!(buffer_count(0, Some(3), 2, 32), 6);
+        assert_eq!(buffer_count(0, Some(30), 10, 32), 32);
+        // Counts from a confused driver or downstream saturate instead of wrapping.
+        assert_eq!(buffer_count(0, Some(u32::MAX), u32::MAX, 32), 32);
+        assert_eq!(buffer_count(0, Some(1), 0, 2), AUTO_MIN_BUFFERS);
+    }
+}

@@ -1,0 +1,402 @@
+//! The capture loop: wait for a frame, dequeue it, and wrap it as a GstBuffer without copying,
+//! with its timestamps, offsets, flags and meta. Takes the session's lock twice per frame, for
+//! a moment each, and never while waiting; posts to the bus only after letting go of it.
+
+use super::errors;
+use super::lend;
+use super::session::Session;
+use super::settings::TimeoutAction;
+use super::stats::{FrameCounts, Stats};
+use super::timeline::{self, StampPoint};
+use super::{CAT, lock};
+use crate::caps;
+use crate::v4l2::{self, Poller, Queue, Wait};
+use gst::prelude::*;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The settings one frame request reads, copied out of the element's settings.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Knobs {
+    pub timeout_ms: u32,
+    pub timeout_action: TimeoutAction,
+    pub copy_threshold: u32,
+    pub low_latency: bool,
+}
+
+/// What the loop needs of the element.
+pub(super) struct Capture<'a> {
+    pub element: &'a gst::Element,
+    pub session: &'a Mutex<Session>,
+    pub stats: &'a Mutex<Stats>,
+    pub poller: Arc<Poller>,
+    pub knobs: Knobs,
+}
+
+/// How a frame request failed: the flow return, and what to post once no lock is held.
+struct Failure {
+    flow: gst::FlowError,
+    error: Option<gst::ErrorMessage>,
+}
+
+impl From<gst::FlowError> for Failure {
+    fn from(flow: gst::FlowError) -> Self {
+        Failure { flow, error: None }
+    }
+}
+
+fn fail(flow: gst::FlowError, error: gst::ErrorMessage) -> Failure {
+    Failure {
+        flow,
+        error: Some(error),
+    }
+}
+
+/// A frame dequeued and ready to wrap, with the frames it stands for.
+struct Dequeued {
+    frame: v4l2::Dequeued,
+    /// Sequence numbers of frames flagged corrupt and given back meanwhile.
+    corrupted: Vec<u32>,
+    /// Sequence numbers of older frames `low-latency` gave back for this one.
+    skipped: Vec<u32>,
+}
+
+impl Capture<'_> {
+    /// Waits for the next frame and wraps it as a GstBuffer.
+    pub fn next_buffer(&self) -> Result<gst::Buffer, gst::FlowError> {
+        self.run().map_err(|failure| {
+            if let Some(msg) = failure.error {
+                self.element.post_error_message(msg);
+            }
+            failure.flow
+        })
+    }
+
+    fn run(&self) -> Result<gst::Buffer, Failure> {
+        let queue = lock(self.session)
+            .stream_on()
+            .map_err(|msg| fail(gst::FlowError::NotNegotiated, msg))?;
+        let dequeued = self.wait_and_dequeue(&queue)?;
+        let buffer = self.wrap(&queue, dequeued)?;
+        Ok(buffer)
+    }
+
+    fn path<'q>(&self, queue: &'q Queue) -> std::borrow::Cow<'q, str> {
+        queue.device().path().to_string_lossy()
+    }
+
+    /// Polls until a good frame is dequeued, giving corrupt ones back; with `low-latency`,
+    /// takes the newest of those ready.
+    fn wait_and_dequeue(&self, queue: &Arc<Queue>) -> Result<Dequeued, Failure> {
+        let knobs = self.knobs;
+        let device = queue.device();
+        let timeout =
+            (knobs.timeout_ms > 0).then(|| Duration::from_millis(knobs.timeout_ms.into()));
+        let mut corrupted = Vec::new();
+        let mut frame = loop {
+            match self.poller.wait(&**device, device.path(), timeout) {
+                Ok(Wait::Ready) => {}
+                Ok(Wait::Flushing) => return Err(gst::FlowError::Flushing.into()),
+                Ok(Wait::TimedOut) if knobs.timeout_action == TimeoutAction::Eos => {
+                    gst::info!(
+                        CAT,
+                        obj = self.element,
+                        "No frame for {} ms: ending the stream",
+                        knobs.timeout_ms
+                    );
+                    return Err(gst::FlowError::Eos.into());
+                }
+                Ok(Wait::TimedOut) => {
+                    return Err(fail(
+                        gst::FlowError::Error,
+                        errors::timed_out(&self.path(queue), knobs.timeout_ms),
+                    ));
+                }
+                Ok(Wait::DeviceError) => {
+                    let dequeued = queue.dequeue().map(|_| ());
+                    let msg = errors::stream_failure(&self.path(queue), dequeued);
+                    lock(self.session).lose();
+                    return Err(fail(gst::FlowError::Error, msg));
+                }
+                Err(e) => {
+                    return Err(fail(
+                        gst::FlowError::Error,
+                        errors::device_error("waiting for a frame", &e),
+                    ));
+                }
+            }
+            match queue.dequeue() {
+                Ok(Some(frame)) if frame.is_error() => {
+                    // The driver says the data is corrupt: give the buffer straight back
+                    // rather than show a broken picture.
+                    gst::debug!(
+                        CAT,
+                        obj = self.element,
+                        "Dropping frame {} flagged as error",
+                        frame.sequence
+                    );
+                    corrupted.push(frame.sequence);
+                    self.give_back(queue, frame);
+                }
+                Ok(Some(frame)) => break frame,
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(fail(
+                        gst::FlowError::Error,
+                        errors::device_error("dequeuing a frame", &e),
+                    ));
+                }
+            }
+        };
+        // low-latency: newer frames may be ready already; push the newest, give the rest back.
+        let mut skipped = Vec::new();
+        if knobs.low_latency {
+            while let Ok(Some(newer)) = queue.dequeue() {
+                let older = if newer.is_error() {
+                    corrupted.push(newer.sequence);
+                    newer
+                } else {
+                    skipped.push(frame.sequence);
+                    std::mem::replace(&mut frame, newer)
+                };
+                self.give_back(queue, older);
+            }
+        }
+        Ok(Dequeued {
+            frame,
+            corrupted,
+            skipped,
+        })
+    }
+
+    /// Re-queues a frame that is not pushed; a refusal is counted like a drop hook's.
+    fn give_back(&self, queue: &Queue, frame: v4l2::Dequeued) {
+        if let Err(e) = queue.requeue(frame.index) {
+            gst::warning!(CAT, obj = self.element, "Re-queuing a skipped frame: {}", e);
+            queue
+                .counters
+                .requeue_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Wraps a dequeued frame, without copying where downstream can read it as it is.
+    fn wrap(&self, queue: &Arc<Queue>, dequeued: Dequeued) -> Result<gst::Buffer, Failure> {
+        let Dequeued {
+            frame,
+            corrupted,
+            skipped,
+        } = dequeued;
+        let sequence = frame.sequence;
+        let mut session = lock(self.session);
+        let Session::Streaming(_, stream) = &mut *session else {
+            // Stopped or rebuilt meanwhile: the frame belongs to an ended stream.
+            drop(session);
+            self.give_back(queue, frame);
+            return Err(gst::FlowError::Flushing.into());
+        };
+        let duration = stream.frame_duration;
+        let (pts, age) = match (self.element.clock(), self.element.base_time()) {
+            (Some(clock), Some(base_time)) => {
+                let monotonic = match &stream.clock_kind {
+                    Some((known, monotonic)) if *known == clock => *monotonic,
+                    _ => {
+                        let monotonic = timeline::reads_monotonic(&clock);
+                        stream.clock_kind = Some((clock.clone(), monotonic));
+                        monotonic
+                    }
+                };
+                let stamp = frame
+                    .has_monotonic_timestamp()
+                    .then(|| (frame.timestamp, stamp_point(frame.flags)));
+                let t = timeline::frame_time(
+                    &clock,
+                    monotonic,
+                    base_time,
+                    stamp,
+                    duration,
+                    v4l2::device::monotonic_now,
+                );
+                (Some(stream.pts.next(t.pts)), Some(t.age))
+            }
+            _ => (None, None),
+        };
+        let lost = if corrupted.is_empty() && skipped.is_empty() {
+            u64::from(stream.sequence.note(sequence))
+        } else {
+            let mut seen: Vec<u32> = corrupted.iter().chain(&skipped).copied().collect();
+            seen.push(sequence);
+            stream.sequence.note_all(&mut seen, sequence)
+        };
+        if lost > 0 {
+            gst::warning!(
+                CAT,
+                obj = self.element,
+                "Lost {} frames (driver sequence jumped to {})",
+                lost,
+                sequence
+            );
+        }
+
+        let unreadable_stride = !stream.readable_as_is;
+        // Lending this frame would leave the driver too few buffers to fill: downstream holds
+        // the rest. Copy it and give the driver its buffer back at once instead of stalling.
+        let starved = (queue.queued() as u64) < u64::from(self.knobs.copy_threshold);
+        let keyframe = match stream.framing {
+            caps::Framing::Compressed {
+                syntax: Some(syntax),
+                ..
+            } if !frame.has_frame_type() => syntax
+                .is_keyframe(queue.frame_plane(&frame, 0))
+                .unwrap_or(false),
+            _ => frame.is_keyframe(),
+        };
+        let (field, offset) = (frame.field, stream.sequence.offset(sequence));
+        let mut buffer = gst::Buffer::new();
+        {
+            let buffer = buffer.get_mut().ok_or(gst::FlowError::Error)?;
+            // Each memory is the driver's `bytesused` of its plane: for compressed formats,
+            // the size of this one image or access unit, not the buffer's capacity. A frame
+            // about to be copied is read through the mapping, in either io-mode.
+            let planes = queue.lend(frame);
+            match &stream.dmabuf_allocator {
+                Some(allocator) if !(unreadable_stride || starved) => {
+                    lend::lend_as_dmabuf(buffer, allocator, planes).map_err(|e| {
+                        fail(
+                            gst::FlowError::Error,
+                            gst::error_msg!(
+                                gst::ResourceError::Read,
+                                (
+                                    "Could not hand a frame of '{}' downstream as DMABUF: {}. Use io-mode=mmap.",
+                                    self.path(queue),
+                                    e
+                                )
+                            ),
+                        )
+                    })?;
+                }
+                _ => {
+                    for plane in planes {
+                        buffer.append_memory(gst::Memory::from_mut_slice(plane));
+                    }
+                }
+            }
+            match stream.framing {
+                caps::Framing::Video(l) => {
+                    if stream.needs_video_meta {
+                        let offsets =
+                            caps::meta_offsets(&l, buffer.iter_memories().map(|m| m.size()));
+                        gst_video::VideoMeta::add_full(
+                            buffer,
+                            gst_video::VideoFrameFlags::empty(),
+                            stream.info.format(),
+                            stream.info.width(),
+                            stream.info.field_height(),
+                            &offsets[..l.n_planes],
+                            &l.strides[..l.n_planes],
+                        )
+                        .map_err(|_| gst::FlowError::Error)?;
+                    }
+                    buffer.set_flags(caps::field_flags(field, stream.info.field_order()));
+                }
+                caps::Framing::Bayer { .. } => {
+                    if let Some(rows) = caps::picture_bytes(&stream.framing, buffer.size()) {
+                        buffer.set_size(rows);
+                    }
+                }
+                caps::Framing::Compressed { .. } => {
+                    if stream.framing.is_delta_unit(keyframe) {
+                        buffer.set_flags(gst::BufferFlags::DELTA_UNIT);
+                    }
+                }
+            }
+            buffer.set_pts(pts);
+            buffer.set_duration(duration);
+            buffer.set_offset(offset);
+            buffer.set_offset_end(offset.saturating_add(1));
+        }
+        let copied = unreadable_stride || starved;
+        if copied {
+            gst::debug!(
+                gst::CAT_PERFORMANCE,
+                obj = self.element,
+                "Copying frame {}: {}",
+                sequence,
+                if starved {
+                    "downstream holds too many driver buffers"
+                } else {
+                    "device stride differs from what downstream reads (no GstVideoMeta)"
+                }
+            );
+            buffer = lend::copy_out(
+                buffer,
+                &stream.info,
+                &stream.framing,
+                &stream.caps,
+                &mut stream.copy_pool,
+            )?;
+        }
+        // Buffers the driver refused back since the last frame, from the drop hooks too.
+        let refused = queue
+            .counters
+            .requeue_failures
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let new_refusals = refused.saturating_sub(stream.refusals_seen);
+        stream.refusals_seen = refused;
+        drop(session);
+
+        let counts = FrameCounts {
+            lost,
+            dropped: skipped.len() as u64,
+            corrupted: corrupted.len() as u64,
+            copied,
+            refused: new_refusals,
+        };
+        let totals = lock(self.stats).record(&counts, age);
+        if new_refusals > 0 {
+            gst::element_warning!(
+                self.element,
+                gst::ResourceError::Read,
+                (
+                    "Device '{}' refused {} buffer(s) back (VIDIOC_QBUF failed): it has fewer \
+                     buffers to capture into until the stream restarts.",
+                    self.path(queue),
+                    new_refusals
+                )
+            );
+        }
+        if lost > 0 {
+            let (captured, lost_total) = totals;
+            let msg = gst::message::Qos::builder(true)
+                .running_time(pts)
+                .timestamp(pts)
+                .duration(duration)
+                .stats(
+                    gst::format::Buffers::from_u64(captured),
+                    gst::format::Buffers::from_u64(lost_total),
+                )
+                .src(self.element)
+                .build();
+            let _ = self.element.post_message(msg);
+        }
+        gst::trace!(
+            CAT,
+            obj = self.element,
+            "Frame {} pts {}",
+            sequence,
+            pts.display()
+        );
+        Ok(buffer)
+    }
+}
+
+/// Which moment of the frame the driver's timestamp marks (`V4L2_BUF_FLAG_TSTAMP_SRC_*`).
+fn stamp_point(flags: u32) -> StampPoint {
+    const TSTAMP_SRC_MASK: u32 = 0x0007_0000;
+    const TSTAMP_SRC_SOE: u32 = 0x0001_0000;
+    if flags & TSTAMP_SRC_MASK == TSTAMP_SRC_SOE {
+        StampPoint::StartOfExposure
+    } else {
+        StampPoint::EndOfFrame
+    }
+}

@@ -1,0 +1,165 @@
+//! The control properties on the device: the colour ones (`brightness`, ...) and
+//! `extra-controls`, applied at open and whenever they change, and the GstColorBalance channels
+//! they make. Runs on an `Arc<Device>` taken out of the session, never under the session's lock:
+//! a control can block in the driver for seconds (UVC) and must not stall capture.
+
+use super::colorbalance::ChannelSpec;
+use super::settings::{COLOR_CONTROLS, Settings};
+use crate::v4l2::{self, Device};
+
+/// Sets one control after checking it exists and takes `value`, and returns the value the
+/// driver kept; the error is a warning for the user.
+fn set_control(device: &Device, ctrl: &v4l2::ControlInfo, value: i64) -> Result<i32, String> {
+    let path = device.path().display();
+    use v4l2::controls::*;
+    if !matches!(
+        ctrl.type_,
+        CTRL_TYPE_INTEGER
+            | CTRL_TYPE_BOOLEAN
+            | CTRL_TYPE_MENU
+            | CTRL_TYPE_INTEGER_MENU
+            | CTRL_TYPE_BUTTON
+    ) {
+        return Err(format!(
+            "Control '{}' of '{}' is not a plain integer, boolean or menu control; not set",
+            ctrl.name, path
+        ));
+    }
+    if value < ctrl.minimum as i64 || value > ctrl.maximum as i64 {
+        return Err(format!(
+            "Value {} for control '{}' of '{}' is out of its range {}..{}; not set",
+            value, ctrl.name, path, ctrl.minimum, ctrl.maximum
+        ));
+    }
+    device
+        .s_ctrl(ctrl.id, value as i32)
+        .map_err(|e| format!("Could not set control '{}': {}", ctrl.name, e))
+}
+
+/// What applying controls did.
+#[derive(Default)]
+pub(super) struct Applied {
+    /// To post; a missing control is one, not an error.
+    pub warnings: Vec<String>,
+    /// The colour controls that were set, by index in `COLOR_CONTROLS`, with the value the
+    /// driver kept: what GstColorBalance's `value-changed` reports.
+    pub colors: Vec<(usize, i32)>,
+}
+
+impl Applied {
+    fn record(&mut self, cid: u32, result: Result<i32, String>) {
+        match result {
+            Ok(kept) => {
+                if let Some(i) = COLOR_CONTROLS.iter().position(|(_, c)| *c == cid) {
+                    self.colors.push((i, kept));
+                }
+            }
+            Err(warning) => self.warnings.push(warning),
+        }
+    }
+}
+
+/// Which control properties to apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Which<'a> {
+    /// Every one that is set: at open.
+    All,
+    /// The one property that just changed.
+    Only(&'a str),
+}
+
+/// Applies the colour properties and `extra-controls` that `which` names.
+pub(super) fn apply_controls(device: &Device, settings: &Settings, which: Which) -> Applied {
+    let mut applied = Applied::default();
+    let wanted = |name: &str| which == Which::All || which == Which::Only(name);
+    for ((name, cid), value) in COLOR_CONTROLS.iter().zip(settings.color) {
+        let Some(value) = value.filter(|_| wanted(name)) else {
+            continue;
+        };
+        match device.queryctrl(*cid) {
+            Ok(Some(ctrl)) => applied.record(ctrl.id, set_control(device, &ctrl, value.into())),
+            Ok(None) => applied.warnings.push(format!(
+                "Device '{}' has no {} control; '{}' is ignored",
+                device.path().display(),
+                name,
+                name
+            )),
+            Err(e) => applied
+                .warnings
+                .push(format!("Could not query control '{name}': {e}")),
+        }
+    }
+    let Some(structure) = settings
+        .extra_controls
+        .as_ref()
+        .filter(|_| wanted("extra-controls"))
+    else {
+        return applied;
+    };
+    let controls = match device.controls() {
+        Ok(controls) => controls,
+        Err(e) => {
+            applied.warnings.push(e.to_string());
+            return applied;
+        }
+    };
+    for (field, value) in structure.iter() {
+        let value = if let Ok(v) = value.get::<i32>() {
+            v.into()
+        } else if let Ok(v) = value.get::<u32>() {
+            v.into()
+        } else if let Ok(v) = value.get::<i64>() {
+            v
+        } else if let Ok(v) = value.get::<bool>() {
+            v.into()
+        } else {
+            applied.warnings.push(format!(
+                "extra-controls: '{}' has a {} value; controls take integers or booleans",
+                field,
+                value.type_()
+            ));
+            continue;
+        };
+        match controls
+            .iter()
+            .find(|c| v4l2::controls::normalise_control_name(&c.name) == field.as_str())
+        {
+            Some(ctrl) => applied.record(ctrl.id, set_control(device, ctrl, value)),
+            None => applied.warnings.push(format!(
+                "extra-controls: device '{}' has no control named '{}' (it has: {})",
+                device.path().display(),
+                field,
+                controls
+                    .iter()
+                    .map(|c| v4l2::controls::normalise_control_name(&c.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+    applied
+}
+
+/// GstColorBalance's channels for `device`: those of the colour controls that it has as
+/// enabled integer controls, in `COLOR_CONTROLS` order, as `v4l2src` lists them: labelled with
+/// the control's normalised name (as in `v4l2-ctl --list-ctrls`), ranged as `VIDIOC_QUERYCTRL`
+/// says.
+pub(super) fn color_channels(device: &Device) -> Result<Vec<ChannelSpec>, v4l2::Error> {
+    let mut specs = Vec::new();
+    for (key, (_, cid)) in COLOR_CONTROLS.iter().enumerate() {
+        let Some(ctrl) = device.queryctrl(*cid)? else {
+            continue;
+        };
+        if ctrl.type_ == v4l2::controls::CTRL_TYPE_INTEGER
+            && ctrl.flags & v4l2::V4L2_CTRL_FLAG_DISABLED == 0
+        {
+            specs.push(ChannelSpec {
+                key,
+                label: v4l2::controls::normalise_control_name(&ctrl.name),
+                min: ctrl.minimum,
+                max: ctrl.maximum,
+            });
+        }
+    }
+    Ok(specs)
+}

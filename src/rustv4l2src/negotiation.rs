@@ -1,0 +1,162 @@
+//! Negotiation against the open device: what it offers as caps, the first of its formats and
+//! sizes downstream accepts, and setting the chosen caps on it (`VIDIOC_S_FMT`, `S_PARM`). The
+//! translation itself is `crate::caps`'s; this is the part that asks the driver.
+
+use super::CAT;
+use super::errors;
+use super::session::{Opened, Stream};
+use super::timeline::{self, Increasing, Sequence};
+use crate::caps;
+use crate::v4l2;
+
+impl Opened {
+    fn path(&self) -> &str {
+        self.device.path().to_str().unwrap_or("(device)")
+    }
+
+    /// Fills in the frame intervals of one listed size, once.
+    fn probe_intervals(&mut self, format: usize, size: usize) -> Result<(), v4l2::Error> {
+        if !self.probed_intervals.insert((format, size)) {
+            return Ok(());
+        }
+        let fourcc = self.probed[format].fourcc;
+        self.device
+            .fill_intervals(fourcc, &mut self.probed[format].sizes[size])
+    }
+
+    /// Everything the device offers, probing whatever intervals are not known yet.
+    pub fn device_caps(&mut self) -> gst::Caps {
+        if let Some(caps) = &self.caps {
+            return caps.clone();
+        }
+        for (f, size) in caps::candidates(&self.probed) {
+            if let Err(e) = self.probe_intervals(f, size) {
+                gst::warning!(CAT, "{}: Probing frame intervals: {}", self.path(), e);
+            }
+        }
+        let all = caps::probed_to_caps_with_par(&self.probed, self.par);
+        gst::debug!(CAT, "{}: Device caps: {}", self.path(), all);
+        self.caps = Some(all.clone());
+        all
+    }
+
+    /// The first listed format and size downstream accepts, with its real frame rates, probing
+    /// intervals only for the sizes it has to look at.
+    pub fn first_acceptable(&mut self, peer: &gst::Caps) -> Option<gst::Caps> {
+        let par = self.par;
+        for (f, size) in caps::candidates(&self.probed) {
+            if !self.probed_intervals.contains(&(f, size))
+                && !caps::size_caps(&self.probed[f], size, par).can_intersect(peer)
+            {
+                continue;
+            }
+            if let Err(e) = self.probe_intervals(f, size) {
+                gst::warning!(CAT, "{}: Probing frame intervals: {}", self.path(), e);
+                continue;
+            }
+            let common = caps::size_caps(&self.probed[f], size, par)
+                .intersect_with_mode(peer, gst::CapsIntersectMode::First);
+            if !common.is_empty() {
+                return Some(common);
+            }
+        }
+        None
+    }
+
+    /// `VIDIOC_S_FMT` (and `S_PARM` for the rate) for fixed caps; the stream they make.
+    pub fn configure(&self, new_caps: &gst::Caps) -> Result<Stream, gst::ErrorMessage> {
+        let path = self.path();
+        let device = &self.device;
+        let request = caps::caps_to_request(new_caps, &self.probed)
+            .map_err(|reason| errors::negotiation(path, new_caps, &reason))?;
+        let asked = request.format_request();
+        let fmt = device
+            .s_fmt(&asked)
+            .map_err(|e| errors::device_error("setting the format", &e))?;
+        // A driver that chose one field per buffer by itself counts a field's rows.
+        let rows = if fmt.field == v4l2::V4L2_FIELD_ALTERNATE && asked.field != fmt.field {
+            fmt.height.saturating_mul(2)
+        } else {
+            fmt.height
+        };
+        if fmt.fourcc != request.fourcc || fmt.width != request.width || rows != asked.height {
+            return Err(gst::error_msg!(
+                gst::CoreError::Negotiation,
+                (
+                    "Device '{}' was asked for {} {}x{} but chose {} {}x{}.",
+                    path,
+                    request.fourcc,
+                    request.width,
+                    request.height,
+                    fmt.fourcc,
+                    fmt.width,
+                    fmt.height
+                )
+            ));
+        }
+        if let Some(interval) = request.interval {
+            match device.s_parm(interval) {
+                Ok(got) => gst::debug!(
+                    CAT,
+                    "{}: Frame interval {}/{} (asked {}/{})",
+                    path,
+                    got.numerator,
+                    got.denominator,
+                    interval.numerator,
+                    interval.denominator
+                ),
+                // Many drivers fix the rate themselves; the caps still tell the truth about it.
+                Err(e) => gst::debug!(CAT, "{}: Could not set the frame rate: {}", path, e),
+            }
+        }
+        // Only plain INTERLACED leaves the field order to the TV standard.
+        let std = if fmt.field == v4l2::V4L2_FIELD_INTERLACED {
+            device.g_std().unwrap_or_else(|e| {
+                gst::debug!(CAT, "{}: No TV standard: {}", path, e);
+                None
+            })
+        } else {
+            None
+        };
+        let (settled, info) = caps::settle(new_caps, &request, &fmt, std)
+            .map_err(|reason| errors::negotiation(path, new_caps, &reason))?;
+        let framing = caps::Framing::new(&fmt, request.entry, &info).map_err(|reason| {
+            gst::error_msg!(
+                gst::CoreError::Negotiation,
+                (
+                    "Device '{}' reported a layout for {} that cannot be described: {}",
+                    path,
+                    new_caps,
+                    reason
+                )
+            )
+        })?;
+        let frame_duration = timeline::frame_duration(
+            info.fps(),
+            info.interlace_mode() == gst_video::VideoInterlaceMode::Alternate,
+        );
+        gst::debug!(CAT, "{}: Format set: {:?}; caps {}", path, fmt, settled);
+        let readable_as_is = framing.readable_as_is(&info, false);
+        let needs_video_meta = matches!(
+            framing,
+            caps::Framing::Video(l) if l.n_memories > 1 || !l.matches_default(&info)
+        );
+        Ok(Stream {
+            caps: settled,
+            asked: new_caps.clone(),
+            info,
+            framing,
+            frame_duration,
+            queue: None,
+            video_meta: false,
+            readable_as_is,
+            needs_video_meta,
+            sequence: Sequence::default(),
+            pts: Increasing::default(),
+            copy_pool: None,
+            dmabuf_allocator: None,
+            clock_kind: None,
+            refusals_seen: 0,
+        })
+    }
+}

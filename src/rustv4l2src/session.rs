@@ -1,0 +1,316 @@
+//! The capture session: everything that lives from opening the device to closing it (the
+//! device, what it can capture, the negotiated format, the buffer queue and its mappings, the
+//! per-stream counters), as one state machine the element drives.
+//!
+//! Every rebuild goes through [`Session::rebuild`]: stop the stream, free its buffers, configure
+//! the device again. Buffers come back at the next allocation query and streaming at the next
+//! frame request, which is the order GstBaseSrc asks for them in. Renegotiation while PLAYING
+//! uses it now; source changes, signal loss and reconnection will too. Frames lent downstream
+//! across a rebuild stay valid: the old queue is orphaned (its mappings live as long as a frame
+//! of it does) and its frames are not re-queued into the new stream.
+//!
+//! The session knows the device and GStreamer's caps, but not the element: it returns errors
+//! for the element to post once it has let go of the session's lock.
+
+use super::CAT;
+use super::colorbalance::Channels;
+use super::errors;
+use super::timeline::{Increasing, Sequence};
+use crate::caps;
+use crate::v4l2::{self, Device, Queue};
+use gst::prelude::*;
+use std::cell::OnceCell;
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The device as opened: what stays the same from open to close.
+pub(super) struct Opened {
+    pub device: Arc<Device>,
+    /// Formats and sizes as listed at open; frame intervals are filled in as they are probed
+    /// (`probed_intervals` says which), because enumerating every interval of every size costs
+    /// thousands of ioctls and negotiation needs only a few.
+    pub probed: Vec<v4l2::ProbedFormat>,
+    pub probed_intervals: HashSet<(usize, usize)>,
+    /// Everything the device offers, built on the first caps query.
+    pub caps: Option<gst::Caps>,
+    /// The pixel aspect ratio the device reports for its current input (`VIDIOC_CROPCAP`).
+    pub par: gst::Fraction,
+    /// GstColorBalance's channels for this device: made on first use (most users never ask,
+    /// and finding them costs a `VIDIOC_QUERYCTRL` per colour control), then kept unchanged
+    /// until it closes, because `list_channels` lends them out without a reference.
+    pub channels: OnceCell<Channels>,
+}
+
+/// One negotiated format and, once allocation has run, its buffers; the counters of its stream.
+pub(super) struct Stream {
+    /// The caps downstream got: the negotiated ones, completed with what the driver settled on
+    /// (interlacing, colorimetry).
+    pub caps: gst::Caps,
+    /// The fixed caps negotiation asked for, before the driver's answer completed them.
+    pub asked: gst::Caps,
+    /// `caps` as a `VideoInfo`; of format `Encoded` for Bayer and compressed formats.
+    pub info: gst_video::VideoInfo,
+    pub framing: caps::Framing,
+    pub frame_duration: Option<gst::ClockTime>,
+    pub queue: Option<Arc<Queue>>,
+    /// Downstream understands GstVideoMeta, so strides that differ from GStreamer's default can
+    /// be described instead of copied away.
+    pub video_meta: bool,
+    /// Downstream can read the driver's buffers as they are (`Framing::readable_as_is`), and
+    /// raw video's buffers need a GstVideoMeta to say how: both fixed for the stream, so
+    /// worked out once rather than per frame.
+    pub readable_as_is: bool,
+    pub needs_video_meta: bool,
+    pub sequence: Sequence,
+    pub pts: Increasing,
+    /// System-memory buffers for copies, made on first need.
+    pub copy_pool: Option<gst::BufferPool>,
+    /// Set when the queue's buffers were exported (`io-mode=dmabuf`): wraps their fds.
+    pub dmabuf_allocator: Option<gst_allocators::DmaBufAllocator>,
+    /// The pipeline clock seen last, and whether it reads CLOCK_MONOTONIC.
+    pub clock_kind: Option<(gst::Clock, bool)>,
+    /// The queue's count of buffers the driver refused back, as last reported in `stats`.
+    pub refusals_seen: u64,
+}
+
+impl Stream {
+    /// Ends this stream's capture and frees its buffers. Frames still held downstream stay
+    /// valid and are not re-queued.
+    fn stop(&mut self) {
+        if let Some(queue) = self.queue.take()
+            && let Err(e) = queue.stop()
+        {
+            gst::warning!(CAT, "Stopping the stream: {}", e);
+        }
+        if let Some(pool) = self.copy_pool.take() {
+            let _ = pool.set_active(false);
+        }
+    }
+}
+
+/// The session's states. "Not open" holds nothing; a stream exists only with its device.
+// One `Session` per element, never moved around: boxing the open variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Session {
+    Closed,
+    /// The device is open and probed; no format yet.
+    Open(Opened),
+    /// A format is set and, once allocation ran, buffers are mapped; not streaming.
+    Configured(Opened, Stream),
+    /// The buffers are queued to the driver and it streams.
+    Streaming(Opened, Stream),
+    /// The device went away while streaming. Everything of it is released (buffers held
+    /// downstream stay valid); the element has said so on the bus.
+    Lost {
+        path: String,
+        since: Instant,
+    },
+}
+
+/// What a rebuild changed.
+pub(super) struct Rebuilt {
+    /// The caps of the stream, to send downstream.
+    pub caps: gst::Caps,
+    /// The frame duration changed, so the latency did.
+    pub latency_changed: bool,
+}
+
+impl Session {
+    /// Opens the device at `path` and lists what it can capture.
+    pub fn open(path: &str) -> Result<Opened, gst::ErrorMessage> {
+        let device = Device::open(Path::new(path)).map_err(|e| errors::open_error(path, e))?;
+        let probed = device
+            .list_formats(|fourcc| caps::entry(fourcc).is_some())
+            .map_err(|e| errors::device_error("listing formats", &e))?;
+        gst::info!(
+            CAT,
+            "{}: Opened ('{}', driver {}): {} formats",
+            path,
+            device.capability().card,
+            device.capability().driver,
+            probed.len()
+        );
+        if !probed.iter().any(|f| caps::entry(f.fourcc).is_some()) {
+            return Err(errors::no_format(path, &probed));
+        }
+        let par = match device.cropcap() {
+            Ok(aspect) => caps::pixel_aspect_ratio(aspect),
+            Err(e) => {
+                gst::debug!(CAT, "{}: No pixel aspect ratio: {}", path, e);
+                gst::Fraction::new(1, 1)
+            }
+        };
+        Ok(Opened {
+            device: Arc::new(device),
+            probed,
+            probed_intervals: HashSet::new(),
+            caps: None,
+            par,
+            channels: OnceCell::new(),
+        })
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Session::Closed | Session::Lost { .. })
+    }
+
+    /// The device this session lost, and how long ago.
+    pub fn lost(&self) -> Option<(&str, std::time::Duration)> {
+        match self {
+            Session::Lost { path, since } => Some((path, since.elapsed())),
+            _ => None,
+        }
+    }
+
+    pub fn opened(&self) -> Option<&Opened> {
+        match self {
+            Session::Open(o) | Session::Configured(o, _) | Session::Streaming(o, _) => Some(o),
+            Session::Closed | Session::Lost { .. } => None,
+        }
+    }
+
+    pub fn opened_mut(&mut self) -> Option<&mut Opened> {
+        match self {
+            Session::Open(o) | Session::Configured(o, _) | Session::Streaming(o, _) => Some(o),
+            Session::Closed | Session::Lost { .. } => None,
+        }
+    }
+
+    pub fn device(&self) -> Option<&Arc<Device>> {
+        self.opened().map(|o| &o.device)
+    }
+
+    pub fn stream(&self) -> Option<&Stream> {
+        match self {
+            Session::Configured(_, s) | Session::Streaming(_, s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn stream_mut(&mut self) -> Option<&mut Stream> {
+        match self {
+            Session::Configured(_, s) | Session::Streaming(_, s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Stops the stream, if any, and frees its buffers; the device stays open and configured
+    /// for nothing (READY, or PAUSED before negotiation).
+    pub fn stop(&mut self) {
+        *self = match std::mem::replace(self, Session::Closed) {
+            Session::Configured(o, mut s) | Session::Streaming(o, mut s) => {
+                s.stop();
+                gst::debug!(CAT, "{}: Stream stopped", path_of(&o));
+                Session::Open(o)
+            }
+            other => other,
+        };
+    }
+
+    /// Stops the stream and frees its buffers, keeping its format: for other buffers.
+    pub fn free_buffers(&mut self) {
+        *self = match std::mem::replace(self, Session::Closed) {
+            Session::Configured(o, mut s) | Session::Streaming(o, mut s) => {
+                s.stop();
+                Session::Configured(o, s)
+            }
+            other => other,
+        };
+    }
+
+    /// Stops everything and closes the device.
+    pub fn close(&mut self) {
+        self.stop();
+        *self = Session::Closed;
+    }
+
+    /// The device went away: release all of it and remember when.
+    pub fn lose(&mut self) {
+        self.stop();
+        if let Some(o) = self.opened() {
+            let path = path_of(o).to_string();
+            *self = Session::Lost {
+                path,
+                since: Instant::now(),
+            };
+        }
+    }
+
+    /// Stop, free, configure: makes `caps` the session's format, unless it already is (a
+    /// reconfigure that changed nothing keeps capturing into the same buffers rather than
+    /// stopping the driver and dropping frames). Streaming starts again at the next frame.
+    pub fn rebuild(&mut self, caps: &gst::Caps) -> Result<Rebuilt, gst::ErrorMessage> {
+        if let Some(s) = self.stream()
+            && (s.caps == *caps || s.asked == *caps)
+        {
+            return Ok(Rebuilt {
+                caps: s.caps.clone(),
+                latency_changed: false,
+            });
+        }
+        let old_duration = self.stream().map(|s| s.frame_duration);
+        if let Some(s) = self.stream() {
+            gst::debug!(CAT, "Renegotiating from {} to {}", s.caps, caps);
+        }
+        self.stop();
+        let Session::Open(opened) = std::mem::replace(self, Session::Closed) else {
+            return Err(gst::error_msg!(
+                gst::CoreError::Negotiation,
+                ("Caps {} were set while the device is closed", caps)
+            ));
+        };
+        let configured = opened.configure(caps);
+        match configured {
+            Ok(stream) => {
+                let rebuilt = Rebuilt {
+                    caps: stream.caps.clone(),
+                    latency_changed: old_duration.is_some_and(|d| d != stream.frame_duration),
+                };
+                *self = Session::Configured(opened, stream);
+                Ok(rebuilt)
+            }
+            Err(e) => {
+                *self = Session::Open(opened);
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts streaming if it does not yet; returns the queue to capture from.
+    pub fn stream_on(&mut self) -> Result<Arc<Queue>, gst::ErrorMessage> {
+        if let Session::Streaming(_, Stream { queue: Some(q), .. }) = self {
+            return Ok(Arc::clone(q));
+        }
+        let Session::Configured(o, s) = std::mem::replace(self, Session::Closed) else {
+            return Err(gst::error_msg!(
+                gst::CoreError::Negotiation,
+                ("No format was negotiated before capture")
+            ));
+        };
+        let Some(queue) = s.queue.clone() else {
+            *self = Session::Configured(o, s);
+            return Err(gst::error_msg!(
+                gst::CoreError::Negotiation,
+                ("No buffers were allocated before capture")
+            ));
+        };
+        if let Err(e) = queue.start() {
+            *self = Session::Configured(o, s);
+            return Err(errors::device_error("starting capture", &e));
+        }
+        gst::debug!(
+            CAT,
+            "{}: Streaming with {} buffers",
+            path_of(&o),
+            queue.len()
+        );
+        *self = Session::Streaming(o, s);
+        Ok(queue)
+    }
+}
+
+fn path_of(o: &Opened) -> &str {
+    o.device.path().to_str().unwrap_or("(device)")
+}
