@@ -1,5 +1,6 @@
 //! An open V4L2 capture node and one safe function per ioctl, named after it.
-//! Each wraps exactly one kernel call and returns `Error` naming that call and the device.
+//! Each wraps exactly one kernel call (repeated when a signal interrupts it) and returns `Error`
+//! naming that call and the device.
 
 use super::error::{Error, Result};
 use super::format::{
@@ -141,6 +142,18 @@ pub struct Device {
     buf_type: u32,
 }
 
+/// Runs a system call again for as long as a signal interrupts it (`EINTR`): a signal
+/// delivered to the capturing thread (a profiler's, a debugger's, the application's own) says
+/// nothing about the device, and every call here is safe to repeat when it did not happen.
+pub(super) fn retry<T>(mut call: impl FnMut() -> nix::Result<T>) -> nix::Result<T> {
+    loop {
+        match call() {
+            Err(Errno::EINTR) => continue,
+            done => return done,
+        }
+    }
+}
+
 fn c_string(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
@@ -158,16 +171,18 @@ impl Device {
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR {
             return Err(OpenError::NotADevice);
         }
-        let fd = open(
-            path,
-            OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
+        let fd = retry(|| {
+            open(
+                path,
+                OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+        })
         .map_err(|errno| OpenError::Io(Error::new("open", path, errno)))?;
 
         let mut raw = v4l2_capability::default();
         // SAFETY: `raw` is a correctly sized, writable v4l2_capability; the fd is open.
-        match unsafe { vidioc_querycap(fd.as_raw_fd(), &mut raw) } {
+        match retry(|| unsafe { vidioc_querycap(fd.as_raw_fd(), &mut raw) }) {
             Ok(_) => {}
             Err(Errno::ENOTTY) | Err(Errno::EINVAL) => return Err(OpenError::NotV4l2),
             Err(errno) => return Err(OpenError::Io(Error::new("VIDIOC_QUERYCAP", path, errno))),
@@ -239,7 +254,7 @@ impl Device {
             ..Default::default()
         };
         // SAFETY: `raw` is a valid v4l2_fmtdesc the kernel fills in place.
-        match unsafe { vidioc_enum_fmt(self.raw(), &mut raw) } {
+        match retry(|| unsafe { vidioc_enum_fmt(self.raw(), &mut raw) }) {
             Ok(_) => Ok(Some(FormatDesc {
                 fourcc: Fourcc(raw.pixelformat),
                 flags: raw.flags,
@@ -260,7 +275,7 @@ impl Device {
                 ..Default::default()
             };
             // SAFETY: `raw` is a valid v4l2_frmsizeenum the kernel fills in place.
-            match unsafe { vidioc_enum_framesizes(self.raw(), &mut raw) } {
+            match retry(|| unsafe { vidioc_enum_framesizes(self.raw(), &mut raw) }) {
                 Ok(_) => {}
                 Err(Errno::EINVAL) | Err(Errno::ENOTTY) => break,
                 Err(errno) => return Err(self.err("VIDIOC_ENUM_FRAMESIZES", errno)),
@@ -304,7 +319,7 @@ impl Device {
                 ..Default::default()
             };
             // SAFETY: `raw` is a valid v4l2_frmivalenum the kernel fills in place.
-            match unsafe { vidioc_enum_frameintervals(self.raw(), &mut raw) } {
+            match retry(|| unsafe { vidioc_enum_frameintervals(self.raw(), &mut raw) }) {
                 Ok(_) => {}
                 Err(Errno::EINVAL) | Err(Errno::ENOTTY) => break,
                 Err(errno) => return Err(self.err("VIDIOC_ENUM_FRAMEINTERVALS", errno)),
@@ -485,7 +500,8 @@ impl Device {
     pub fn g_fmt(&self) -> Result<PixFormat> {
         let mut raw = v4l2_format::new(self.buf_type);
         // SAFETY: `raw` is a valid v4l2_format for this node's buffer type.
-        unsafe { vidioc_g_fmt(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_G_FMT", e))?;
+        retry(|| unsafe { vidioc_g_fmt(self.raw(), &mut raw) })
+            .map_err(|e| self.err("VIDIOC_G_FMT", e))?;
         Ok(self.format_from_raw(&raw))
     }
 
@@ -493,7 +509,8 @@ impl Device {
     pub fn s_fmt(&self, request: &FormatRequest) -> Result<PixFormat> {
         let mut raw = self.format_to_raw(request);
         // SAFETY: `raw` is a valid, initialised v4l2_format for this node's buffer type.
-        unsafe { vidioc_s_fmt(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_S_FMT", e))?;
+        retry(|| unsafe { vidioc_s_fmt(self.raw(), &mut raw) })
+            .map_err(|e| self.err("VIDIOC_S_FMT", e))?;
         Ok(self.format_from_raw(&raw))
     }
 
@@ -501,7 +518,7 @@ impl Device {
     pub fn try_fmt(&self, request: &FormatRequest) -> Result<PixFormat> {
         let mut raw = self.format_to_raw(request);
         // SAFETY: as for `s_fmt`.
-        unsafe { vidioc_try_fmt(self.raw(), &mut raw) }
+        retry(|| unsafe { vidioc_try_fmt(self.raw(), &mut raw) })
             .map_err(|e| self.err("VIDIOC_TRY_FMT", e))?;
         Ok(self.format_from_raw(&raw))
     }
@@ -515,7 +532,7 @@ impl Device {
             ..Default::default()
         };
         // SAFETY: `raw` is a valid v4l2_cropcap the kernel fills in place.
-        match unsafe { vidioc_cropcap(self.raw(), &mut raw) } {
+        match retry(|| unsafe { vidioc_cropcap(self.raw(), &mut raw) }) {
             Ok(_) => {}
             // No cropping on this input (vivid's webcam answers ENODATA), or none at all.
             Err(Errno::ENOTTY) | Err(Errno::EINVAL) | Err(Errno::ENODATA) => return Ok(None),
@@ -533,7 +550,7 @@ impl Device {
     pub fn g_std(&self) -> Result<Option<u64>> {
         let mut raw: u64 = 0;
         // SAFETY: the kernel writes one v4l2_std_id (u64).
-        match unsafe { vidioc_g_std(self.raw(), &mut raw) } {
+        match retry(|| unsafe { vidioc_g_std(self.raw(), &mut raw) }) {
             Ok(_) => Ok((raw != 0).then_some(raw)),
             Err(Errno::ENOTTY) | Err(Errno::ENODATA) | Err(Errno::EINVAL) => Ok(None),
             Err(errno) => Err(self.err("VIDIOC_G_STD", errno)),
@@ -544,7 +561,8 @@ impl Device {
     pub fn g_parm(&self) -> Result<Option<Fract>> {
         let mut raw = v4l2_streamparm::new(self.buf_type);
         // SAFETY: `raw` is a valid v4l2_streamparm the kernel fills in place.
-        unsafe { vidioc_g_parm(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_G_PARM", e))?;
+        retry(|| unsafe { vidioc_g_parm(self.raw(), &mut raw) })
+            .map_err(|e| self.err("VIDIOC_G_PARM", e))?;
         let t = raw.capture.timeperframe;
         Ok(
             (raw.capture.capability & V4L2_CAP_TIMEPERFRAME != 0 && t.denominator != 0)
@@ -560,7 +578,8 @@ impl Device {
             denominator: interval.denominator,
         };
         // SAFETY: `raw` is a valid, initialised v4l2_streamparm.
-        unsafe { vidioc_s_parm(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_S_PARM", e))?;
+        retry(|| unsafe { vidioc_s_parm(self.raw(), &mut raw) })
+            .map_err(|e| self.err("VIDIOC_S_PARM", e))?;
         let t = raw.capture.timeperframe;
         Ok(Fract::new(t.numerator, t.denominator))
     }
@@ -574,7 +593,7 @@ impl Device {
             ..Default::default()
         };
         // SAFETY: `raw` is a valid v4l2_requestbuffers.
-        unsafe { vidioc_reqbufs(self.raw(), &mut raw) }
+        retry(|| unsafe { vidioc_reqbufs(self.raw(), &mut raw) })
             .map_err(|e| self.err("VIDIOC_REQBUFS", e))?;
         Ok(raw.count)
     }
@@ -600,7 +619,7 @@ impl Device {
         let mut raw = self.buffer_for(index, &mut planes);
         // SAFETY: `raw` is valid; for multi-planar nodes `raw.m.planes` points at `planes`,
         // VIDEO_MAX_PLANES entries that outlive the call.
-        unsafe { vidioc_querybuf(self.raw(), &mut raw) }
+        retry(|| unsafe { vidioc_querybuf(self.raw(), &mut raw) })
             .map_err(|e| self.err("VIDIOC_QUERYBUF", e))?;
         let planes = if self.is_multiplanar() {
             let n = (raw.length as usize).min(VIDEO_MAX_PLANES);
@@ -621,7 +640,8 @@ impl Device {
         let mut planes = [v4l2_plane::default(); VIDEO_MAX_PLANES];
         let mut raw = self.buffer_for(index, &mut planes);
         // SAFETY: as for `querybuf`.
-        unsafe { vidioc_qbuf(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_QBUF", e))?;
+        retry(|| unsafe { vidioc_qbuf(self.raw(), &mut raw) })
+            .map_err(|e| self.err("VIDIOC_QBUF", e))?;
         Ok(())
     }
 
@@ -636,7 +656,8 @@ impl Device {
             ..Default::default()
         };
         // SAFETY: `raw` is a valid, initialised v4l2_exportbuffer the kernel fills in place.
-        unsafe { vidioc_expbuf(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_EXPBUF", e))?;
+        retry(|| unsafe { vidioc_expbuf(self.raw(), &mut raw) })
+            .map_err(|e| self.err("VIDIOC_EXPBUF", e))?;
         if raw.fd < 0 {
             return Err(self.err("VIDIOC_EXPBUF", Errno::EBADF));
         }
@@ -650,7 +671,7 @@ impl Device {
         let mut planes = [v4l2_plane::default(); VIDEO_MAX_PLANES];
         let mut raw = self.buffer_for(0, &mut planes);
         // SAFETY: as for `querybuf`.
-        match unsafe { vidioc_dqbuf(self.raw(), &mut raw) } {
+        match retry(|| unsafe { vidioc_dqbuf(self.raw(), &mut raw) }) {
             Ok(_) => {}
             Err(Errno::EAGAIN) => return Ok(None),
             Err(errno) => return Err(self.err("VIDIOC_DQBUF", errno)),
@@ -682,7 +703,7 @@ impl Device {
     pub fn streamon(&self) -> Result<()> {
         let type_ = self.buf_type as i32;
         // SAFETY: the kernel reads one int.
-        unsafe { vidioc_streamon(self.raw(), &type_) }
+        retry(|| unsafe { vidioc_streamon(self.raw(), &type_) })
             .map_err(|e| self.err("VIDIOC_STREAMON", e))?;
         Ok(())
     }
@@ -691,7 +712,7 @@ impl Device {
     pub fn streamoff(&self) -> Result<()> {
         let type_ = self.buf_type as i32;
         // SAFETY: the kernel reads one int.
-        unsafe { vidioc_streamoff(self.raw(), &type_) }
+        retry(|| unsafe { vidioc_streamoff(self.raw(), &type_) })
             .map_err(|e| self.err("VIDIOC_STREAMOFF", e))?;
         Ok(())
     }
@@ -703,7 +724,7 @@ impl Device {
             ..Default::default()
         };
         // SAFETY: `raw` is a valid v4l2_queryctrl the kernel fills in place.
-        match unsafe { vidioc_queryctrl(self.raw(), &mut raw) } {
+        match retry(|| unsafe { vidioc_queryctrl(self.raw(), &mut raw) }) {
             Ok(_) => Ok(Some(ControlInfo {
                 id: raw.id,
                 type_: raw.type_,
@@ -723,7 +744,8 @@ impl Device {
     pub fn g_ctrl(&self, id: u32) -> Result<i32> {
         let mut raw = v4l2_control { id, value: 0 };
         // SAFETY: `raw` is a valid v4l2_control.
-        unsafe { vidioc_g_ctrl(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_G_CTRL", e))?;
+        retry(|| unsafe { vidioc_g_ctrl(self.raw(), &mut raw) })
+            .map_err(|e| self.err("VIDIOC_G_CTRL", e))?;
         Ok(raw.value)
     }
 
@@ -731,7 +753,8 @@ impl Device {
     pub fn s_ctrl(&self, id: u32, value: i32) -> Result<i32> {
         let mut raw = v4l2_control { id, value };
         // SAFETY: `raw` is a valid v4l2_control.
-        unsafe { vidioc_s_ctrl(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_S_CTRL", e))?;
+        retry(|| unsafe { vidioc_s_ctrl(self.raw(), &mut raw) })
+            .map_err(|e| self.err("VIDIOC_S_CTRL", e))?;
         Ok(raw.value)
     }
 
@@ -757,5 +780,42 @@ pub fn monotonic_now() -> Duration {
             ts.tv_nsec().clamp(0, 999_999_999) as u32,
         ),
         Err(_) => Duration::ZERO,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry;
+    use nix::errno::Errno;
+
+    #[test]
+    fn retry_repeats_only_interrupted_calls() {
+        let mut calls = 0;
+        let got = retry(|| {
+            calls += 1;
+            if calls < 3 {
+                Err(Errno::EINTR)
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!((got, calls), (Ok(3), 3));
+
+        let mut calls = 0;
+        let got: nix::Result<()> = retry(|| {
+            calls += 1;
+            Err(Errno::EAGAIN)
+        });
+        assert_eq!((got, calls), (Err(Errno::EAGAIN), 1));
+
+        let mut calls = 0;
+        assert_eq!(
+            retry(|| {
+                calls += 1;
+                Ok::<_, Errno>(7)
+            }),
+            Ok(7)
+        );
+        assert_eq!(calls, 1);
     }
 }
