@@ -15,6 +15,7 @@ pub mod poller;
 pub mod queue;
 mod sys;
 
+pub use controls::{ControlError, ControlRangeError};
 pub use device::{Capability, ControlInfo, Dequeued, Device, DmaBufFd, OpenError};
 pub use error::{Error, Result};
 pub use format::{
