@@ -154,6 +154,16 @@ pub(super) fn retry<T>(mut call: impl FnMut() -> nix::Result<T>) -> nix::Result<
     }
 }
 
+/// A driver's `timeval` as a `Duration`: a negative time (a driver bug) is 0, and microseconds
+/// out of 0..1_000_000 are clamped, so nothing wraps or panics.
+fn timeval_duration(sec: i64, usec: i64) -> Duration {
+    let nanos = usec.clamp(0, 999_999).saturating_mul(1000);
+    Duration::new(
+        u64::try_from(sec).unwrap_or(0),
+        u32::try_from(nanos).unwrap_or(0),
+    )
+}
+
 fn c_string(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
@@ -681,10 +691,7 @@ impl Device {
             flags: raw.flags,
             field: raw.field,
             sequence: raw.sequence,
-            timestamp: Duration::new(
-                raw.timestamp.tv_sec.max(0) as u64,
-                (raw.timestamp.tv_usec.clamp(0, 999_999) * 1000) as u32,
-            ),
+            timestamp: timeval_duration(raw.timestamp.tv_sec, raw.timestamp.tv_usec),
             n_planes: 1,
             planes: [(0, 0); VIDEO_MAX_PLANES],
         };
@@ -762,7 +769,7 @@ impl Device {
     pub fn min_buffers_for_capture(&self) -> Option<u32> {
         self.g_ctrl(V4L2_CID_MIN_BUFFERS_FOR_CAPTURE)
             .ok()
-            .map(|v| v.max(1) as u32)
+            .and_then(|v| u32::try_from(v.max(1)).ok())
     }
 }
 
@@ -785,8 +792,20 @@ pub fn monotonic_now() -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use super::retry;
+    use super::{retry, timeval_duration};
     use nix::errno::Errno;
+    use std::time::Duration;
+
+    #[test]
+    fn timevals_never_wrap() {
+        assert_eq!(timeval_duration(3, 250_000), Duration::from_millis(3250));
+        assert_eq!(timeval_duration(-1, 5), Duration::from_micros(5));
+        assert_eq!(timeval_duration(1, -5), Duration::from_secs(1));
+        assert_eq!(
+            timeval_duration(i64::MAX, i64::MAX),
+            Duration::new(i64::MAX as u64, 999_999_000)
+        );
+    }
 
     #[test]
     fn retry_repeats_only_interrupted_calls() {

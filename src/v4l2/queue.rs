@@ -15,6 +15,7 @@ use super::error::{Error, Result};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
 use std::ffi::c_void;
 use std::num::NonZeroUsize;
+use std::ops::Range;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,8 +35,10 @@ unsafe impl Sync for Mapping {}
 
 impl Mapping {
     fn new(device: &Device, offset: u32, len: u32) -> Result<Mapping> {
-        let size = NonZeroUsize::new(len as usize)
-            .ok_or_else(|| Error::new("mmap", device.path(), nix::errno::Errno::EINVAL))?;
+        let einval = || Error::new("mmap", device.path(), nix::errno::Errno::EINVAL);
+        let len = usize::try_from(len).map_err(|_| einval())?;
+        let size = NonZeroUsize::new(len).ok_or_else(einval)?;
+        let offset = nix::libc::off_t::from(offset);
         // SAFETY: we map a fresh region chosen by the kernel (no address hint), so nothing
         // existing is replaced; the offset and length come from VIDIOC_QUERYBUF for this fd.
         let ptr = unsafe {
@@ -45,14 +48,21 @@ impl Mapping {
                 ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
                 MapFlags::MAP_SHARED,
                 device,
-                offset as i64,
+                offset,
             )
         }
         .map_err(|errno| Error::new("mmap", device.path(), errno))?;
-        Ok(Mapping {
-            ptr,
-            len: len as usize,
-        })
+        Ok(Mapping { ptr, len })
+    }
+
+    /// Where the bytes at `range` of this mapping start. The pointer comes from mmap's own,
+    /// never from a slice, so it may be written through.
+    fn ptr_at(&self, range: &Range<usize>) -> NonNull<u8> {
+        debug_assert!(range.start <= range.end && range.end <= self.len);
+        let start = range.start.min(self.len);
+        // SAFETY: `start <= len`: the result lies inside the mapping or one past its end, as
+        // `add` requires.
+        unsafe { self.ptr.cast::<u8>().add(start) }
     }
 }
 
@@ -100,7 +110,7 @@ impl Queue {
                 nix::errno::Errno::ENOMEM,
             ));
         }
-        let mut buffers = Vec::with_capacity(granted as usize);
+        let mut buffers = Vec::new();
         for index in 0..granted {
             let planes = device.querybuf(index)?;
             let maps = planes
@@ -112,9 +122,10 @@ impl Queue {
         }
         let mut exports = Vec::new();
         if export {
-            for (index, maps) in buffers.iter().enumerate() {
-                let fds = (0..maps.len())
-                    .map(|plane| device.expbuf(index as u32, plane as u32))
+            for (index, maps) in (0u32..).zip(&buffers) {
+                let fds = (0u32..)
+                    .zip(maps)
+                    .map(|(plane, _)| device.expbuf(index, plane))
                     .collect::<Result<Vec<_>>>()?;
                 exports.push(fds);
             }
@@ -154,8 +165,8 @@ impl Queue {
     /// Queues every buffer and starts streaming.
     pub fn start(&self) -> Result<()> {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        for index in 0..self.buffers.len() {
-            self.device.qbuf(index as u32)?;
+        for (index, _) in (0u32..).zip(&self.buffers) {
+            self.device.qbuf(index)?;
             self.queued.fetch_add(1, Ordering::AcqRel);
         }
         self.device.streamon()?;
@@ -181,9 +192,9 @@ impl Queue {
     pub fn dequeue(&self) -> Result<Option<Dequeued>> {
         let frame = self.device.dqbuf()?;
         if let Some(frame) = &frame
-            && (frame.index as usize) < self.buffers.len()
+            && self.buffers.get(frame.index as usize).is_some()
         {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
+            count_down(&self.queued);
         }
         Ok(frame)
     }
@@ -194,15 +205,22 @@ impl Queue {
         if !*live {
             return Ok(());
         }
-        self.device.qbuf(index)?;
+        // Counted before the QBUF: once queued, another thread may dequeue it at once.
         self.queued.fetch_add(1, Ordering::AcqRel);
-        Ok(())
+        self.device
+            .qbuf(index)
+            .inspect_err(|_| count_down(&self.queued))
     }
 
     /// The bytes of a dequeued frame's plane, for a copy. The caller must hold the buffer
     /// (dequeued and not yet re-queued).
     pub fn frame_plane(&self, frame: &Dequeued, plane: usize) -> &[u8] {
-        plane_slice(&self.buffers, frame, plane)
+        let Some((map, range)) = frame_bytes(&self.buffers, frame, plane) else {
+            return &[];
+        };
+        // SAFETY: `range` lies within the mapping, which lives as long as `self`. The buffer
+        // is dequeued, so the driver does not write it while this slice lives.
+        unsafe { std::slice::from_raw_parts(map.ptr_at(&range).as_ptr(), range.len()) }
     }
 
     /// Hands a dequeued buffer out as a frame, one `Plane` per memory plane; dropping the last
@@ -227,15 +245,15 @@ impl Queue {
                 Some(Holder::Shared(lent)) => Holder::Shared(Arc::clone(lent)),
                 _ => pending.take().expect("one plane, lent once"),
             };
-            let buffers = &holder.queue.buffers;
-            let data = plane_slice(buffers, &frame, plane);
-            let start = buffers[frame.index as usize][plane].ptr.as_ptr() as usize;
-            let (ptr, len) = (data.as_ptr() as *mut u8, data.len());
+            let (ptr, range) = match frame_bytes(&holder.queue.buffers, &frame, plane) {
+                Some((map, range)) => (map.ptr_at(&range), range),
+                None => (NonNull::dangling(), 0..0),
+            };
             Plane {
                 index: plane,
                 ptr,
-                len,
-                offset: (ptr as usize).saturating_sub(start),
+                len: range.len(),
+                offset: range.start,
                 lent: holder,
             }
         })
@@ -244,28 +262,43 @@ impl Queue {
     /// Whether `ptr` lies inside one of this queue's mappings (for zero-copy checks).
     pub fn contains(&self, ptr: *const u8) -> bool {
         self.buffers.iter().flatten().any(|m| {
-            let start = m.ptr.as_ptr() as usize;
-            (start..start + m.len).contains(&(ptr as usize))
+            (ptr as usize)
+                .checked_sub(m.ptr.as_ptr() as usize)
+                .is_some_and(|offset| offset < m.len)
         })
     }
 }
 
-/// The part of a plane's mapping that holds the frame: `data_offset..bytesused`, clamped to the
-/// mapping so a confused driver cannot make us read past it.
-fn plane_slice<'a>(buffers: &'a [Vec<Mapping>], frame: &Dequeued, plane: usize) -> &'a [u8] {
-    let Some(map) = buffers.get(frame.index as usize).and_then(|b| b.get(plane)) else {
-        return &[];
+/// A dequeued frame's plane: its mapping, and where the frame lies in it.
+fn frame_bytes<'a>(
+    buffers: &'a [Vec<Mapping>],
+    frame: &Dequeued,
+    plane: usize,
+) -> Option<(&'a Mapping, Range<usize>)> {
+    let map = buffers.get(frame.index as usize)?.get(plane)?;
+    let &(bytesused, data_offset) = frame.planes.get(plane)?;
+    Some((map, frame_range(bytesused, data_offset, map.len)))
+}
+
+/// The bytes of a plane's mapping of `len` bytes that hold the frame, as offsets:
+/// `data_offset..bytesused` (V4L2 counts the offset within `bytesused`), where a `bytesused` of 0
+/// (a driver that leaves it unset) means the whole mapping. Both ends are clamped to the mapping,
+/// so a confused driver cannot make us read past it.
+fn frame_range(bytesused: u32, data_offset: u32, len: usize) -> Range<usize> {
+    let end = match usize::try_from(bytesused) {
+        Ok(0) => len,
+        Ok(used) => used.min(len),
+        Err(_) => len,
     };
-    let (bytesused, data_offset) = frame.planes[plane];
-    let used = if bytesused == 0 {
-        map.len
-    } else {
-        (bytesused as usize).min(map.len)
-    };
-    let start = (data_offset as usize).min(used);
-    // SAFETY: `start..used` lies within the mapping, which lives as long as `buffers` (borrowed
-    // for 'a). The buffer is dequeued, so the driver does not write it while this slice lives.
-    unsafe { std::slice::from_raw_parts((map.ptr.as_ptr() as *const u8).add(start), used - start) }
+    let start = usize::try_from(data_offset).map_or(end, |offset| offset.min(end));
+    start..end
+}
+
+/// Lowers a count by one, stopping at 0: a count that races with `stop` never wraps.
+fn count_down(count: &AtomicUsize) {
+    let _ = count.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+        Some(n.saturating_sub(1))
+    });
 }
 
 /// A dequeued frame lent downstream. Dropping it (when the last `Plane` goes) re-queues the
@@ -308,7 +341,8 @@ pub struct Plane {
     lent: Holder,
     /// Which memory plane of the buffer.
     index: usize,
-    ptr: *mut u8,
+    /// Derived from the mapping's own pointer (`Mapping::ptr_at`), so `as_mut` may write.
+    ptr: NonNull<u8>,
     len: usize,
     /// Where `ptr` lies in the plane's buffer (the driver's data_offset).
     offset: usize,
@@ -361,7 +395,7 @@ impl Plane {
 impl AsRef<[u8]> for Plane {
     fn as_ref(&self) -> &[u8] {
         // SAFETY: `ptr..ptr+len` lies within a live mapping (see `Send`).
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
 
@@ -369,6 +403,45 @@ impl AsMut<[u8]> for Plane {
     fn as_mut(&mut self) -> &mut [u8] {
         // SAFETY: as for `as_ref`; each `Plane` covers its own plane's bytes, disjoint from
         // every other `Plane`, and `&mut self` makes this the only access to them.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_is_data_offset_to_bytesused() {
+        assert_eq!(frame_range(100, 0, 4096), 0..100);
+        assert_eq!(frame_range(100, 16, 4096), 16..100);
+        assert_eq!(frame_range(4096, 0, 4096), 0..4096);
+    }
+
+    #[test]
+    fn bytesused_zero_means_the_whole_mapping() {
+        assert_eq!(frame_range(0, 0, 4096), 0..4096);
+        assert_eq!(frame_range(0, 16, 4096), 16..4096);
+    }
+
+    #[test]
+    fn a_confused_driver_cannot_reach_past_the_mapping() {
+        // bytesused beyond the buffer
+        assert_eq!(frame_range(4097, 0, 4096), 0..4096);
+        assert_eq!(frame_range(u32::MAX, 0, 4096), 0..4096);
+        // data_offset beyond bytesused, or beyond the buffer: an empty frame at the end
+        assert_eq!(frame_range(100, 200, 4096), 100..100);
+        assert_eq!(frame_range(0, 5000, 4096), 4096..4096);
+        assert_eq!(frame_range(u32::MAX, u32::MAX, 4096), 4096..4096);
+        assert_eq!(frame_range(0, 0, 0), 0..0);
+    }
+
+    #[test]
+    fn a_count_going_down_stops_at_zero() {
+        let count = AtomicUsize::new(1);
+        count_down(&count);
+        assert_eq!(count.load(Ordering::Relaxed), 0);
+        count_down(&count);
+        assert_eq!(count.load(Ordering::Relaxed), 0);
     }
 }
