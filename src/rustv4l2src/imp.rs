@@ -1037,7 +1037,7 @@ impl RustV4l2Src {
     }
 
     /// Poll reported an error on the device: find out which, from the errno of a dequeue.
-    fn stream_failure(&self, queue: &Queue) -> gst::ErrorMessage {
+    fn stream_failure(&self, queue: &Arc<Queue>) -> gst::ErrorMessage {
         let path = queue.device().path().display().to_string();
         match queue.dequeue() {
             Err(e) if e.is_disconnect() => gst::error_msg!(
@@ -1155,7 +1155,7 @@ impl RustV4l2Src {
                         frame.sequence
                     );
                     corrupted.push(frame.sequence);
-                    let _ = queue.requeue(frame.index);
+                    let _ = queue.requeue(frame);
                 }
                 Ok(Some(frame)) => break frame,
                 Ok(None) => {}
@@ -1178,7 +1178,7 @@ impl RustV4l2Src {
                     skipped.push(frame.sequence);
                     std::mem::replace(&mut frame, newer)
                 };
-                let _ = queue.requeue(older.index);
+                let _ = queue.requeue(older);
             }
         }
 
@@ -1188,7 +1188,7 @@ impl RustV4l2Src {
             ..
         } = &mut *state
         else {
-            let _ = queue.requeue(frame.index);
+            let _ = queue.requeue(frame);
             return Err(gst::FlowError::Flushing);
         };
         let duration = stream.frame_duration;
@@ -1230,13 +1230,15 @@ impl RustV4l2Src {
                 .unwrap_or(false),
             _ => frame.is_keyframe(),
         };
+        // The token goes to `lend`; its metadata stays readable after.
+        let (frame, token) = (*frame, frame);
         let mut buffer = gst::Buffer::new();
         {
             let buffer = buffer.get_mut().ok_or(gst::FlowError::Error)?;
             // Each memory is the driver's `bytesused` of its plane: for compressed formats,
             // the size of this one image or access unit, not the buffer's capacity. A frame
             // about to be copied is read through the mapping, in either io-mode.
-            let planes = queue.lend(frame);
+            let planes = queue.lend(token);
             match &stream.dmabuf_allocator {
                 Some(allocator) if !(unreadable_stride || starved) => {
                     lend_as_dmabuf(buffer, allocator, planes).map_err(|e| {

@@ -50,12 +50,13 @@ pub struct FormatDesc {
 
 /// Where each plane of a driver buffer lives in the device's mmap space (`VIDIOC_QUERYBUF`).
 #[derive(Clone, Debug)]
-pub struct BufferPlanes {
+pub(super) struct BufferPlanes {
     /// (mmap offset, length) for each memory plane.
     pub planes: Vec<(u32, u32)>,
 }
 
-/// A buffer handed back by `VIDIOC_DQBUF`.
+/// What `VIDIOC_DQBUF` said about a buffer: plain data that gives no access to the buffer
+/// (the `DqBuffer` token of `Queue::dequeue` does, and reads as one of these).
 #[derive(Clone, Copy, Debug)]
 pub struct Dequeued {
     pub index: u32,
@@ -594,8 +595,12 @@ impl Device {
         Ok(Fract::new(t.numerator, t.denominator))
     }
 
+    // The buffer ioctls below are for `Queue` alone (`pub(super)`): with a buffer index in hand,
+    // safe code elsewhere could queue a buffer that a `DqBuffer` or a lent `Plane` still reads or
+    // writes, or free and reallocate the buffers under a running queue.
+
     /// `VIDIOC_REQBUFS` with mmap memory; returns the count the driver granted. Zero frees.
-    pub fn reqbufs(&self, count: u32) -> Result<u32> {
+    pub(super) fn reqbufs(&self, count: u32) -> Result<u32> {
         let mut raw = v4l2_requestbuffers {
             count,
             type_: self.buf_type,
@@ -624,7 +629,7 @@ impl Device {
     }
 
     /// `VIDIOC_QUERYBUF`: where buffer `index` lives in the mmap space.
-    pub fn querybuf(&self, index: u32) -> Result<BufferPlanes> {
+    pub(super) fn querybuf(&self, index: u32) -> Result<BufferPlanes> {
         let mut planes = [v4l2_plane::default(); VIDEO_MAX_PLANES];
         let mut raw = self.buffer_for(index, &mut planes);
         // SAFETY: `raw` is valid; for multi-planar nodes `raw.m.planes` points at `planes`,
@@ -646,7 +651,7 @@ impl Device {
     }
 
     /// `VIDIOC_QBUF`: gives buffer `index` back to the driver to fill.
-    pub fn qbuf(&self, index: u32) -> Result<()> {
+    pub(super) fn qbuf(&self, index: u32) -> Result<()> {
         let mut planes = [v4l2_plane::default(); VIDEO_MAX_PLANES];
         let mut raw = self.buffer_for(index, &mut planes);
         // SAFETY: as for `querybuf`.
@@ -657,7 +662,7 @@ impl Device {
 
     /// `VIDIOC_EXPBUF`: plane `plane` of buffer `index` as a new dmabuf fd. Read-write as
     /// v4l2src asks for it, so that a consumer may map it as it could map the mmap'd plane.
-    pub fn expbuf(&self, index: u32, plane: u32) -> Result<DmaBufFd> {
+    pub(super) fn expbuf(&self, index: u32, plane: u32) -> Result<DmaBufFd> {
         let mut raw = v4l2_exportbuffer {
             type_: self.buf_type,
             index,
@@ -677,7 +682,7 @@ impl Device {
     }
 
     /// `VIDIOC_DQBUF`, non-blocking: `Ok(None)` when no buffer is ready (`EAGAIN`).
-    pub fn dqbuf(&self) -> Result<Option<Dequeued>> {
+    pub(super) fn dqbuf(&self) -> Result<Option<Dequeued>> {
         let mut planes = [v4l2_plane::default(); VIDEO_MAX_PLANES];
         let mut raw = self.buffer_for(0, &mut planes);
         // SAFETY: as for `querybuf`.
@@ -707,7 +712,7 @@ impl Device {
     }
 
     /// `VIDIOC_STREAMON`
-    pub fn streamon(&self) -> Result<()> {
+    pub(super) fn streamon(&self) -> Result<()> {
         let type_ = self.buf_type as i32;
         // SAFETY: the kernel reads one int.
         retry(|| unsafe { vidioc_streamon(self.raw(), &type_) })
@@ -716,7 +721,7 @@ impl Device {
     }
 
     /// `VIDIOC_STREAMOFF`: also takes back every queued buffer.
-    pub fn streamoff(&self) -> Result<()> {
+    pub(super) fn streamoff(&self) -> Result<()> {
         let type_ = self.buf_type as i32;
         // SAFETY: the kernel reads one int.
         retry(|| unsafe { vidioc_streamoff(self.raw(), &type_) })

@@ -1,10 +1,14 @@
 //! The capture buffer queue: driver buffers mapped once into this process, queued to the driver,
 //! and lent out one frame at a time.
 //!
-//! Ownership: a `Queue` is shared through an `Arc` by the element and by every frame it has
-//! lent. A lent frame gives its buffer back to the driver (`VIDIOC_QBUF`) when it is dropped,
-//! from whichever thread drops it, unless that stream has ended meanwhile. The mappings live in
-//! the `Queue`, so they stay valid until the last lent frame is gone, whatever the element does.
+//! Ownership: a dequeued buffer is a move-only token, `DqBuffer` (after v4l2r's): whoever holds
+//! it may read its planes; `Queue::requeue` consumes it, `Queue::lend` turns it into `Plane`s
+//! that downstream may write, and dropping it (or the last of its planes), from whichever
+//! thread, gives the buffer back to the driver (`VIDIOC_QBUF`), unless that stream has ended
+//! meanwhile. No public function takes a buffer index, so safe code cannot queue a buffer that a
+//! token or a plane still refers to. A token holds the `Queue` it came from through an `Arc`, and
+//! the mappings live in the `Queue`, so they stay valid until the last token is gone, whatever
+//! the element does.
 //!
 //! A queue may also export its buffers as dmabufs (`VIDIOC_EXPBUF`), once, at allocation. A lent
 //! plane then hands out a duplicate of its dmabuf fd, which its consumer owns: the dmabuf stays
@@ -12,12 +16,13 @@
 
 use super::device::{Dequeued, Device, DmaBufFd};
 use super::error::{Error, Result};
+use nix::errno::Errno;
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
 use std::ffi::c_void;
 use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One plane of one driver buffer, mapped shared and read-write.
@@ -28,7 +33,7 @@ struct Mapping {
 
 // SAFETY: the mapping is plain shared memory owned by this value; moving the pointer between
 // threads is sound. Who may write it at a given time is governed by the V4L2 buffer ownership
-// (the driver while queued, the single holder of a `Lent` frame otherwise).
+// (the driver while queued, the single holder of its `DqBuffer` or `Plane` otherwise).
 unsafe impl Send for Mapping {}
 // SAFETY: see `Send`; `Mapping` itself exposes no interior mutation.
 unsafe impl Sync for Mapping {}
@@ -69,7 +74,8 @@ impl Mapping {
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: `ptr`/`len` are exactly one region returned by mmap, unmapped only here, and
-        // no slice into it outlives this value: every `Lent` holds the `Queue` that owns it.
+        // no slice into it outlives this value: every `DqBuffer` (and so every `Plane`) holds
+        // the `Queue` that owns it.
         let _ = unsafe { munmap(self.ptr, self.len) };
     }
 }
@@ -77,8 +83,18 @@ impl Drop for Mapping {
 /// Counters the element reports; atomics so the drop hook can bump them without a lock.
 #[derive(Default)]
 pub struct QueueCounters {
-    /// `VIDIOC_QBUF` from a drop hook that the driver refused.
+    /// `VIDIOC_QBUF` of a dequeued buffer that the driver refused, from `requeue` or from a drop
+    /// hook. Such a buffer is lost to the stream (the driver fills one buffer fewer).
     pub requeue_failures: AtomicU64,
+}
+
+/// Where a queue is in its one life: allocated, streaming, ended. A queue never streams twice:
+/// its buffers are freed when it stops, and a token of the ended stream must never reach another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Allocated,
+    Streaming,
+    Ended,
 }
 
 pub struct Queue {
@@ -86,12 +102,15 @@ pub struct Queue {
     /// Per driver buffer, one mapping per memory plane.
     buffers: Vec<Vec<Mapping>>,
     /// Per driver buffer, one dmabuf per memory plane, when the queue was exported; else empty.
-    /// The mappings stay too: copies and `frame_plane` read through them.
+    /// The mappings stay too: copies and `DqBuffer::plane` read through them.
     exports: Vec<Vec<DmaBufFd>>,
-    /// True while the stream these buffers belong to runs. Guarded by a mutex (not an atomic
-    /// flag) so that `stop` and a late `QBUF` from a drop hook cannot interleave: once `stop`
-    /// holds it, no buffer can be queued into the ended stream.
-    live: Mutex<bool>,
+    /// Guarded by a mutex (not an atomic) so that `stop` and a late `QBUF` from a drop hook
+    /// cannot interleave: once `stop` holds it, no buffer can be queued into the ended stream.
+    phase: Mutex<Phase>,
+    /// Per driver buffer: whether a `DqBuffer` for it exists. The kernel never hands out a queued
+    /// buffer twice; this makes sure of it, so that two tokens (and two writable `Plane`s) of
+    /// one buffer cannot exist even with a broken driver.
+    held: Vec<AtomicBool>,
     /// Buffers currently owned by the driver.
     queued: AtomicUsize,
     pub counters: QueueCounters,
@@ -104,11 +123,7 @@ impl Queue {
     pub fn allocate(device: Arc<Device>, count: u32, export: bool) -> Result<Arc<Queue>> {
         let granted = device.reqbufs(count)?;
         if granted == 0 {
-            return Err(Error::new(
-                "VIDIOC_REQBUFS",
-                device.path(),
-                nix::errno::Errno::ENOMEM,
-            ));
+            return Err(Error::new("VIDIOC_REQBUFS", device.path(), Errno::ENOMEM));
         }
         let mut buffers = Vec::new();
         for index in 0..granted {
@@ -132,9 +147,10 @@ impl Queue {
         }
         Ok(Arc::new(Queue {
             device,
+            held: buffers.iter().map(|_| AtomicBool::new(false)).collect(),
             buffers,
             exports,
-            live: Mutex::new(false),
+            phase: Mutex::new(Phase::Allocated),
             queued: AtomicUsize::new(0),
             counters: QueueCounters::default(),
         }))
@@ -162,15 +178,24 @@ impl Queue {
         self.queued.load(Ordering::Acquire)
     }
 
-    /// Queues every buffer and starts streaming.
+    fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
+        // A panic elsewhere while holding it leaves a plain enum: still meaningful.
+        self.phase.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues every buffer and starts streaming. Only once: a queue that has stopped has freed
+    /// its buffers (the error is the kernel's for that, `EINVAL` from `VIDIOC_QBUF`).
     pub fn start(&self) -> Result<()> {
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let mut phase = self.phase();
+        if *phase != Phase::Allocated {
+            return Err(Error::new("VIDIOC_QBUF", self.device.path(), Errno::EINVAL));
+        }
         for (index, _) in (0u32..).zip(&self.buffers) {
             self.device.qbuf(index)?;
             self.queued.fetch_add(1, Ordering::AcqRel);
         }
         self.device.streamon()?;
-        *live = true;
+        *phase = Phase::Streaming;
         Ok(())
     }
 
@@ -178,84 +203,79 @@ impl Queue {
     /// readable (vb2 keeps mapped memory alive, "orphaned", until it is unmapped) and are not
     /// re-queued when dropped. Never waits for them.
     pub fn stop(&self) -> Result<()> {
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        let was_live = std::mem::replace(&mut *live, false);
+        let mut phase = self.phase();
+        let was = std::mem::replace(&mut *phase, Phase::Ended);
         self.queued.store(0, Ordering::Release);
-        if was_live {
+        if was == Phase::Streaming {
             self.device.streamoff()?;
         }
         self.device.reqbufs(0)?;
         Ok(())
     }
 
-    /// Waits for nothing: `Ok(None)` when no buffer is ready.
-    pub fn dequeue(&self) -> Result<Option<Dequeued>> {
-        let frame = self.device.dqbuf()?;
-        if let Some(frame) = &frame
-            && self.buffers.get(frame.index as usize).is_some()
-        {
-            count_down(&self.queued);
+    /// Waits for nothing: `Ok(None)` when no buffer is ready. A buffer index the queue does not
+    /// know, or one it already holds, is a driver bug, refused as `EINVAL`.
+    pub fn dequeue(self: &Arc<Self>) -> Result<Option<DqBuffer>> {
+        let Some(mut info) = self.device.dqbuf()? else {
+            return Ok(None);
+        };
+        let bogus = || Error::new("VIDIOC_DQBUF", self.device.path(), Errno::EINVAL);
+        let index = usize::try_from(info.index).map_err(|_| bogus())?;
+        let (Some(maps), Some(held)) = (self.buffers.get(index), self.held.get(index)) else {
+            return Err(bogus());
+        };
+        if held.swap(true, Ordering::AcqRel) {
+            return Err(bogus());
         }
-        Ok(frame)
+        count_down(&self.queued);
+        info.n_planes = info.n_planes.min(maps.len());
+        Ok(Some(DqBuffer {
+            queue: Arc::clone(self),
+            info,
+            given_back: false,
+        }))
     }
 
     /// Gives a dequeued buffer straight back to the driver (after copying it, or dropping it).
-    pub fn requeue(&self, index: u32) -> Result<()> {
-        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        if !*live {
-            return Ok(());
+    /// A refused `VIDIOC_QBUF` is counted in `counters` and returned. Once the stream has ended
+    /// this does nothing. A token of another queue is refused (`EXDEV`) and goes back to its
+    /// own queue as it drops.
+    pub fn requeue(&self, buf: DqBuffer) -> Result<()> {
+        if !std::ptr::eq(self, Arc::as_ptr(&buf.queue)) {
+            return Err(Error::new("VIDIOC_QBUF", self.device.path(), Errno::EXDEV));
         }
-        // Counted before the QBUF: once queued, another thread may dequeue it at once.
-        self.queued.fetch_add(1, Ordering::AcqRel);
-        self.device
-            .qbuf(index)
-            .inspect_err(|_| count_down(&self.queued))
+        buf.requeue()
     }
 
-    /// The bytes of a dequeued frame's plane, for a copy. The caller must hold the buffer
-    /// (dequeued and not yet re-queued).
-    pub fn frame_plane(&self, frame: &Dequeued, plane: usize) -> &[u8] {
-        let Some((map, range)) = frame_bytes(&self.buffers, frame, plane) else {
-            return &[];
-        };
-        // SAFETY: `range` lies within the mapping, which lives as long as `self`. The buffer
-        // is dequeued, so the driver does not write it while this slice lives.
-        unsafe { std::slice::from_raw_parts(map.ptr_at(&range).as_ptr(), range.len()) }
+    /// The bytes of a dequeued frame's plane, for a copy: the same as `buf.plane(plane)`.
+    pub fn frame_plane<'a>(&self, buf: &'a DqBuffer, plane: usize) -> &'a [u8] {
+        buf.plane(plane)
     }
 
     /// Hands a dequeued buffer out as a frame, one `Plane` per memory plane; dropping the last
     /// of them re-queues it. An iterator rather than a collection: one allocation less per frame.
-    pub fn lend(self: &Arc<Self>, frame: Dequeued) -> impl Iterator<Item = Plane> + use<> {
-        let n_planes = frame
-            .n_planes
-            .min(self.buffers.get(frame.index as usize).map_or(0, Vec::len));
-        let lent = Lent {
-            queue: Arc::clone(self),
-            frame,
-        };
-        // A frame of one plane (most formats) is held by that plane alone, with no shared count
-        // to allocate. With no plane at all, `lent` goes with the iterator: re-queued at once.
-        let mut pending = Some(if n_planes > 1 {
-            Holder::Shared(Arc::new(lent))
-        } else {
-            Holder::Sole(lent)
-        });
-        (0..n_planes).map(move |plane| {
-            let holder = match &pending {
-                Some(Holder::Shared(lent)) => Holder::Shared(Arc::clone(lent)),
-                _ => pending.take().expect("one plane, lent once"),
-            };
-            let (ptr, range) = match frame_bytes(&holder.queue.buffers, &frame, plane) {
-                Some((map, range)) => (map.ptr_at(&range), range),
-                None => (NonNull::dangling(), 0..0),
-            };
-            Plane {
-                index: plane,
-                ptr,
-                len: range.len(),
-                offset: range.start,
-                lent: holder,
-            }
+    /// The planes are those of `buf`'s own queue.
+    pub fn lend(&self, buf: DqBuffer) -> impl Iterator<Item = Plane> + use<> {
+        buf.lend()
+    }
+
+    /// `VIDIOC_QBUF` for the buffer of a token being given back, while the stream runs; a
+    /// failure is counted. Never blocks beyond the short `phase` lock, never panics.
+    fn give_back(&self, index: u32) -> Result<()> {
+        let phase = self.phase();
+        if *phase != Phase::Streaming {
+            return Ok(());
+        }
+        // Cleared before the QBUF: once queued, another thread may dequeue it at once.
+        if let Some(held) = usize::try_from(index).ok().and_then(|i| self.held.get(i)) {
+            held.store(false, Ordering::Release);
+        }
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        self.device.qbuf(index).inspect_err(|_| {
+            count_down(&self.queued);
+            self.counters
+                .requeue_failures
+                .fetch_add(1, Ordering::Relaxed);
         })
     }
 
@@ -266,6 +286,110 @@ impl Queue {
                 .checked_sub(m.ptr.as_ptr() as usize)
                 .is_some_and(|offset| offset < m.len)
         })
+    }
+}
+
+/// A buffer dequeued from a `Queue`, out of the driver's hands for as long as this token (or
+/// the `Plane`s it was lent as) exists. Move-only: `Queue::requeue` and `Queue::lend` consume
+/// it. Dropped without either (a frame abandoned on an error path), it goes back to the driver
+/// by itself. The driver's metadata (`sequence`, `flags`, `timestamp`, per-plane `bytesused`,
+/// ...) reads through it as a `Dequeued`.
+pub struct DqBuffer {
+    queue: Arc<Queue>,
+    /// `n_planes` no more than the buffer's mappings, `index` one of the queue's buffers: both
+    /// checked by `Queue::dequeue`.
+    info: Dequeued,
+    /// Set by `requeue`, so that the drop hook does not queue the buffer twice.
+    given_back: bool,
+}
+
+impl DqBuffer {
+    /// The driver's metadata for this buffer.
+    pub fn info(&self) -> &Dequeued {
+        &self.info
+    }
+
+    /// Plane `plane`'s mapping and where the frame lies in it; `None` past the frame's planes.
+    fn frame_bytes(&self, plane: usize) -> Option<(&Mapping, Range<usize>)> {
+        if plane >= self.info.n_planes {
+            return None;
+        }
+        frame_bytes(&self.queue.buffers, &self.info, plane)
+    }
+
+    /// The bytes the driver wrote in plane `plane` (empty past the frame's planes).
+    pub fn plane(&self, plane: usize) -> &[u8] {
+        let Some((map, range)) = self.frame_bytes(plane) else {
+            return &[];
+        };
+        // SAFETY: `range` lies within the mapping, kept alive by `self.queue` for as long as
+        // `self` is borrowed. Nothing writes the bytes meanwhile: the driver does not (the
+        // buffer is dequeued, and only this token's drop or consumption queues it again), and no
+        // `Plane` of this buffer exists (lending consumes the token).
+        unsafe { std::slice::from_raw_parts(map.ptr_at(&range).as_ptr(), range.len()) }
+    }
+
+    /// Gives the buffer back to the driver; see `Queue::requeue`.
+    pub fn requeue(mut self) -> Result<()> {
+        self.given_back = true;
+        self.queue.give_back(self.info.index)
+    }
+
+    /// Lends the buffer as `Plane`s; see `Queue::lend`.
+    pub fn lend(self) -> impl Iterator<Item = Plane> + use<> {
+        let n_planes = self.info.n_planes;
+        // A frame of one plane (most formats) is held by that plane alone, with no shared count
+        // to allocate. With no plane at all, the token goes with the iterator: re-queued at once.
+        let mut pending = Some(if n_planes > 1 {
+            Holder::Shared(Arc::new(self))
+        } else {
+            Holder::Sole(self)
+        });
+        (0..n_planes).map(move |plane| {
+            let holder = match &pending {
+                Some(Holder::Shared(buf)) => Holder::Shared(Arc::clone(buf)),
+                _ => pending.take().expect("one plane, lent once"),
+            };
+            let (ptr, range) = match holder.frame_bytes(plane) {
+                Some((map, range)) => (map.ptr_at(&range), range),
+                None => (NonNull::dangling(), 0..0),
+            };
+            Plane {
+                index: plane,
+                ptr,
+                len: range.len(),
+                offset: range.start,
+                buf: holder,
+            }
+        })
+    }
+}
+
+impl std::ops::Deref for DqBuffer {
+    type Target = Dequeued;
+
+    fn deref(&self) -> &Dequeued {
+        &self.info
+    }
+}
+
+impl std::fmt::Debug for DqBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DqBuffer")
+            .field("info", &self.info)
+            .field("device", &self.queue.device.path())
+            .finish()
+    }
+}
+
+/// The re-queue hook, for a token dropped unused and for the last `Plane` of a lent frame:
+/// never blocks beyond the queue's short lock, never panics, does nothing once that stream has
+/// ended. A refusal is counted in the queue's counters.
+impl Drop for DqBuffer {
+    fn drop(&mut self) {
+        if !self.given_back {
+            let _ = self.queue.give_back(self.info.index);
+        }
     }
 }
 
@@ -301,44 +425,28 @@ fn count_down(count: &AtomicUsize) {
     });
 }
 
-/// A dequeued frame lent downstream. Dropping it (when the last `Plane` goes) re-queues the
-/// buffer: never blocks beyond the queue's short lock, never panics.
-struct Lent {
-    queue: Arc<Queue>,
-    frame: Dequeued,
-}
-
-impl Drop for Lent {
-    fn drop(&mut self) {
-        if self.queue.requeue(self.frame.index).is_err() {
-            self.queue
-                .counters
-                .requeue_failures
-                .fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// How a plane holds its frame: alone, or with the frame's other planes.
+/// How a plane holds its buffer: alone, or with the frame's other planes.
 enum Holder {
-    Sole(Lent),
-    Shared(Arc<Lent>),
+    Sole(DqBuffer),
+    Shared(Arc<DqBuffer>),
 }
 
 impl std::ops::Deref for Holder {
-    type Target = Lent;
+    type Target = DqBuffer;
 
-    fn deref(&self) -> &Lent {
+    fn deref(&self) -> &DqBuffer {
         match self {
-            Holder::Sole(lent) => lent,
-            Holder::Shared(lent) => lent,
+            Holder::Sole(buf) => buf,
+            Holder::Shared(buf) => buf,
         }
     }
 }
 
 /// One plane of a lent frame: the bytes the driver wrote, inside the device mapping.
 pub struct Plane {
-    lent: Holder,
+    /// Private: handing out the token would let safe code read (`DqBuffer::plane`) what this
+    /// plane's owner may write.
+    buf: Holder,
     /// Which memory plane of the buffer.
     index: usize,
     /// Derived from the mapping's own pointer (`Mapping::ptr_at`), so `as_mut` may write.
@@ -360,24 +468,31 @@ pub struct PlaneDmaBuf {
     pub len: usize,
 }
 
-// SAFETY: the pointer refers into a mapping kept alive by `lent` (through its `Queue`); the
-// buffer is out of the driver's hands until `lent` drops, so the bytes can be used from any
+// SAFETY: the pointer refers into a mapping kept alive by `buf` (through its `Queue`); the
+// buffer is out of the driver's hands until `buf` drops, so the bytes can be used from any
 // thread.
 unsafe impl Send for Plane {}
 
 impl Plane {
     /// The driver's metadata for the frame this plane belongs to.
     pub fn frame(&self) -> &Dequeued {
-        &self.lent.frame
+        &self.buf.info
     }
 
     /// This plane as a dmabuf, through a new descriptor that the caller owns (so the dmabuf
     /// stays valid after this `Plane`, the frame and the queue are gone); `None` when the queue
     /// was not exported. Fails only when the process is out of descriptors.
     pub fn dmabuf(&self) -> Result<Option<PlaneDmaBuf>> {
-        let queue = &self.lent.queue;
-        let index = self.lent.frame.index as usize;
+        let queue = &self.buf.queue;
+        let index = self.buf.info.index as usize;
         let Some(fd) = queue.exports.get(index).and_then(|fds| fds.get(self.index)) else {
+            return Ok(None);
+        };
+        let Some(map) = queue
+            .buffers
+            .get(index)
+            .and_then(|maps| maps.get(self.index))
+        else {
             return Ok(None);
         };
         let fd = fd
@@ -385,7 +500,7 @@ impl Plane {
             .map_err(|errno| Error::new("dup", queue.device.path(), errno))?;
         Ok(Some(PlaneDmaBuf {
             fd,
-            size: queue.buffers[index][self.index].len,
+            size: map.len,
             offset: self.offset,
             len: self.len,
         }))
@@ -401,8 +516,12 @@ impl AsRef<[u8]> for Plane {
 
 impl AsMut<[u8]> for Plane {
     fn as_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as for `as_ref`; each `Plane` covers its own plane's bytes, disjoint from
-        // every other `Plane`, and `&mut self` makes this the only access to them.
+        // SAFETY: as for `as_ref`, and `ptr` derives from the mapping's own pointer, not from a
+        // shared reference. Nothing else reaches these bytes: the driver does not (the buffer is
+        // queued again only when the token in `buf` drops, after every `Plane`), no second token
+        // of the buffer exists (`Queue::held`), the token itself is out of reach (private, and
+        // consumed by `lend`), every other `Plane` covers another memory plane (another mapping),
+        // and `&mut self` makes this the only access through this one.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 }
