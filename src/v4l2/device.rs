@@ -778,6 +778,27 @@ impl Device {
     }
 }
 
+#[cfg(test)]
+impl Device {
+    /// A single-planar capture "device" on `/dev/null`, for tests of the layers above the
+    /// ioctls without a driver: every ioctl on it fails with `ENOTTY`.
+    pub(super) fn null() -> Device {
+        let path = Path::new("/dev/null");
+        let fd = open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).expect("/dev/null");
+        Device {
+            fd,
+            path: path.to_owned(),
+            capability: Capability {
+                driver: "null".to_owned(),
+                card: "null".to_owned(),
+                bus_info: String::new(),
+                device_caps: V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_STREAMING,
+            },
+            buf_type: V4L2_BUF_TYPE_VIDEO_CAPTURE,
+        }
+    }
+}
+
 impl AsFd for Device {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()

@@ -528,7 +528,145 @@ impl AsMut<[u8]> for Plane {
 
 #[cfg(test)]
 mod tests {
+    use super::super::sys::VIDEO_MAX_PLANES;
     use super::*;
+    use nix::sys::mman::mmap_anonymous;
+    use std::time::Duration;
+
+    const LEN: usize = 4096;
+
+    /// An anonymous read-write mapping standing in for a driver buffer's plane.
+    fn mapping() -> Mapping {
+        let size = NonZeroUsize::new(LEN).unwrap();
+        // SAFETY: a fresh private anonymous region chosen by the kernel: it replaces nothing.
+        let ptr = unsafe {
+            mmap_anonymous(
+                None,
+                size,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_PRIVATE,
+            )
+        }
+        .unwrap();
+        Mapping { ptr, len: LEN }
+    }
+
+    /// A queue of `buffers` buffers of `planes` planes each over `/dev/null`, in `phase`: every
+    /// `VIDIOC_QBUF` it makes fails, which the counters show.
+    fn queue(buffers: usize, planes: usize, phase: Phase) -> Arc<Queue> {
+        let buffers: Vec<Vec<Mapping>> = (0..buffers)
+            .map(|_| (0..planes).map(|_| mapping()).collect())
+            .collect();
+        Arc::new(Queue {
+            device: Arc::new(Device::null()),
+            held: buffers.iter().map(|_| AtomicBool::new(false)).collect(),
+            buffers,
+            exports: Vec::new(),
+            phase: Mutex::new(phase),
+            queued: AtomicUsize::new(0),
+            counters: QueueCounters::default(),
+        })
+    }
+
+    /// What `Queue::dequeue` makes of a DQBUF of buffer `index`, without the ioctl.
+    fn token(queue: &Arc<Queue>, index: u32, planes: &[(u32, u32)]) -> DqBuffer {
+        let mut info = Dequeued {
+            index,
+            flags: 0,
+            field: 0,
+            sequence: 7,
+            timestamp: Duration::ZERO,
+            n_planes: planes.len(),
+            planes: [(0, 0); VIDEO_MAX_PLANES],
+        };
+        info.planes[..planes.len()].copy_from_slice(planes);
+        assert!(!queue.held[index as usize].swap(true, Ordering::AcqRel));
+        DqBuffer {
+            queue: Arc::clone(queue),
+            info,
+            given_back: false,
+        }
+    }
+
+    fn failures(queue: &Queue) -> u64 {
+        queue.counters.requeue_failures.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_token_dropped_unused_goes_back_to_the_driver() {
+        let q = queue(2, 1, Phase::Streaming);
+        let buf = token(&q, 1, &[(100, 0)]);
+        assert_eq!(buf.sequence, 7);
+        drop(buf);
+        // The QBUF was made (and /dev/null refused it, which is counted).
+        assert_eq!(failures(&q), 1);
+        assert!(!q.held[1].load(Ordering::Acquire));
+        assert_eq!(q.queued(), 0);
+    }
+
+    #[test]
+    fn requeue_returns_the_error_and_queues_once() {
+        let q = queue(2, 1, Phase::Streaming);
+        let err = q.requeue(token(&q, 0, &[(100, 0)])).unwrap_err();
+        assert_eq!((err.call, err.errno), ("VIDIOC_QBUF", Errno::ENOTTY));
+        // Once by `requeue`, not again by the drop hook.
+        assert_eq!(failures(&q), 1);
+    }
+
+    #[test]
+    fn nothing_is_queued_once_the_stream_has_ended() {
+        let q = queue(3, 1, Phase::Streaming);
+        let kept = token(&q, 0, &[(100, 0)]);
+        let planes: Vec<Plane> = q.lend(token(&q, 1, &[(100, 0)])).collect();
+        let explicit = token(&q, 2, &[(100, 0)]);
+        let _ = q.stop();
+        assert_eq!(*q.phase(), Phase::Ended);
+        drop(kept);
+        drop(planes);
+        assert!(q.requeue(explicit).is_ok());
+        assert_eq!(failures(&q), 0);
+        assert!(q.start().is_err());
+    }
+
+    #[test]
+    fn a_token_of_another_queue_is_refused_and_goes_home() {
+        let (a, b) = (queue(1, 1, Phase::Streaming), queue(1, 1, Phase::Streaming));
+        let err = b.requeue(token(&a, 0, &[(100, 0)])).unwrap_err();
+        assert_eq!(err.errno, Errno::EXDEV);
+        assert_eq!((failures(&a), failures(&b)), (1, 0));
+    }
+
+    #[test]
+    fn planes_are_the_frames_bytes_and_writable() {
+        let q = queue(1, 2, Phase::Streaming);
+        let buf = token(&q, 0, &[(100, 16), (0, 0)]);
+        assert_eq!(buf.plane(0).len(), 84);
+        assert_eq!(buf.plane(1).len(), LEN);
+        assert!(buf.plane(2).is_empty());
+        let map = q.buffers[0][0].ptr.as_ptr().cast::<u8>();
+        let mut planes: Vec<Plane> = q.lend(buf).collect();
+        assert_eq!(planes.len(), 2);
+        assert_eq!(planes[0].as_ref().as_ptr(), map.wrapping_add(16));
+        assert_eq!((planes[0].offset, planes[0].len), (16, 84));
+        assert_eq!(planes[0].frame().sequence, 7);
+        planes[0].as_mut()[0] = 0xab;
+        planes[1].as_mut()[LEN - 1] = 0xcd;
+        assert_eq!(planes[0].as_ref()[0], 0xab);
+        assert!(q.contains(map.wrapping_add(16)));
+        assert!(!q.contains(map.wrapping_add(2 * LEN)));
+        // The buffer goes back once, with the last plane.
+        drop(planes.pop());
+        assert_eq!(failures(&q), 0);
+        drop(planes);
+        assert_eq!(failures(&q), 1);
+    }
+
+    #[test]
+    fn a_frame_without_planes_goes_back_at_once() {
+        let q = queue(1, 1, Phase::Streaming);
+        assert_eq!(q.lend(token(&q, 0, &[])).count(), 0);
+        assert_eq!(failures(&q), 1);
+    }
 
     #[test]
     fn a_frame_is_data_offset_to_bytesused() {
