@@ -441,7 +441,7 @@ fn run_bare(args: &Args, path: &str) -> Result<String, String> {
         if capture.frames.len() == args.frames {
             capture.cpu_at_last = cpu_ms();
         }
-        queue.requeue(frame.index).map_err(fail)?;
+        queue.requeue(frame).map_err(fail)?;
     }
     queue.stop().map_err(fail)?;
     drop(queue);

@@ -54,7 +54,7 @@ fn fail(flow: gst::FlowError, error: gst::ErrorMessage) -> Failure {
 
 /// A frame dequeued and ready to wrap, with the frames it stands for.
 struct Dequeued {
-    frame: v4l2::Dequeued,
+    frame: v4l2::DqBuffer,
     /// Sequence numbers of frames flagged corrupt and given back meanwhile.
     corrupted: Vec<u32>,
     /// Sequence numbers of older frames `low-latency` gave back for this one.
@@ -136,7 +136,7 @@ impl Capture<'_> {
                         frame.sequence
                     );
                     corrupted.push(frame.sequence);
-                    self.give_back(queue, frame);
+                    self.give_back(frame);
                 }
                 Ok(Some(frame)) => break frame,
                 Ok(None) => {}
@@ -159,7 +159,7 @@ impl Capture<'_> {
                     skipped.push(frame.sequence);
                     std::mem::replace(&mut frame, newer)
                 };
-                self.give_back(queue, older);
+                self.give_back(older);
             }
         }
         Ok(Dequeued {
@@ -169,14 +169,11 @@ impl Capture<'_> {
         })
     }
 
-    /// Re-queues a frame that is not pushed; a refusal is counted like a drop hook's.
-    fn give_back(&self, queue: &Queue, frame: v4l2::Dequeued) {
-        if let Err(e) = queue.requeue(frame.index) {
+    /// Re-queues a frame that is not pushed. A refusal is counted by the queue, as a drop
+    /// hook's is, and reported with the next frame.
+    fn give_back(&self, frame: v4l2::DqBuffer) {
+        if let Err(e) = frame.requeue() {
             gst::warning!(CAT, obj = self.element, "Re-queuing a skipped frame: {}", e);
-            queue
-                .counters
-                .requeue_failures
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -190,9 +187,10 @@ impl Capture<'_> {
         let sequence = frame.sequence;
         let mut session = lock(self.session);
         let Session::Streaming(_, stream) = &mut *session else {
-            // Stopped or rebuilt meanwhile: the frame belongs to an ended stream.
+            // Stopped or rebuilt meanwhile: the frame belongs to an ended stream, and dropping
+            // its token gives it back to nobody.
             drop(session);
-            self.give_back(queue, frame);
+            drop(frame);
             return Err(gst::FlowError::Flushing.into());
         };
         let duration = stream.frame_duration;
@@ -206,9 +204,14 @@ impl Capture<'_> {
                         monotonic
                     }
                 };
-                let stamp = frame
-                    .has_monotonic_timestamp()
-                    .then(|| (frame.timestamp, stamp_point(frame.flags)));
+                let stamp = frame.has_monotonic_timestamp().then(|| {
+                    let point = if frame.stamped_at_start() {
+                        StampPoint::StartOfExposure
+                    } else {
+                        StampPoint::EndOfFrame
+                    };
+                    (frame.timestamp, point)
+                });
                 let t = timeline::frame_time(
                     &clock,
                     monotonic,
@@ -247,7 +250,7 @@ impl Capture<'_> {
                 syntax: Some(syntax),
                 ..
             } if !frame.has_frame_type() => syntax
-                .is_keyframe(queue.frame_plane(&frame, 0))
+                .is_keyframe(frame.plane(0))
                 .unwrap_or(false),
             _ => frame.is_keyframe(),
         };
@@ -258,7 +261,7 @@ impl Capture<'_> {
             // Each memory is the driver's `bytesused` of its plane: for compressed formats,
             // the size of this one image or access unit, not the buffer's capacity. A frame
             // about to be copied is read through the mapping, in either io-mode.
-            let planes = queue.lend(frame);
+            let planes = frame.lend();
             match &stream.dmabuf_allocator {
                 Some(allocator) if !(unreadable_stride || starved) => {
                     lend::lend_as_dmabuf(buffer, allocator, planes).map_err(|e| {
@@ -387,16 +390,5 @@ impl Capture<'_> {
             pts.display()
         );
         Ok(buffer)
-    }
-}
-
-/// Which moment of the frame the driver's timestamp marks (`V4L2_BUF_FLAG_TSTAMP_SRC_*`).
-fn stamp_point(flags: u32) -> StampPoint {
-    const TSTAMP_SRC_MASK: u32 = 0x0007_0000;
-    const TSTAMP_SRC_SOE: u32 = 0x0001_0000;
-    if flags & TSTAMP_SRC_MASK == TSTAMP_SRC_SOE {
-        StampPoint::StartOfExposure
-    } else {
-        StampPoint::EndOfFrame
     }
 }

@@ -7,33 +7,10 @@ use super::colorbalance::ChannelSpec;
 use super::settings::{COLOR_CONTROLS, Settings};
 use crate::v4l2::{self, Device};
 
-/// Sets one control after checking it exists and takes `value`, and returns the value the
-/// driver kept; the error is a warning for the user.
+/// Sets one control, checked against its type and range in the v4l2 layer; returns the value
+/// the driver kept, or a warning for the user.
 fn set_control(device: &Device, ctrl: &v4l2::ControlInfo, value: i64) -> Result<i32, String> {
-    let path = device.path().display();
-    use v4l2::controls::*;
-    if !matches!(
-        ctrl.type_,
-        CTRL_TYPE_INTEGER
-            | CTRL_TYPE_BOOLEAN
-            | CTRL_TYPE_MENU
-            | CTRL_TYPE_INTEGER_MENU
-            | CTRL_TYPE_BUTTON
-    ) {
-        return Err(format!(
-            "Control '{}' of '{}' is not a plain integer, boolean or menu control; not set",
-            ctrl.name, path
-        ));
-    }
-    if value < ctrl.minimum as i64 || value > ctrl.maximum as i64 {
-        return Err(format!(
-            "Value {} for control '{}' of '{}' is out of its range {}..{}; not set",
-            value, ctrl.name, path, ctrl.minimum, ctrl.maximum
-        ));
-    }
-    device
-        .s_ctrl(ctrl.id, value as i32)
-        .map_err(|e| format!("Could not set control '{}': {}", ctrl.name, e))
+    device.set_control(ctrl, value).map_err(|e| e.to_string())
 }
 
 /// What applying controls did.

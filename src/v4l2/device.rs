@@ -1,5 +1,6 @@
 //! An open V4L2 capture node and one safe function per ioctl, named after it.
-//! Each wraps exactly one kernel call and returns `Error` naming that call and the device.
+//! Each wraps exactly one kernel call (repeated when a signal interrupts it) and returns `Error`
+//! naming that call and the device.
 
 use super::error::{Error, Result};
 use super::format::{
@@ -49,12 +50,13 @@ pub struct FormatDesc {
 
 /// Where each plane of a driver buffer lives in the device's mmap space (`VIDIOC_QUERYBUF`).
 #[derive(Clone, Debug)]
-pub struct BufferPlanes {
+pub(super) struct BufferPlanes {
     /// (mmap offset, length) for each memory plane.
     pub planes: Vec<(u32, u32)>,
 }
 
-/// A buffer handed back by `VIDIOC_DQBUF`.
+/// What `VIDIOC_DQBUF` said about a buffer: plain data that gives no access to the buffer
+/// (the `DqBuffer` token of `Queue::dequeue` does, and reads as one of these).
 #[derive(Clone, Copy, Debug)]
 pub struct Dequeued {
     pub index: u32,
@@ -72,6 +74,13 @@ pub struct Dequeued {
 impl Dequeued {
     pub fn has_monotonic_timestamp(&self) -> bool {
         self.flags & V4L2_BUF_FLAG_TIMESTAMP_MASK == V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC
+    }
+
+    /// Whether the timestamp marks the start of the frame's exposure (UVC) rather than the end
+    /// of the frame (`V4L2_BUF_FLAG_TSTAMP_SRC_EOF`, the default: vivid, most CSI and PCI
+    /// drivers).
+    pub fn stamped_at_start(&self) -> bool {
+        self.flags & V4L2_BUF_FLAG_TSTAMP_SRC_MASK == V4L2_BUF_FLAG_TSTAMP_SRC_SOE
     }
 
     pub fn is_error(&self) -> bool {
@@ -141,6 +150,28 @@ pub struct Device {
     buf_type: u32,
 }
 
+/// Runs a system call again for as long as a signal interrupts it (`EINTR`): a signal
+/// delivered to the capturing thread (a profiler's, a debugger's, the application's own) says
+/// nothing about the device, and every call here is safe to repeat when it did not happen.
+pub(super) fn retry<T>(mut call: impl FnMut() -> nix::Result<T>) -> nix::Result<T> {
+    loop {
+        match call() {
+            Err(Errno::EINTR) => continue,
+            done => return done,
+        }
+    }
+}
+
+/// A driver's `timeval` as a `Duration`: a negative time (a driver bug) is 0, and microseconds
+/// out of 0..1_000_000 are clamped, so nothing wraps or panics.
+fn timeval_duration(sec: i64, usec: i64) -> Duration {
+    let nanos = usec.clamp(0, 999_999).saturating_mul(1000);
+    Duration::new(
+        u64::try_from(sec).unwrap_or(0),
+        u32::try_from(nanos).unwrap_or(0),
+    )
+}
+
 fn c_string(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
@@ -158,16 +189,18 @@ impl Device {
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR {
             return Err(OpenError::NotADevice);
         }
-        let fd = open(
-            path,
-            OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
+        let fd = retry(|| {
+            open(
+                path,
+                OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+        })
         .map_err(|errno| OpenError::Io(Error::new("open", path, errno)))?;
 
         let mut raw = v4l2_capability::default();
         // SAFETY: `raw` is a correctly sized, writable v4l2_capability; the fd is open.
-        match unsafe { vidioc_querycap(fd.as_raw_fd(), &mut raw) } {
+        match retry(|| unsafe { vidioc_querycap(fd.as_raw_fd(), &mut raw) }) {
             Ok(_) => {}
             Err(Errno::ENOTTY) | Err(Errno::EINVAL) => return Err(OpenError::NotV4l2),
             Err(errno) => return Err(OpenError::Io(Error::new("VIDIOC_QUERYCAP", path, errno))),
@@ -239,7 +272,7 @@ impl Device {
             ..Default::default()
         };
         // SAFETY: `raw` is a valid v4l2_fmtdesc the kernel fills in place.
-        match unsafe { vidioc_enum_fmt(self.raw(), &mut raw) } {
+        match retry(|| unsafe { vidioc_enum_fmt(self.raw(), &mut raw) }) {
             Ok(_) => Ok(Some(FormatDesc {
                 fourcc: Fourcc(raw.pixelformat),
                 flags: raw.flags,
@@ -260,7 +293,7 @@ impl Device {
                 ..Default::default()
             };
             // SAFETY: `raw` is a valid v4l2_frmsizeenum the kernel fills in place.
-            match unsafe { vidioc_enum_framesizes(self.raw(), &mut raw) } {
+            match retry(|| unsafe { vidioc_enum_framesizes(self.raw(), &mut raw) }) {
                 Ok(_) => {}
                 Err(Errno::EINVAL) | Err(Errno::ENOTTY) => break,
                 Err(errno) => return Err(self.err("VIDIOC_ENUM_FRAMESIZES", errno)),
@@ -304,7 +337,7 @@ impl Device {
                 ..Default::default()
             };
             // SAFETY: `raw` is a valid v4l2_frmivalenum the kernel fills in place.
-            match unsafe { vidioc_enum_frameintervals(self.raw(), &mut raw) } {
+            match retry(|| unsafe { vidioc_enum_frameintervals(self.raw(), &mut raw) }) {
                 Ok(_) => {}
                 Err(Errno::EINVAL) | Err(Errno::ENOTTY) => break,
                 Err(errno) => return Err(self.err("VIDIOC_ENUM_FRAMEINTERVALS", errno)),
@@ -485,7 +518,8 @@ impl Device {
     pub fn g_fmt(&self) -> Result<PixFormat> {
         let mut raw = v4l2_format::new(self.buf_type);
         // SAFETY: `raw` is a valid v4l2_format for this node's buffer type.
-        unsafe { vidioc_g_fmt(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_G_FMT", e))?;
+        retry(|| unsafe { vidioc_g_fmt(self.raw(), &mut raw) })
+            .map_err(|e| self.err("VIDIOC_G_FMT", e))?;
         Ok(self.format_from_raw(&raw))
     }
 
@@ -493,7 +527,8 @@ impl Device {
     pub fn s_fmt(&self, request: &FormatRequest) -> Result<PixFormat> {
         let mut raw = self.format_to_raw(request);
         // SAFETY: `raw` is a valid, initialised v4l2_format for this node's buffer type.
-        unsafe { vidioc_s_fmt(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_S_FMT", e))?;
+        retry(|| unsafe { vidioc_s_fmt(self.raw(), &mut raw) })
+            .map_err(|e| self.err("VIDIOC_S_FMT", e))?;
         Ok(self.format_from_raw(&raw))
     }
 
@@ -501,7 +536,7 @@ impl Device {
     pub fn try_fmt(&self, request: &FormatRequest) -> Result<PixFormat> {
         let mut raw = self.format_to_raw(request);
         // SAFETY: as for `s_fmt`.
-        unsafe { vidioc_try_fmt(self.raw(), &mut raw) }
+        retry(|| unsafe { vidioc_try_fmt(self.raw(), &mut raw) })
             .map_err(|e| self.err("VIDIOC_TRY_FMT", e))?;
         Ok(self.format_from_raw(&raw))
     }
@@ -515,7 +550,7 @@ impl Device {
             ..Default::default()
         };
         // SAFETY: `raw` is a valid v4l2_cropcap the kernel fills in place.
-        match unsafe { vidioc_cropcap(self.raw(), &mut raw) } {
+        match retry(|| unsafe { vidioc_cropcap(self.raw(), &mut raw) }) {
             Ok(_) => {}
             // No cropping on this input (vivid's webcam answers ENODATA), or none at all.
             Err(Errno::ENOTTY) | Err(Errno::EINVAL) | Err(Errno::ENODATA) => return Ok(None),
@@ -533,7 +568,7 @@ impl Device {
     pub fn g_std(&self) -> Result<Option<u64>> {
         let mut raw: u64 = 0;
         // SAFETY: the kernel writes one v4l2_std_id (u64).
-        match unsafe { vidioc_g_std(self.raw(), &mut raw) } {
+        match retry(|| unsafe { vidioc_g_std(self.raw(), &mut raw) }) {
             Ok(_) => Ok((raw != 0).then_some(raw)),
             Err(Errno::ENOTTY) | Err(Errno::ENODATA) | Err(Errno::EINVAL) => Ok(None),
             Err(errno) => Err(self.err("VIDIOC_G_STD", errno)),
@@ -544,7 +579,8 @@ impl Device {
     pub fn g_parm(&self) -> Result<Option<Fract>> {
         let mut raw = v4l2_streamparm::new(self.buf_type);
         // SAFETY: `raw` is a valid v4l2_streamparm the kernel fills in place.
-        unsafe { vidioc_g_parm(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_G_PARM", e))?;
+        retry(|| unsafe { vidioc_g_parm(self.raw(), &mut raw) })
+            .map_err(|e| self.err("VIDIOC_G_PARM", e))?;
         let t = raw.capture.timeperframe;
         Ok(
             (raw.capture.capability & V4L2_CAP_TIMEPERFRAME != 0 && t.denominator != 0)
@@ -560,13 +596,18 @@ impl Device {
             denominator: interval.denominator,
         };
         // SAFETY: `raw` is a valid, initialised v4l2_streamparm.
-        unsafe { vidioc_s_parm(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_S_PARM", e))?;
+        retry(|| unsafe { vidioc_s_parm(self.raw(), &mut raw) })
+            .map_err(|e| self.err("VIDIOC_S_PARM", e))?;
         let t = raw.capture.timeperframe;
         Ok(Fract::new(t.numerator, t.denominator))
     }
 
+    // The buffer ioctls below are for `Queue` alone (`pub(super)`): with a buffer index in hand,
+    // safe code elsewhere could queue a buffer that a `DqBuffer` or a lent `Plane` still reads or
+    // writes, or free and reallocate the buffers under a running queue.
+
     /// `VIDIOC_REQBUFS` with mmap memory; returns the count the driver granted. Zero frees.
-    pub fn reqbufs(&self, count: u32) -> Result<u32> {
+    pub(super) fn reqbufs(&self, count: u32) -> Result<u32> {
         let mut raw = v4l2_requestbuffers {
             count,
             type_: self.buf_type,
@@ -574,7 +615,7 @@ impl Device {
             ..Default::default()
         };
         // SAFETY: `raw` is a valid v4l2_requestbuffers.
-        unsafe { vidioc_reqbufs(self.raw(), &mut raw) }
+        retry(|| unsafe { vidioc_reqbufs(self.raw(), &mut raw) })
             .map_err(|e| self.err("VIDIOC_REQBUFS", e))?;
         Ok(raw.count)
     }
@@ -595,12 +636,12 @@ impl Device {
     }
 
     /// `VIDIOC_QUERYBUF`: where buffer `index` lives in the mmap space.
-    pub fn querybuf(&self, index: u32) -> Result<BufferPlanes> {
+    pub(super) fn querybuf(&self, index: u32) -> Result<BufferPlanes> {
         let mut planes = [v4l2_plane::default(); VIDEO_MAX_PLANES];
         let mut raw = self.buffer_for(index, &mut planes);
         // SAFETY: `raw` is valid; for multi-planar nodes `raw.m.planes` points at `planes`,
         // VIDEO_MAX_PLANES entries that outlive the call.
-        unsafe { vidioc_querybuf(self.raw(), &mut raw) }
+        retry(|| unsafe { vidioc_querybuf(self.raw(), &mut raw) })
             .map_err(|e| self.err("VIDIOC_QUERYBUF", e))?;
         let planes = if self.is_multiplanar() {
             let n = (raw.length as usize).min(VIDEO_MAX_PLANES);
@@ -617,17 +658,18 @@ impl Device {
     }
 
     /// `VIDIOC_QBUF`: gives buffer `index` back to the driver to fill.
-    pub fn qbuf(&self, index: u32) -> Result<()> {
+    pub(super) fn qbuf(&self, index: u32) -> Result<()> {
         let mut planes = [v4l2_plane::default(); VIDEO_MAX_PLANES];
         let mut raw = self.buffer_for(index, &mut planes);
         // SAFETY: as for `querybuf`.
-        unsafe { vidioc_qbuf(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_QBUF", e))?;
+        retry(|| unsafe { vidioc_qbuf(self.raw(), &mut raw) })
+            .map_err(|e| self.err("VIDIOC_QBUF", e))?;
         Ok(())
     }
 
     /// `VIDIOC_EXPBUF`: plane `plane` of buffer `index` as a new dmabuf fd. Read-write as
     /// v4l2src asks for it, so that a consumer may map it as it could map the mmap'd plane.
-    pub fn expbuf(&self, index: u32, plane: u32) -> Result<DmaBufFd> {
+    pub(super) fn expbuf(&self, index: u32, plane: u32) -> Result<DmaBufFd> {
         let mut raw = v4l2_exportbuffer {
             type_: self.buf_type,
             index,
@@ -636,7 +678,8 @@ impl Device {
             ..Default::default()
         };
         // SAFETY: `raw` is a valid, initialised v4l2_exportbuffer the kernel fills in place.
-        unsafe { vidioc_expbuf(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_EXPBUF", e))?;
+        retry(|| unsafe { vidioc_expbuf(self.raw(), &mut raw) })
+            .map_err(|e| self.err("VIDIOC_EXPBUF", e))?;
         if raw.fd < 0 {
             return Err(self.err("VIDIOC_EXPBUF", Errno::EBADF));
         }
@@ -646,11 +689,11 @@ impl Device {
     }
 
     /// `VIDIOC_DQBUF`, non-blocking: `Ok(None)` when no buffer is ready (`EAGAIN`).
-    pub fn dqbuf(&self) -> Result<Option<Dequeued>> {
+    pub(super) fn dqbuf(&self) -> Result<Option<Dequeued>> {
         let mut planes = [v4l2_plane::default(); VIDEO_MAX_PLANES];
         let mut raw = self.buffer_for(0, &mut planes);
         // SAFETY: as for `querybuf`.
-        match unsafe { vidioc_dqbuf(self.raw(), &mut raw) } {
+        match retry(|| unsafe { vidioc_dqbuf(self.raw(), &mut raw) }) {
             Ok(_) => {}
             Err(Errno::EAGAIN) => return Ok(None),
             Err(errno) => return Err(self.err("VIDIOC_DQBUF", errno)),
@@ -660,10 +703,7 @@ impl Device {
             flags: raw.flags,
             field: raw.field,
             sequence: raw.sequence,
-            timestamp: Duration::new(
-                raw.timestamp.tv_sec.max(0) as u64,
-                (raw.timestamp.tv_usec.clamp(0, 999_999) * 1000) as u32,
-            ),
+            timestamp: timeval_duration(raw.timestamp.tv_sec, raw.timestamp.tv_usec),
             n_planes: 1,
             planes: [(0, 0); VIDEO_MAX_PLANES],
         };
@@ -679,19 +719,19 @@ impl Device {
     }
 
     /// `VIDIOC_STREAMON`
-    pub fn streamon(&self) -> Result<()> {
+    pub(super) fn streamon(&self) -> Result<()> {
         let type_ = self.buf_type as i32;
         // SAFETY: the kernel reads one int.
-        unsafe { vidioc_streamon(self.raw(), &type_) }
+        retry(|| unsafe { vidioc_streamon(self.raw(), &type_) })
             .map_err(|e| self.err("VIDIOC_STREAMON", e))?;
         Ok(())
     }
 
     /// `VIDIOC_STREAMOFF`: also takes back every queued buffer.
-    pub fn streamoff(&self) -> Result<()> {
+    pub(super) fn streamoff(&self) -> Result<()> {
         let type_ = self.buf_type as i32;
         // SAFETY: the kernel reads one int.
-        unsafe { vidioc_streamoff(self.raw(), &type_) }
+        retry(|| unsafe { vidioc_streamoff(self.raw(), &type_) })
             .map_err(|e| self.err("VIDIOC_STREAMOFF", e))?;
         Ok(())
     }
@@ -703,7 +743,7 @@ impl Device {
             ..Default::default()
         };
         // SAFETY: `raw` is a valid v4l2_queryctrl the kernel fills in place.
-        match unsafe { vidioc_queryctrl(self.raw(), &mut raw) } {
+        match retry(|| unsafe { vidioc_queryctrl(self.raw(), &mut raw) }) {
             Ok(_) => Ok(Some(ControlInfo {
                 id: raw.id,
                 type_: raw.type_,
@@ -723,7 +763,8 @@ impl Device {
     pub fn g_ctrl(&self, id: u32) -> Result<i32> {
         let mut raw = v4l2_control { id, value: 0 };
         // SAFETY: `raw` is a valid v4l2_control.
-        unsafe { vidioc_g_ctrl(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_G_CTRL", e))?;
+        retry(|| unsafe { vidioc_g_ctrl(self.raw(), &mut raw) })
+            .map_err(|e| self.err("VIDIOC_G_CTRL", e))?;
         Ok(raw.value)
     }
 
@@ -731,7 +772,8 @@ impl Device {
     pub fn s_ctrl(&self, id: u32, value: i32) -> Result<i32> {
         let mut raw = v4l2_control { id, value };
         // SAFETY: `raw` is a valid v4l2_control.
-        unsafe { vidioc_s_ctrl(self.raw(), &mut raw) }.map_err(|e| self.err("VIDIOC_S_CTRL", e))?;
+        retry(|| unsafe { vidioc_s_ctrl(self.raw(), &mut raw) })
+            .map_err(|e| self.err("VIDIOC_S_CTRL", e))?;
         Ok(raw.value)
     }
 
@@ -739,7 +781,28 @@ impl Device {
     pub fn min_buffers_for_capture(&self) -> Option<u32> {
         self.g_ctrl(V4L2_CID_MIN_BUFFERS_FOR_CAPTURE)
             .ok()
-            .map(|v| v.max(1) as u32)
+            .and_then(|v| u32::try_from(v.max(1)).ok())
+    }
+}
+
+#[cfg(test)]
+impl Device {
+    /// A single-planar capture "device" on `/dev/null`, for tests of the layers above the
+    /// ioctls without a driver: every ioctl on it fails with `ENOTTY`.
+    pub(super) fn null() -> Device {
+        let path = Path::new("/dev/null");
+        let fd = open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).expect("/dev/null");
+        Device {
+            fd,
+            path: path.to_owned(),
+            capability: Capability {
+                driver: "null".to_owned(),
+                card: "null".to_owned(),
+                bus_info: String::new(),
+                device_caps: V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_STREAMING,
+            },
+            buf_type: V4L2_BUF_TYPE_VIDEO_CAPTURE,
+        }
     }
 }
 
@@ -757,5 +820,54 @@ pub fn monotonic_now() -> Duration {
             ts.tv_nsec().clamp(0, 999_999_999) as u32,
         ),
         Err(_) => Duration::ZERO,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{retry, timeval_duration};
+    use nix::errno::Errno;
+    use std::time::Duration;
+
+    #[test]
+    fn timevals_never_wrap() {
+        assert_eq!(timeval_duration(3, 250_000), Duration::from_millis(3250));
+        assert_eq!(timeval_duration(-1, 5), Duration::from_micros(5));
+        assert_eq!(timeval_duration(1, -5), Duration::from_secs(1));
+        assert_eq!(
+            timeval_duration(i64::MAX, i64::MAX),
+            Duration::new(i64::MAX as u64, 999_999_000)
+        );
+    }
+
+    #[test]
+    fn retry_repeats_only_interrupted_calls() {
+        let mut calls = 0;
+        let got = retry(|| {
+            calls += 1;
+            if calls < 3 {
+                Err(Errno::EINTR)
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!((got, calls), (Ok(3), 3));
+
+        let mut calls = 0;
+        let got: nix::Result<()> = retry(|| {
+            calls += 1;
+            Err(Errno::EAGAIN)
+        });
+        assert_eq!((got, calls), (Err(Errno::EAGAIN), 1));
+
+        let mut calls = 0;
+        assert_eq!(
+            retry(|| {
+                calls += 1;
+                Ok::<_, Errno>(7)
+            }),
+            Ok(7)
+        );
+        assert_eq!(calls, 1);
     }
 }

@@ -16,6 +16,7 @@ pub mod poller;
 pub mod queue;
 mod sys;
 
+pub use controls::{ControlError, ControlRangeError};
 pub use device::{Capability, ControlInfo, Dequeued, Device, DmaBufFd, OpenError};
 pub use error::{Error, Result};
 pub use format::{
@@ -24,7 +25,7 @@ pub use format::{
 };
 pub use hotplug::Hotplug;
 pub use poller::{Poller, Wait};
-pub use queue::{Plane, PlaneDmaBuf, Queue};
+pub use queue::{DqBuffer, Plane, PlaneDmaBuf, Queue};
 pub use sys::{
     V4L2_CID_BRIGHTNESS, V4L2_CID_CONTRAST, V4L2_CID_HUE, V4L2_CID_SATURATION,
     V4L2_CTRL_FLAG_DISABLED, V4L2_FIELD_ALTERNATE, V4L2_FIELD_ANY, V4L2_FIELD_BOTTOM,

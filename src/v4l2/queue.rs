@@ -1,10 +1,14 @@
 //! The capture buffer queue: driver buffers mapped once into this process, queued to the driver,
 //! and lent out one frame at a time.
 //!
-//! Ownership: a `Queue` is shared through an `Arc` by the element and by every frame it has
-//! lent. A lent frame gives its buffer back to the driver (`VIDIOC_QBUF`) when it is dropped,
-//! from whichever thread drops it, unless that stream has ended meanwhile. The mappings live in
-//! the `Queue`, so they stay valid until the last lent frame is gone, whatever the element does.
+//! Ownership: a dequeued buffer is a move-only token, `DqBuffer` (after v4l2r's): whoever holds
+//! it may read its planes; `Queue::requeue` consumes it, `Queue::lend` turns it into `Plane`s
+//! that downstream may write, and dropping it (or the last of its planes), from whichever
+//! thread, gives the buffer back to the driver (`VIDIOC_QBUF`), unless that stream has ended
+//! meanwhile. No public function takes a buffer index, so safe code cannot queue a buffer that a
+//! token or a plane still refers to. A token holds the `Queue` it came from through an `Arc`, and
+//! the mappings live in the `Queue`, so they stay valid until the last token is gone, whatever
+//! the element does.
 //!
 //! A queue may also export its buffers as dmabufs (`VIDIOC_EXPBUF`), once, at allocation. A lent
 //! plane then hands out a duplicate of its dmabuf fd, which its consumer owns: the dmabuf stays
@@ -12,11 +16,13 @@
 
 use super::device::{Dequeued, Device, DmaBufFd};
 use super::error::{Error, Result};
+use nix::errno::Errno;
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
 use std::ffi::c_void;
 use std::num::NonZeroUsize;
+use std::ops::Range;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One plane of one driver buffer, mapped shared and read-write.
@@ -27,15 +33,17 @@ struct Mapping {
 
 // SAFETY: the mapping is plain shared memory owned by this value; moving the pointer between
 // threads is sound. Who may write it at a given time is governed by the V4L2 buffer ownership
-// (the driver while queued, the single holder of a `Lent` frame otherwise).
+// (the driver while queued, the single holder of its `DqBuffer` or `Plane` otherwise).
 unsafe impl Send for Mapping {}
 // SAFETY: see `Send`; `Mapping` itself exposes no interior mutation.
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
     fn new(device: &Device, offset: u32, len: u32) -> Result<Mapping> {
-        let size = NonZeroUsize::new(len as usize)
-            .ok_or_else(|| Error::new("mmap", device.path(), nix::errno::Errno::EINVAL))?;
+        let einval = || Error::new("mmap", device.path(), nix::errno::Errno::EINVAL);
+        let len = usize::try_from(len).map_err(|_| einval())?;
+        let size = NonZeroUsize::new(len).ok_or_else(einval)?;
+        let offset = nix::libc::off_t::from(offset);
         // SAFETY: we map a fresh region chosen by the kernel (no address hint), so nothing
         // existing is replaced; the offset and length come from VIDIOC_QUERYBUF for this fd.
         let ptr = unsafe {
@@ -45,21 +53,29 @@ impl Mapping {
                 ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
                 MapFlags::MAP_SHARED,
                 device,
-                offset as i64,
+                offset,
             )
         }
         .map_err(|errno| Error::new("mmap", device.path(), errno))?;
-        Ok(Mapping {
-            ptr,
-            len: len as usize,
-        })
+        Ok(Mapping { ptr, len })
+    }
+
+    /// Where the bytes at `range` of this mapping start. The pointer comes from mmap's own,
+    /// never from a slice, so it may be written through.
+    fn ptr_at(&self, range: &Range<usize>) -> NonNull<u8> {
+        debug_assert!(range.start <= range.end && range.end <= self.len);
+        let start = range.start.min(self.len);
+        // SAFETY: `start <= len`: the result lies inside the mapping or one past its end, as
+        // `add` requires.
+        unsafe { self.ptr.cast::<u8>().add(start) }
     }
 }
 
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: `ptr`/`len` are exactly one region returned by mmap, unmapped only here, and
-        // no slice into it outlives this value: every `Lent` holds the `Queue` that owns it.
+        // no slice into it outlives this value: every `DqBuffer` (and so every `Plane`) holds
+        // the `Queue` that owns it.
         let _ = unsafe { munmap(self.ptr, self.len) };
     }
 }
@@ -67,8 +83,18 @@ impl Drop for Mapping {
 /// Counters the element reports; atomics so the drop hook can bump them without a lock.
 #[derive(Default)]
 pub struct QueueCounters {
-    /// `VIDIOC_QBUF` from a drop hook that the driver refused.
+    /// `VIDIOC_QBUF` of a dequeued buffer that the driver refused, from `requeue` or from a drop
+    /// hook. Such a buffer is lost to the stream (the driver fills one buffer fewer).
     pub requeue_failures: AtomicU64,
+}
+
+/// Where a queue is in its one life: allocated, streaming, ended. A queue never streams twice:
+/// its buffers are freed when it stops, and a token of the ended stream must never reach another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Allocated,
+    Streaming,
+    Ended,
 }
 
 pub struct Queue {
@@ -76,12 +102,15 @@ pub struct Queue {
     /// Per driver buffer, one mapping per memory plane.
     buffers: Vec<Vec<Mapping>>,
     /// Per driver buffer, one dmabuf per memory plane, when the queue was exported; else empty.
-    /// The mappings stay too: copies and `frame_plane` read through them.
+    /// The mappings stay too: copies and `DqBuffer::plane` read through them.
     exports: Vec<Vec<DmaBufFd>>,
-    /// True while the stream these buffers belong to runs. Guarded by a mutex (not an atomic
-    /// flag) so that `stop` and a late `QBUF` from a drop hook cannot interleave: once `stop`
-    /// holds it, no buffer can be queued into the ended stream.
-    live: Mutex<bool>,
+    /// Guarded by a mutex (not an atomic) so that `stop` and a late `QBUF` from a drop hook
+    /// cannot interleave: once `stop` holds it, no buffer can be queued into the ended stream.
+    phase: Mutex<Phase>,
+    /// Per driver buffer: whether a `DqBuffer` for it exists. The kernel never hands out a queued
+    /// buffer twice; this makes sure of it, so that two tokens (and two writable `Plane`s) of
+    /// one buffer cannot exist even with a broken driver.
+    held: Vec<AtomicBool>,
     /// Buffers currently owned by the driver.
     queued: AtomicUsize,
     pub counters: QueueCounters,
@@ -94,13 +123,9 @@ impl Queue {
     pub fn allocate(device: Arc<Device>, count: u32, export: bool) -> Result<Arc<Queue>> {
         let granted = device.reqbufs(count)?;
         if granted == 0 {
-            return Err(Error::new(
-                "VIDIOC_REQBUFS",
-                device.path(),
-                nix::errno::Errno::ENOMEM,
-            ));
+            return Err(Error::new("VIDIOC_REQBUFS", device.path(), Errno::ENOMEM));
         }
-        let mut buffers = Vec::with_capacity(granted as usize);
+        let mut buffers = Vec::new();
         for index in 0..granted {
             let planes = device.querybuf(index)?;
             let maps = planes
@@ -112,18 +137,20 @@ impl Queue {
         }
         let mut exports = Vec::new();
         if export {
-            for (index, maps) in buffers.iter().enumerate() {
-                let fds = (0..maps.len())
-                    .map(|plane| device.expbuf(index as u32, plane as u32))
+            for (index, maps) in (0u32..).zip(&buffers) {
+                let fds = (0u32..)
+                    .zip(maps)
+                    .map(|(plane, _)| device.expbuf(index, plane))
                     .collect::<Result<Vec<_>>>()?;
                 exports.push(fds);
             }
         }
         Ok(Arc::new(Queue {
             device,
+            held: buffers.iter().map(|_| AtomicBool::new(false)).collect(),
             buffers,
             exports,
-            live: Mutex::new(false),
+            phase: Mutex::new(Phase::Allocated),
             queued: AtomicUsize::new(0),
             counters: QueueCounters::default(),
         }))
@@ -151,15 +178,24 @@ impl Queue {
         self.queued.load(Ordering::Acquire)
     }
 
-    /// Queues every buffer and starts streaming.
+    fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
+        // A panic elsewhere while holding it leaves a plain enum: still meaningful.
+        self.phase.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues every buffer and starts streaming. Only once: a queue that has stopped has freed
+    /// its buffers (the error is the kernel's for that, `EINVAL` from `VIDIOC_QBUF`).
     pub fn start(&self) -> Result<()> {
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        for index in 0..self.buffers.len() {
-            self.device.qbuf(index as u32)?;
+        let mut phase = self.phase();
+        if *phase != Phase::Allocated {
+            return Err(Error::new("VIDIOC_QBUF", self.device.path(), Errno::EINVAL));
+        }
+        for (index, _) in (0u32..).zip(&self.buffers) {
+            self.device.qbuf(index)?;
             self.queued.fetch_add(1, Ordering::AcqRel);
         }
         self.device.streamon()?;
-        *live = true;
+        *phase = Phase::Streaming;
         Ok(())
     }
 
@@ -167,148 +203,254 @@ impl Queue {
     /// readable (vb2 keeps mapped memory alive, "orphaned", until it is unmapped) and are not
     /// re-queued when dropped. Never waits for them.
     pub fn stop(&self) -> Result<()> {
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        let was_live = std::mem::replace(&mut *live, false);
+        let mut phase = self.phase();
+        let was = std::mem::replace(&mut *phase, Phase::Ended);
         self.queued.store(0, Ordering::Release);
-        if was_live {
+        if was == Phase::Streaming {
             self.device.streamoff()?;
         }
         self.device.reqbufs(0)?;
         Ok(())
     }
 
-    /// Waits for nothing: `Ok(None)` when no buffer is ready.
-    pub fn dequeue(&self) -> Result<Option<Dequeued>> {
-        let frame = self.device.dqbuf()?;
-        if let Some(frame) = &frame
-            && (frame.index as usize) < self.buffers.len()
-        {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
+    /// Waits for nothing: `Ok(None)` when no buffer is ready. A buffer index the queue does not
+    /// know, or one it already holds, is a driver bug, refused as `EINVAL`.
+    pub fn dequeue(self: &Arc<Self>) -> Result<Option<DqBuffer>> {
+        let Some(mut info) = self.device.dqbuf()? else {
+            return Ok(None);
+        };
+        let bogus = || Error::new("VIDIOC_DQBUF", self.device.path(), Errno::EINVAL);
+        let index = usize::try_from(info.index).map_err(|_| bogus())?;
+        let (Some(maps), Some(held)) = (self.buffers.get(index), self.held.get(index)) else {
+            return Err(bogus());
+        };
+        if held.swap(true, Ordering::AcqRel) {
+            return Err(bogus());
         }
-        Ok(frame)
+        count_down(&self.queued);
+        info.n_planes = info.n_planes.min(maps.len());
+        Ok(Some(DqBuffer {
+            queue: Arc::clone(self),
+            info,
+            given_back: false,
+        }))
     }
 
     /// Gives a dequeued buffer straight back to the driver (after copying it, or dropping it).
-    pub fn requeue(&self, index: u32) -> Result<()> {
-        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        if !*live {
-            return Ok(());
+    /// A refused `VIDIOC_QBUF` is counted in `counters` and returned. Once the stream has ended
+    /// this does nothing. A token of another queue is refused (`EXDEV`) and goes back to its
+    /// own queue as it drops.
+    pub fn requeue(&self, buf: DqBuffer) -> Result<()> {
+        if !std::ptr::eq(self, Arc::as_ptr(&buf.queue)) {
+            return Err(Error::new("VIDIOC_QBUF", self.device.path(), Errno::EXDEV));
         }
-        self.device.qbuf(index)?;
-        self.queued.fetch_add(1, Ordering::AcqRel);
-        Ok(())
+        buf.requeue()
     }
 
-    /// The bytes of a dequeued frame's plane, for a copy. The caller must hold the buffer
-    /// (dequeued and not yet re-queued).
-    pub fn frame_plane(&self, frame: &Dequeued, plane: usize) -> &[u8] {
-        plane_slice(&self.buffers, frame, plane)
+    /// The bytes of a dequeued frame's plane, for a copy: the same as `buf.plane(plane)`.
+    pub fn frame_plane<'a>(&self, buf: &'a DqBuffer, plane: usize) -> &'a [u8] {
+        buf.plane(plane)
     }
 
     /// Hands a dequeued buffer out as a frame, one `Plane` per memory plane; dropping the last
     /// of them re-queues it. An iterator rather than a collection: one allocation less per frame.
-    pub fn lend(self: &Arc<Self>, frame: Dequeued) -> impl Iterator<Item = Plane> + use<> {
-        let n_planes = frame
-            .n_planes
-            .min(self.buffers.get(frame.index as usize).map_or(0, Vec::len));
-        let lent = Lent {
-            queue: Arc::clone(self),
-            frame,
-        };
-        // A frame of one plane (most formats) is held by that plane alone, with no shared count
-        // to allocate. With no plane at all, `lent` goes with the iterator: re-queued at once.
-        let mut pending = Some(if n_planes > 1 {
-            Holder::Shared(Arc::new(lent))
-        } else {
-            Holder::Sole(lent)
-        });
-        (0..n_planes).map(move |plane| {
-            let holder = match &pending {
-                Some(Holder::Shared(lent)) => Holder::Shared(Arc::clone(lent)),
-                _ => pending.take().expect("one plane, lent once"),
-            };
-            let buffers = &holder.queue.buffers;
-            let data = plane_slice(buffers, &frame, plane);
-            let start = buffers[frame.index as usize][plane].ptr.as_ptr() as usize;
-            let (ptr, len) = (data.as_ptr() as *mut u8, data.len());
-            Plane {
-                index: plane,
-                ptr,
-                len,
-                offset: (ptr as usize).saturating_sub(start),
-                lent: holder,
-            }
+    /// The planes are those of `buf`'s own queue.
+    pub fn lend(&self, buf: DqBuffer) -> impl Iterator<Item = Plane> + use<> {
+        buf.lend()
+    }
+
+    /// `VIDIOC_QBUF` for the buffer of a token being given back, while the stream runs; a
+    /// failure is counted. Never blocks beyond the short `phase` lock, never panics.
+    fn give_back(&self, index: u32) -> Result<()> {
+        let phase = self.phase();
+        if *phase != Phase::Streaming {
+            return Ok(());
+        }
+        // Cleared before the QBUF: once queued, another thread may dequeue it at once.
+        if let Some(held) = usize::try_from(index).ok().and_then(|i| self.held.get(i)) {
+            held.store(false, Ordering::Release);
+        }
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        self.device.qbuf(index).inspect_err(|_| {
+            count_down(&self.queued);
+            self.counters
+                .requeue_failures
+                .fetch_add(1, Ordering::Relaxed);
         })
     }
 
     /// Whether `ptr` lies inside one of this queue's mappings (for zero-copy checks).
     pub fn contains(&self, ptr: *const u8) -> bool {
         self.buffers.iter().flatten().any(|m| {
-            let start = m.ptr.as_ptr() as usize;
-            (start..start + m.len).contains(&(ptr as usize))
+            (ptr as usize)
+                .checked_sub(m.ptr.as_ptr() as usize)
+                .is_some_and(|offset| offset < m.len)
         })
     }
 }
 
-/// The part of a plane's mapping that holds the frame: `data_offset..bytesused`, clamped to the
-/// mapping so a confused driver cannot make us read past it.
-fn plane_slice<'a>(buffers: &'a [Vec<Mapping>], frame: &Dequeued, plane: usize) -> &'a [u8] {
-    let Some(map) = buffers.get(frame.index as usize).and_then(|b| b.get(plane)) else {
-        return &[];
-    };
-    let (bytesused, data_offset) = frame.planes[plane];
-    let used = if bytesused == 0 {
-        map.len
-    } else {
-        (bytesused as usize).min(map.len)
-    };
-    let start = (data_offset as usize).min(used);
-    // SAFETY: `start..used` lies within the mapping, which lives as long as `buffers` (borrowed
-    // for 'a). The buffer is dequeued, so the driver does not write it while this slice lives.
-    unsafe { std::slice::from_raw_parts((map.ptr.as_ptr() as *const u8).add(start), used - start) }
-}
-
-/// A dequeued frame lent downstream. Dropping it (when the last `Plane` goes) re-queues the
-/// buffer: never blocks beyond the queue's short lock, never panics.
-struct Lent {
+/// A buffer dequeued from a `Queue`, out of the driver's hands for as long as this token (or
+/// the `Plane`s it was lent as) exists. Move-only: `Queue::requeue` and `Queue::lend` consume
+/// it. Dropped without either (a frame abandoned on an error path), it goes back to the driver
+/// by itself. The driver's metadata (`sequence`, `flags`, `timestamp`, per-plane `bytesused`,
+/// ...) reads through it as a `Dequeued`.
+pub struct DqBuffer {
     queue: Arc<Queue>,
-    frame: Dequeued,
+    /// `n_planes` no more than the buffer's mappings, `index` one of the queue's buffers: both
+    /// checked by `Queue::dequeue`.
+    info: Dequeued,
+    /// Set by `requeue`, so that the drop hook does not queue the buffer twice.
+    given_back: bool,
 }
 
-impl Drop for Lent {
+impl DqBuffer {
+    /// The driver's metadata for this buffer.
+    pub fn info(&self) -> &Dequeued {
+        &self.info
+    }
+
+    /// Plane `plane`'s mapping and where the frame lies in it; `None` past the frame's planes.
+    fn frame_bytes(&self, plane: usize) -> Option<(&Mapping, Range<usize>)> {
+        if plane >= self.info.n_planes {
+            return None;
+        }
+        frame_bytes(&self.queue.buffers, &self.info, plane)
+    }
+
+    /// The bytes the driver wrote in plane `plane` (empty past the frame's planes).
+    pub fn plane(&self, plane: usize) -> &[u8] {
+        let Some((map, range)) = self.frame_bytes(plane) else {
+            return &[];
+        };
+        // SAFETY: `range` lies within the mapping, kept alive by `self.queue` for as long as
+        // `self` is borrowed. Nothing writes the bytes meanwhile: the driver does not (the
+        // buffer is dequeued, and only this token's drop or consumption queues it again), and no
+        // `Plane` of this buffer exists (lending consumes the token).
+        unsafe { std::slice::from_raw_parts(map.ptr_at(&range).as_ptr(), range.len()) }
+    }
+
+    /// Gives the buffer back to the driver; see `Queue::requeue`.
+    pub fn requeue(mut self) -> Result<()> {
+        self.given_back = true;
+        self.queue.give_back(self.info.index)
+    }
+
+    /// Lends the buffer as `Plane`s; see `Queue::lend`.
+    pub fn lend(self) -> impl Iterator<Item = Plane> + use<> {
+        let n_planes = self.info.n_planes;
+        // A frame of one plane (most formats) is held by that plane alone, with no shared count
+        // to allocate. With no plane at all, the token goes with the iterator: re-queued at once.
+        let mut pending = Some(if n_planes > 1 {
+            Holder::Shared(Arc::new(self))
+        } else {
+            Holder::Sole(self)
+        });
+        (0..n_planes).map(move |plane| {
+            let holder = match &pending {
+                Some(Holder::Shared(buf)) => Holder::Shared(Arc::clone(buf)),
+                _ => pending.take().expect("one plane, lent once"),
+            };
+            let (ptr, range) = match holder.frame_bytes(plane) {
+                Some((map, range)) => (map.ptr_at(&range), range),
+                None => (NonNull::dangling(), 0..0),
+            };
+            Plane {
+                index: plane,
+                ptr,
+                len: range.len(),
+                offset: range.start,
+                buf: holder,
+            }
+        })
+    }
+}
+
+impl std::ops::Deref for DqBuffer {
+    type Target = Dequeued;
+
+    fn deref(&self) -> &Dequeued {
+        &self.info
+    }
+}
+
+impl std::fmt::Debug for DqBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DqBuffer")
+            .field("info", &self.info)
+            .field("device", &self.queue.device.path())
+            .finish()
+    }
+}
+
+/// The re-queue hook, for a token dropped unused and for the last `Plane` of a lent frame:
+/// never blocks beyond the queue's short lock, never panics, does nothing once that stream has
+/// ended. A refusal is counted in the queue's counters.
+impl Drop for DqBuffer {
     fn drop(&mut self) {
-        if self.queue.requeue(self.frame.index).is_err() {
-            self.queue
-                .counters
-                .requeue_failures
-                .fetch_add(1, Ordering::Relaxed);
+        if !self.given_back {
+            let _ = self.queue.give_back(self.info.index);
         }
     }
 }
 
-/// How a plane holds its frame: alone, or with the frame's other planes.
+/// A dequeued frame's plane: its mapping, and where the frame lies in it.
+fn frame_bytes<'a>(
+    buffers: &'a [Vec<Mapping>],
+    frame: &Dequeued,
+    plane: usize,
+) -> Option<(&'a Mapping, Range<usize>)> {
+    let map = buffers.get(frame.index as usize)?.get(plane)?;
+    let &(bytesused, data_offset) = frame.planes.get(plane)?;
+    Some((map, frame_range(bytesused, data_offset, map.len)))
+}
+
+/// The bytes of a plane's mapping of `len` bytes that hold the frame, as offsets:
+/// `data_offset..bytesused` (V4L2 counts the offset within `bytesused`), where a `bytesused` of 0
+/// (a driver that leaves it unset) means the whole mapping. Both ends are clamped to the mapping,
+/// so a confused driver cannot make us read past it.
+fn frame_range(bytesused: u32, data_offset: u32, len: usize) -> Range<usize> {
+    let end = match usize::try_from(bytesused) {
+        Ok(0) => len,
+        Ok(used) => used.min(len),
+        Err(_) => len,
+    };
+    let start = usize::try_from(data_offset).map_or(end, |offset| offset.min(end));
+    start..end
+}
+
+/// Lowers a count by one, stopping at 0: a count that races with `stop` never wraps.
+fn count_down(count: &AtomicUsize) {
+    let _ = count.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+        Some(n.saturating_sub(1))
+    });
+}
+
+/// How a plane holds its buffer: alone, or with the frame's other planes.
 enum Holder {
-    Sole(Lent),
-    Shared(Arc<Lent>),
+    Sole(DqBuffer),
+    Shared(Arc<DqBuffer>),
 }
 
 impl std::ops::Deref for Holder {
-    type Target = Lent;
+    type Target = DqBuffer;
 
-    fn deref(&self) -> &Lent {
+    fn deref(&self) -> &DqBuffer {
         match self {
-            Holder::Sole(lent) => lent,
-            Holder::Shared(lent) => lent,
+            Holder::Sole(buf) => buf,
+            Holder::Shared(buf) => buf,
         }
     }
 }
 
 /// One plane of a lent frame: the bytes the driver wrote, inside the device mapping.
 pub struct Plane {
-    lent: Holder,
+    /// Private: handing out the token would let safe code read (`DqBuffer::plane`) what this
+    /// plane's owner may write.
+    buf: Holder,
     /// Which memory plane of the buffer.
     index: usize,
-    ptr: *mut u8,
+    /// Derived from the mapping's own pointer (`Mapping::ptr_at`), so `as_mut` may write.
+    ptr: NonNull<u8>,
     len: usize,
     /// Where `ptr` lies in the plane's buffer (the driver's data_offset).
     offset: usize,
@@ -326,24 +468,31 @@ pub struct PlaneDmaBuf {
     pub len: usize,
 }
 
-// SAFETY: the pointer refers into a mapping kept alive by `lent` (through its `Queue`); the
-// buffer is out of the driver's hands until `lent` drops, so the bytes can be used from any
+// SAFETY: the pointer refers into a mapping kept alive by `buf` (through its `Queue`); the
+// buffer is out of the driver's hands until `buf` drops, so the bytes can be used from any
 // thread.
 unsafe impl Send for Plane {}
 
 impl Plane {
     /// The driver's metadata for the frame this plane belongs to.
     pub fn frame(&self) -> &Dequeued {
-        &self.lent.frame
+        &self.buf.info
     }
 
     /// This plane as a dmabuf, through a new descriptor that the caller owns (so the dmabuf
     /// stays valid after this `Plane`, the frame and the queue are gone); `None` when the queue
     /// was not exported. Fails only when the process is out of descriptors.
     pub fn dmabuf(&self) -> Result<Option<PlaneDmaBuf>> {
-        let queue = &self.lent.queue;
-        let index = self.lent.frame.index as usize;
+        let queue = &self.buf.queue;
+        let index = self.buf.info.index as usize;
         let Some(fd) = queue.exports.get(index).and_then(|fds| fds.get(self.index)) else {
+            return Ok(None);
+        };
+        let Some(map) = queue
+            .buffers
+            .get(index)
+            .and_then(|maps| maps.get(self.index))
+        else {
             return Ok(None);
         };
         let fd = fd
@@ -351,7 +500,7 @@ impl Plane {
             .map_err(|errno| Error::new("dup", queue.device.path(), errno))?;
         Ok(Some(PlaneDmaBuf {
             fd,
-            size: queue.buffers[index][self.index].len,
+            size: map.len,
             offset: self.offset,
             len: self.len,
         }))
@@ -361,14 +510,195 @@ impl Plane {
 impl AsRef<[u8]> for Plane {
     fn as_ref(&self) -> &[u8] {
         // SAFETY: `ptr..ptr+len` lies within a live mapping (see `Send`).
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
 
 impl AsMut<[u8]> for Plane {
     fn as_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as for `as_ref`; each `Plane` covers its own plane's bytes, disjoint from
-        // every other `Plane`, and `&mut self` makes this the only access to them.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+        // SAFETY: as for `as_ref`, and `ptr` derives from the mapping's own pointer, not from a
+        // shared reference. Nothing else reaches these bytes: the driver does not (the buffer is
+        // queued again only when the token in `buf` drops, after every `Plane`), no second token
+        // of the buffer exists (`Queue::held`), the token itself is out of reach (private, and
+        // consumed by `lend`), every other `Plane` covers another memory plane (another mapping),
+        // and `&mut self` makes this the only access through this one.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::sys::VIDEO_MAX_PLANES;
+    use super::*;
+    use nix::sys::mman::mmap_anonymous;
+    use std::time::Duration;
+
+    const LEN: usize = 4096;
+
+    /// An anonymous read-write mapping standing in for a driver buffer's plane.
+    fn mapping() -> Mapping {
+        let size = NonZeroUsize::new(LEN).unwrap();
+        // SAFETY: a fresh private anonymous region chosen by the kernel: it replaces nothing.
+        let ptr = unsafe {
+            mmap_anonymous(
+                None,
+                size,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_PRIVATE,
+            )
+        }
+        .unwrap();
+        Mapping { ptr, len: LEN }
+    }
+
+    /// A queue of `buffers` buffers of `planes` planes each over `/dev/null`, in `phase`: every
+    /// `VIDIOC_QBUF` it makes fails, which the counters show.
+    fn queue(buffers: usize, planes: usize, phase: Phase) -> Arc<Queue> {
+        let buffers: Vec<Vec<Mapping>> = (0..buffers)
+            .map(|_| (0..planes).map(|_| mapping()).collect())
+            .collect();
+        Arc::new(Queue {
+            device: Arc::new(Device::null()),
+            held: buffers.iter().map(|_| AtomicBool::new(false)).collect(),
+            buffers,
+            exports: Vec::new(),
+            phase: Mutex::new(phase),
+            queued: AtomicUsize::new(0),
+            counters: QueueCounters::default(),
+        })
+    }
+
+    /// What `Queue::dequeue` makes of a DQBUF of buffer `index`, without the ioctl.
+    fn token(queue: &Arc<Queue>, index: u32, planes: &[(u32, u32)]) -> DqBuffer {
+        let mut info = Dequeued {
+            index,
+            flags: 0,
+            field: 0,
+            sequence: 7,
+            timestamp: Duration::ZERO,
+            n_planes: planes.len(),
+            planes: [(0, 0); VIDEO_MAX_PLANES],
+        };
+        info.planes[..planes.len()].copy_from_slice(planes);
+        assert!(!queue.held[index as usize].swap(true, Ordering::AcqRel));
+        DqBuffer {
+            queue: Arc::clone(queue),
+            info,
+            given_back: false,
+        }
+    }
+
+    fn failures(queue: &Queue) -> u64 {
+        queue.counters.requeue_failures.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_token_dropped_unused_goes_back_to_the_driver() {
+        let q = queue(2, 1, Phase::Streaming);
+        let buf = token(&q, 1, &[(100, 0)]);
+        assert_eq!(buf.sequence, 7);
+        drop(buf);
+        // The QBUF was made (and /dev/null refused it, which is counted).
+        assert_eq!(failures(&q), 1);
+        assert!(!q.held[1].load(Ordering::Acquire));
+        assert_eq!(q.queued(), 0);
+    }
+
+    #[test]
+    fn requeue_returns_the_error_and_queues_once() {
+        let q = queue(2, 1, Phase::Streaming);
+        let err = q.requeue(token(&q, 0, &[(100, 0)])).unwrap_err();
+        assert_eq!((err.call, err.errno), ("VIDIOC_QBUF", Errno::ENOTTY));
+        // Once by `requeue`, not again by the drop hook.
+        assert_eq!(failures(&q), 1);
+    }
+
+    #[test]
+    fn nothing_is_queued_once_the_stream_has_ended() {
+        let q = queue(3, 1, Phase::Streaming);
+        let kept = token(&q, 0, &[(100, 0)]);
+        let planes: Vec<Plane> = q.lend(token(&q, 1, &[(100, 0)])).collect();
+        let explicit = token(&q, 2, &[(100, 0)]);
+        let _ = q.stop();
+        assert_eq!(*q.phase(), Phase::Ended);
+        drop(kept);
+        drop(planes);
+        assert!(q.requeue(explicit).is_ok());
+        assert_eq!(failures(&q), 0);
+        assert!(q.start().is_err());
+    }
+
+    #[test]
+    fn a_token_of_another_queue_is_refused_and_goes_home() {
+        let (a, b) = (queue(1, 1, Phase::Streaming), queue(1, 1, Phase::Streaming));
+        let err = b.requeue(token(&a, 0, &[(100, 0)])).unwrap_err();
+        assert_eq!(err.errno, Errno::EXDEV);
+        assert_eq!((failures(&a), failures(&b)), (1, 0));
+    }
+
+    #[test]
+    fn planes_are_the_frames_bytes_and_writable() {
+        let q = queue(1, 2, Phase::Streaming);
+        let buf = token(&q, 0, &[(100, 16), (0, 0)]);
+        assert_eq!(buf.plane(0).len(), 84);
+        assert_eq!(buf.plane(1).len(), LEN);
+        assert!(buf.plane(2).is_empty());
+        let map = q.buffers[0][0].ptr.as_ptr().cast::<u8>();
+        let mut planes: Vec<Plane> = q.lend(buf).collect();
+        assert_eq!(planes.len(), 2);
+        assert_eq!(planes[0].as_ref().as_ptr(), map.wrapping_add(16));
+        assert_eq!((planes[0].offset, planes[0].len), (16, 84));
+        assert_eq!(planes[0].frame().sequence, 7);
+        planes[0].as_mut()[0] = 0xab;
+        planes[1].as_mut()[LEN - 1] = 0xcd;
+        assert_eq!(planes[0].as_ref()[0], 0xab);
+        assert!(q.contains(map.wrapping_add(16)));
+        assert!(!q.contains(map.wrapping_add(2 * LEN)));
+        // The buffer goes back once, with the last plane.
+        drop(planes.pop());
+        assert_eq!(failures(&q), 0);
+        drop(planes);
+        assert_eq!(failures(&q), 1);
+    }
+
+    #[test]
+    fn a_frame_without_planes_goes_back_at_once() {
+        let q = queue(1, 1, Phase::Streaming);
+        assert_eq!(q.lend(token(&q, 0, &[])).count(), 0);
+        assert_eq!(failures(&q), 1);
+    }
+
+    #[test]
+    fn a_frame_is_data_offset_to_bytesused() {
+        assert_eq!(frame_range(100, 0, 4096), 0..100);
+        assert_eq!(frame_range(100, 16, 4096), 16..100);
+        assert_eq!(frame_range(4096, 0, 4096), 0..4096);
+    }
+
+    #[test]
+    fn bytesused_zero_means_the_whole_mapping() {
+        assert_eq!(frame_range(0, 0, 4096), 0..4096);
+        assert_eq!(frame_range(0, 16, 4096), 16..4096);
+    }
+
+    #[test]
+    fn a_confused_driver_cannot_reach_past_the_mapping() {
+        // bytesused beyond the buffer
+        assert_eq!(frame_range(4097, 0, 4096), 0..4096);
+        assert_eq!(frame_range(u32::MAX, 0, 4096), 0..4096);
+        // data_offset beyond bytesused, or beyond the buffer: an empty frame at the end
+        assert_eq!(frame_range(100, 200, 4096), 100..100);
+        assert_eq!(frame_range(0, 5000, 4096), 4096..4096);
+        assert_eq!(frame_range(u32::MAX, u32::MAX, 4096), 4096..4096);
+        assert_eq!(frame_range(0, 0, 0), 0..0);
+    }
+
+    #[test]
+    fn a_count_going_down_stops_at_zero() {
+        let count = AtomicUsize::new(1);
+        count_down(&count);
+        assert_eq!(count.load(Ordering::Relaxed), 0);
+        count_down(&count);
+        assert_eq!(count.load(Ordering::Relaxed), 0);
     }
 }

@@ -30,6 +30,9 @@ pub const V4L2_BUF_FLAG_BFRAME: u32 = 0x0000_0020;
 pub const V4L2_BUF_FLAG_ERROR: u32 = 0x0000_0040;
 pub const V4L2_BUF_FLAG_TIMESTAMP_MASK: u32 = 0x0000_e000;
 pub const V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC: u32 = 0x0000_2000;
+/// Which moment of the frame the timestamp marks: its end (EOF, 0) or the start of its exposure.
+pub const V4L2_BUF_FLAG_TSTAMP_SRC_MASK: u32 = 0x0007_0000;
+pub const V4L2_BUF_FLAG_TSTAMP_SRC_SOE: u32 = 0x0001_0000;
 
 // `enum v4l2_field`.
 pub const V4L2_FIELD_ANY: u32 = 0;
