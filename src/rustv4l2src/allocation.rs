@@ -1,7 +1,7 @@
 //! Buffers for the negotiated format: how many to ask the driver for, and `REQBUFS` +
 //! `QUERYBUF` + `mmap` (+ `EXPBUF` for `io-mode=dmabuf`) through the session.
 
-use super::CAT;
+use super::shared::CAT;
 use super::errors;
 use super::session::Session;
 use crate::v4l2::Queue;

@@ -8,7 +8,7 @@ use super::session::Session;
 use super::settings::TimeoutAction;
 use super::stats::{FrameCounts, Stats};
 use super::timeline::{self, StampPoint};
-use super::{CAT, lock};
+use super::shared::{CAT, lock};
 use crate::caps;
 use crate::v4l2::{self, Poller, Queue, Wait};
 use gst::prelude::*;

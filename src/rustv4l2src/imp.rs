@@ -16,7 +16,7 @@ use super::session::Session;
 use super::settings::{self, COLOR_CONTROLS, Followup, IoMode, Settings};
 use super::stats::Stats;
 use super::timeline;
-use super::{CAT, lock};
+use super::shared::{CAT, lock};
 use crate::caps;
 use crate::v4l2::{Device, Poller};
 use gst::glib;

@@ -4,11 +4,11 @@
 //! `controls` (control properties on the device), `colorbalance` (the GstColorBalance vtable),
 //! `errors` (what users read on the bus), `session` (the capture session's state machine),
 //! `negotiation`, `allocation`, `capture` (the capture loop), `lend` (dmabuf lending and copies),
-//! `timeline` (timestamps, sequence numbers, latency) and `stats`.
+//! `timeline` (timestamps, sequence numbers, latency), `stats`, and `shared` (the debug category
+//! and the lock helper every file uses).
 
 use gst::glib;
 use gst::prelude::*;
-use std::sync::{LazyLock, Mutex, MutexGuard};
 
 mod allocation;
 mod capture;
@@ -20,6 +20,7 @@ mod lend;
 mod negotiation;
 mod session;
 mod settings;
+mod shared;
 mod stats;
 mod timeline;
 
@@ -36,17 +37,4 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
         gst::Rank::NONE,
         RustV4l2Src::static_type(),
     )
-}
-
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "rustv4l2src",
-        gst::DebugColorFlags::empty(),
-        Some("Zero-copy V4L2 capture source"),
-    )
-});
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not turn every later call into a panic too.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

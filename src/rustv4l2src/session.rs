@@ -12,7 +12,7 @@
 //! The session knows the device and GStreamer's caps, but not the element: it returns errors
 //! for the element to post once it has let go of the session's lock.
 
-use super::CAT;
+use super::shared::CAT;
 use super::colorbalance::Channels;
 use super::errors;
 use super::timeline::{Increasing, Sequence};
