@@ -1,8 +1,14 @@
-//! Listing a device's controls and naming them the way v4l2src's `extra-controls` does.
+//! A device's controls: the control ioctls (`VIDIOC_QUERYCTRL`, `VIDIOC_G_CTRL`,
+//! `VIDIOC_S_CTRL`), listing the controls and checking a value against one, and naming them the
+//! way v4l2src's `extra-controls` does. Knows nothing of GStreamer.
 
-use super::device::{ControlInfo, Device};
+use super::device::{Device, c_string, retry};
 use super::error::{Error, Result};
-use super::sys::{V4L2_CTRL_FLAG_DISABLED, V4L2_CTRL_FLAG_NEXT_CTRL};
+use super::sys::{
+    V4L2_CID_MIN_BUFFERS_FOR_CAPTURE, V4L2_CTRL_FLAG_DISABLED, V4L2_CTRL_FLAG_NEXT_CTRL,
+    v4l2_control, v4l2_queryctrl, vidioc_g_ctrl, vidioc_queryctrl, vidioc_s_ctrl,
+};
+use nix::errno::Errno;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -15,7 +21,68 @@ pub const CTRL_TYPE_INTEGER_MENU: u32 = 9;
 /// Class headings in the enumeration, not controls.
 pub const CTRL_TYPE_CTRL_CLASS: u32 = 6;
 
+/// A control as `VIDIOC_QUERYCTRL` describes it.
+#[derive(Clone, Debug)]
+pub struct ControlInfo {
+    pub id: u32,
+    pub type_: u32,
+    pub name: String,
+    pub minimum: i32,
+    pub maximum: i32,
+    pub step: i32,
+    pub default_value: i32,
+    pub flags: u32,
+}
+
 impl Device {
+    /// `VIDIOC_QUERYCTRL`; `None` when the device has no such control.
+    pub fn queryctrl(&self, id: u32) -> Result<Option<ControlInfo>> {
+        let mut raw = v4l2_queryctrl {
+            id,
+            ..Default::default()
+        };
+        // SAFETY: `raw` is a valid v4l2_queryctrl the kernel fills in place.
+        match retry(|| unsafe { vidioc_queryctrl(self.raw(), &mut raw) }) {
+            Ok(_) => Ok(Some(ControlInfo {
+                id: raw.id,
+                type_: raw.type_,
+                name: c_string(&raw.name),
+                minimum: raw.minimum,
+                maximum: raw.maximum,
+                step: raw.step,
+                default_value: raw.default_value,
+                flags: raw.flags,
+            })),
+            Err(Errno::EINVAL) | Err(Errno::ENOTTY) => Ok(None),
+            Err(errno) => Err(self.err("VIDIOC_QUERYCTRL", errno)),
+        }
+    }
+
+    /// `VIDIOC_G_CTRL`
+    pub fn g_ctrl(&self, id: u32) -> Result<i32> {
+        let mut raw = v4l2_control { id, value: 0 };
+        // SAFETY: `raw` is a valid v4l2_control.
+        retry(|| unsafe { vidioc_g_ctrl(self.raw(), &mut raw) })
+            .map_err(|e| self.err("VIDIOC_G_CTRL", e))?;
+        Ok(raw.value)
+    }
+
+    /// `VIDIOC_S_CTRL`: returns the value the driver kept.
+    pub fn s_ctrl(&self, id: u32, value: i32) -> Result<i32> {
+        let mut raw = v4l2_control { id, value };
+        // SAFETY: `raw` is a valid v4l2_control.
+        retry(|| unsafe { vidioc_s_ctrl(self.raw(), &mut raw) })
+            .map_err(|e| self.err("VIDIOC_S_CTRL", e))?;
+        Ok(raw.value)
+    }
+
+    /// The driver's minimum number of buffers for capture, when it says.
+    pub fn min_buffers_for_capture(&self) -> Option<u32> {
+        self.g_ctrl(V4L2_CID_MIN_BUFFERS_FOR_CAPTURE)
+            .ok()
+            .and_then(|v| u32::try_from(v.max(1)).ok())
+    }
+
     /// Every enabled control the driver lists (`VIDIOC_QUERYCTRL` with `NEXT_CTRL`).
     pub fn controls(&self) -> Result<Vec<ControlInfo>> {
         let mut out = Vec::new();

@@ -7,17 +7,20 @@
 //! interface, filled in by hand through its C vtable, is `rustv4l2src/colorbalance.rs` (installed
 //! on the element's type by one `unsafe impl` in `rustv4l2src/imp.rs`).
 
+mod buffer_ioctls;
 pub mod controls;
 pub mod device;
 pub mod error;
 pub mod format;
+mod format_ioctls;
 pub mod hotplug;
 pub mod poller;
 pub mod queue;
 mod sys;
 
-pub use controls::{ControlError, ControlRangeError};
-pub use device::{Capability, ControlInfo, Dequeued, Device, DmaBufFd, OpenError};
+pub use buffer_ioctls::{Dequeued, DmaBufFd};
+pub use controls::{ControlError, ControlInfo, ControlRangeError};
+pub use device::{Capability, Device, OpenError};
 pub use error::{Error, Result};
 pub use format::{
     FormatRequest, Fourcc, Fract, FrameIntervals, FrameSizes, PixFormat, PlaneFormat, ProbedFormat,

@@ -14,7 +14,8 @@
 //! plane then hands out a duplicate of its dmabuf fd, which its consumer owns: the dmabuf stays
 //! valid for as long as that fd is open, whatever happens to the queue or the frame.
 
-use super::device::{Dequeued, Device, DmaBufFd};
+use super::buffer_ioctls::{Dequeued, DmaBufFd};
+use super::device::Device;
 use super::error::{Error, Result};
 use nix::errno::Errno;
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
