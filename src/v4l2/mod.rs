@@ -14,6 +14,7 @@ pub mod error;
 pub mod format;
 mod format_ioctls;
 pub mod hotplug;
+mod mapping;
 pub mod poller;
 pub mod queue;
 mod sys;

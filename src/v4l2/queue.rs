@@ -17,69 +17,12 @@
 use super::buffer_ioctls::{Dequeued, DmaBufFd};
 use super::device::Device;
 use super::error::{Error, Result};
+use super::mapping::{Mapping, frame_range};
 use nix::errno::Errno;
-use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
-use std::ffi::c_void;
-use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-
-/// One plane of one driver buffer, mapped shared and read-write.
-struct Mapping {
-    ptr: NonNull<c_void>,
-    len: usize,
-}
-
-// SAFETY: the mapping is plain shared memory owned by this value; moving the pointer between
-// threads is sound. Who may write it at a given time is governed by the V4L2 buffer ownership
-// (the driver while queued, the single holder of its `DqBuffer` or `Plane` otherwise).
-unsafe impl Send for Mapping {}
-// SAFETY: see `Send`; `Mapping` itself exposes no interior mutation.
-unsafe impl Sync for Mapping {}
-
-impl Mapping {
-    fn new(device: &Device, offset: u32, len: u32) -> Result<Mapping> {
-        let einval = || Error::new("mmap", device.path(), nix::errno::Errno::EINVAL);
-        let len = usize::try_from(len).map_err(|_| einval())?;
-        let size = NonZeroUsize::new(len).ok_or_else(einval)?;
-        let offset = nix::libc::off_t::from(offset);
-        // SAFETY: we map a fresh region chosen by the kernel (no address hint), so nothing
-        // existing is replaced; the offset and length come from VIDIOC_QUERYBUF for this fd.
-        let ptr = unsafe {
-            mmap(
-                None,
-                size,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-                device,
-                offset,
-            )
-        }
-        .map_err(|errno| Error::new("mmap", device.path(), errno))?;
-        Ok(Mapping { ptr, len })
-    }
-
-    /// Where the bytes at `range` of this mapping start. The pointer comes from mmap's own,
-    /// never from a slice, so it may be written through.
-    fn ptr_at(&self, range: &Range<usize>) -> NonNull<u8> {
-        debug_assert!(range.start <= range.end && range.end <= self.len);
-        let start = range.start.min(self.len);
-        // SAFETY: `start <= len`: the result lies inside the mapping or one past its end, as
-        // `add` requires.
-        unsafe { self.ptr.cast::<u8>().add(start) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` are exactly one region returned by mmap, unmapped only here, and
-        // no slice into it outlives this value: every `DqBuffer` (and so every `Plane`) holds
-        // the `Queue` that owns it.
-        let _ = unsafe { munmap(self.ptr, self.len) };
-    }
-}
 
 /// Counters the element reports; atomics so the drop hook can bump them without a lock.
 #[derive(Default)]
@@ -282,11 +225,7 @@ impl Queue {
 
     /// Whether `ptr` lies inside one of this queue's mappings (for zero-copy checks).
     pub fn contains(&self, ptr: *const u8) -> bool {
-        self.buffers.iter().flatten().any(|m| {
-            (ptr as usize)
-                .checked_sub(m.ptr.as_ptr() as usize)
-                .is_some_and(|offset| offset < m.len)
-        })
+        self.buffers.iter().flatten().any(|m| m.contains(ptr))
     }
 }
 
@@ -402,21 +341,7 @@ fn frame_bytes<'a>(
 ) -> Option<(&'a Mapping, Range<usize>)> {
     let map = buffers.get(frame.index as usize)?.get(plane)?;
     let &(bytesused, data_offset) = frame.planes.get(plane)?;
-    Some((map, frame_range(bytesused, data_offset, map.len)))
-}
-
-/// The bytes of a plane's mapping of `len` bytes that hold the frame, as offsets:
-/// `data_offset..bytesused` (V4L2 counts the offset within `bytesused`), where a `bytesused` of 0
-/// (a driver that leaves it unset) means the whole mapping. Both ends are clamped to the mapping,
-/// so a confused driver cannot make us read past it.
-fn frame_range(bytesused: u32, data_offset: u32, len: usize) -> Range<usize> {
-    let end = match usize::try_from(bytesused) {
-        Ok(0) => len,
-        Ok(used) => used.min(len),
-        Err(_) => len,
-    };
-    let start = usize::try_from(data_offset).map_or(end, |offset| offset.min(end));
-    start..end
+    Some((map, frame_range(bytesused, data_offset, map.len())))
 }
 
 /// Lowers a count by one, stopping at 0: a count that races with `stop` never wraps.
@@ -501,7 +426,7 @@ impl Plane {
             .map_err(|errno| Error::new("dup", queue.device.path(), errno))?;
         Ok(Some(PlaneDmaBuf {
             fd,
-            size: map.len,
+            size: map.len(),
             offset: self.offset,
             len: self.len,
         }))
@@ -531,32 +456,15 @@ impl AsMut<[u8]> for Plane {
 mod tests {
     use super::super::sys::VIDEO_MAX_PLANES;
     use super::*;
-    use nix::sys::mman::mmap_anonymous;
     use std::time::Duration;
 
     const LEN: usize = 4096;
-
-    /// An anonymous read-write mapping standing in for a driver buffer's plane.
-    fn mapping() -> Mapping {
-        let size = NonZeroUsize::new(LEN).unwrap();
-        // SAFETY: a fresh private anonymous region chosen by the kernel: it replaces nothing.
-        let ptr = unsafe {
-            mmap_anonymous(
-                None,
-                size,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_PRIVATE,
-            )
-        }
-        .unwrap();
-        Mapping { ptr, len: LEN }
-    }
 
     /// A queue of `buffers` buffers of `planes` planes each over `/dev/null`, in `phase`: every
     /// `VIDIOC_QBUF` it makes fails, which the counters show.
     fn queue(buffers: usize, planes: usize, phase: Phase) -> Arc<Queue> {
         let buffers: Vec<Vec<Mapping>> = (0..buffers)
-            .map(|_| (0..planes).map(|_| mapping()).collect())
+            .map(|_| (0..planes).map(|_| Mapping::anonymous(LEN)).collect())
             .collect();
         Arc::new(Queue {
             device: Arc::new(Device::null()),
@@ -644,7 +552,7 @@ mod tests {
         assert_eq!(buf.plane(0).len(), 84);
         assert_eq!(buf.plane(1).len(), LEN);
         assert!(buf.plane(2).is_empty());
-        let map = q.buffers[0][0].ptr.as_ptr().cast::<u8>();
+        let map = q.buffers[0][0].base();
         let mut planes: Vec<Plane> = q.lend(buf).collect();
         assert_eq!(planes.len(), 2);
         assert_eq!(planes[0].as_ref().as_ptr(), map.wrapping_add(16));
@@ -667,31 +575,6 @@ mod tests {
         let q = queue(1, 1, Phase::Streaming);
         assert_eq!(q.lend(token(&q, 0, &[])).count(), 0);
         assert_eq!(failures(&q), 1);
-    }
-
-    #[test]
-    fn a_frame_is_data_offset_to_bytesused() {
-        assert_eq!(frame_range(100, 0, 4096), 0..100);
-        assert_eq!(frame_range(100, 16, 4096), 16..100);
-        assert_eq!(frame_range(4096, 0, 4096), 0..4096);
-    }
-
-    #[test]
-    fn bytesused_zero_means_the_whole_mapping() {
-        assert_eq!(frame_range(0, 0, 4096), 0..4096);
-        assert_eq!(frame_range(0, 16, 4096), 16..4096);
-    }
-
-    #[test]
-    fn a_confused_driver_cannot_reach_past_the_mapping() {
-        // bytesused beyond the buffer
-        assert_eq!(frame_range(4097, 0, 4096), 0..4096);
-        assert_eq!(frame_range(u32::MAX, 0, 4096), 0..4096);
-        // data_offset beyond bytesused, or beyond the buffer: an empty frame at the end
-        assert_eq!(frame_range(100, 200, 4096), 100..100);
-        assert_eq!(frame_range(0, 5000, 4096), 4096..4096);
-        assert_eq!(frame_range(u32::MAX, u32::MAX, 4096), 4096..4096);
-        assert_eq!(frame_range(0, 0, 0), 0..0);
     }
 
     #[test]
