@@ -12,7 +12,10 @@ use gst::glib;
 use gst::prelude::*;
 
 mod device;
+mod examine;
 mod imp;
+mod monitor;
+mod nodes;
 
 glib::wrapper! {
     pub struct RustV4l2DeviceProvider(ObjectSubclass<imp::RustV4l2DeviceProvider>)
