@@ -1,9 +1,9 @@
 //! Buffers for the negotiated format: how many to ask the driver for, and `REQBUFS` +
 //! `QUERYBUF` + `mmap` (+ `EXPBUF` for `io-mode=dmabuf`) through the session.
 
-use super::shared::CAT;
 use super::errors;
 use super::session::Session;
+use super::shared::CAT;
 use crate::v4l2::Queue;
 use std::sync::Arc;
 

@@ -6,9 +6,9 @@ use super::errors;
 use super::lend;
 use super::session::Session;
 use super::settings::TimeoutAction;
+use super::shared::{CAT, lock};
 use super::stats::{FrameCounts, Stats};
 use super::timeline::{self, StampPoint};
-use super::shared::{CAT, lock};
 use crate::caps;
 use crate::v4l2::{self, Poller, Queue, Wait};
 use gst::prelude::*;
@@ -249,9 +249,7 @@ impl Capture<'_> {
             caps::Framing::Compressed {
                 syntax: Some(syntax),
                 ..
-            } if !frame.has_frame_type() => syntax
-                .is_keyframe(frame.plane(0))
-                .unwrap_or(false),
+            } if !frame.has_frame_type() => syntax.is_keyframe(frame.plane(0)).unwrap_or(false),
             _ => frame.is_keyframe(),
         };
         let (field, offset) = (frame.field, stream.sequence.offset(sequence));

@@ -2,9 +2,9 @@
 //! sizes downstream accepts, and setting the chosen caps on it (`VIDIOC_S_FMT`, `S_PARM`). The
 //! translation itself is `crate::caps`'s; this is the part that asks the driver.
 
-use super::shared::CAT;
 use super::errors;
 use super::session::{Opened, Stream};
+use super::shared::CAT;
 use super::timeline::{self, Increasing, Sequence};
 use crate::caps;
 use crate::v4l2;

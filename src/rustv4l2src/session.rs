@@ -12,9 +12,9 @@
 //! The session knows the device and GStreamer's caps, but not the element: it returns errors
 //! for the element to post once it has let go of the session's lock.
 
-use super::shared::CAT;
 use super::colorbalance::Channels;
 use super::errors;
+use super::shared::CAT;
 use super::timeline::{Increasing, Sequence};
 use crate::caps;
 use crate::v4l2::{self, Device, Queue};
