@@ -53,7 +53,7 @@ fn fail(flow: gst::FlowError, error: gst::ErrorMessage) -> Failure {
 }
 
 /// A frame dequeued and ready to wrap, with the frames it stands for.
-struct Dequeued {
+struct Picked {
     frame: v4l2::DqBuffer,
     /// Sequence numbers of frames flagged corrupt and given back meanwhile.
     corrupted: Vec<u32>,
@@ -76,8 +76,8 @@ impl Capture<'_> {
         let queue = lock(self.session)
             .stream_on()
             .map_err(|msg| fail(gst::FlowError::NotNegotiated, msg))?;
-        let dequeued = self.wait_and_dequeue(&queue)?;
-        let buffer = self.wrap(&queue, dequeued)?;
+        let picked = self.wait_and_dequeue(&queue)?;
+        let buffer = self.wrap(&queue, picked)?;
         Ok(buffer)
     }
 
@@ -87,7 +87,7 @@ impl Capture<'_> {
 
     /// Polls until a good frame is dequeued, giving corrupt ones back; with `low-latency`,
     /// takes the newest of those ready.
-    fn wait_and_dequeue(&self, queue: &Arc<Queue>) -> Result<Dequeued, Failure> {
+    fn wait_and_dequeue(&self, queue: &Arc<Queue>) -> Result<Picked, Failure> {
         let knobs = self.knobs;
         let device = queue.device();
         let timeout =
@@ -162,7 +162,7 @@ impl Capture<'_> {
                 self.give_back(older);
             }
         }
-        Ok(Dequeued {
+        Ok(Picked {
             frame,
             corrupted,
             skipped,
@@ -178,12 +178,12 @@ impl Capture<'_> {
     }
 
     /// Wraps a dequeued frame, without copying where downstream can read it as it is.
-    fn wrap(&self, queue: &Arc<Queue>, dequeued: Dequeued) -> Result<gst::Buffer, Failure> {
-        let Dequeued {
+    fn wrap(&self, queue: &Arc<Queue>, picked: Picked) -> Result<gst::Buffer, Failure> {
+        let Picked {
             frame,
             corrupted,
             skipped,
-        } = dequeued;
+        } = picked;
         let sequence = frame.sequence;
         let mut session = lock(self.session);
         let Session::Streaming(_, stream) = &mut *session else {
