@@ -973,20 +973,29 @@ fn caps_query_shows_the_device_from_ready() {
     common::assert_no_problems(&bus, "caps queries from NULL to READY and back");
 }
 
-/// The size with the most pixels, then the highest rate at it, among the fixed-size structures
-/// of `caps`.
-fn largest_then_fastest(caps: &gst::CapsRef) -> (i32, i32, gst::Fraction) {
+/// The size with the most pixels among those that reach 30 fps (where none does, among all),
+/// then the highest rate at it, among the fixed-size structures of `caps`: the element's rule for
+/// default caps (`src/caps/candidates.rs`).
+fn largest_smooth_then_fastest(caps: &gst::CapsRef) -> (i32, i32, gst::Fraction) {
     caps.iter()
         .filter_map(|s| Some((s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?, s)))
         .map(|(w, h, s)| (w, h, highest_rate(s)))
-        .max_by_key(|&(w, h, rate)| (w as i64 * h as i64, rate))
+        .max_by_key(|&(w, h, rate)| {
+            (
+                rate >= gst::Fraction::new(30000, 1001),
+                w as i64 * h as i64,
+                rate,
+            )
+        })
         .unwrap_or_else(|| panic!("no fixed-size structure in {caps}"))
 }
 
-/// With downstream leaving everything open, fixation picks the largest size at the highest rate
-/// the device offers for it; a downstream limit on the size is respected the same way.
+/// With downstream leaving everything open, fixation picks the largest size that reaches 30 fps,
+/// at the highest rate the device offers for it (vivid: not 3840x2160 at 2 fps); a downstream
+/// limit on the size is respected the same way. `tests/fixation.rs` checks the rule against
+/// what `v4l2-ctl` lists.
 #[test]
-fn fixation_picks_the_largest_size_at_the_highest_rate() {
+fn fixation_picks_the_largest_size_that_reaches_30_fps() {
     let _device = setup();
     let device = common::vivid_sp();
     for filter in ["video/x-raw", "video/x-raw,width=[1,700],height=[1,400]"] {
@@ -997,7 +1006,7 @@ fn fixation_picks_the_largest_size_at_the_highest_rate() {
             .static_pad("src")
             .expect("src pad")
             .query_caps(Some(&gst::Caps::from_str(filter).expect("valid caps")));
-        let expected = largest_then_fastest(&offered);
+        let expected = largest_smooth_then_fastest(&offered);
         capture.play();
         let sample = capture.pull();
         let caps = sample.caps().expect("samples carry caps");

@@ -334,14 +334,14 @@ impl BaseSrcImpl for RustV4l2Src {
     }
 
     fn negotiate(&self) -> Result<(), gst::LoggableError> {
-        // Not the base class's way, which starts from everything the device offers: walking
-        // the listed formats and sizes in caps order and probing frame rates only for those
-        // downstream accepts gives the same choice for a fraction of the ioctls.
+        // Not the base class's way, which starts from everything the device offers and takes
+        // its first structure: the caps module's rule (the largest size that reaches 30 fps)
+        // walks the listed sizes from the largest and probes frame rates only until it knows.
         let pad = self.obj().src_pad().clone();
         let peer = pad.peer_query_caps(None);
         let common = lock(&self.session)
             .opened_mut()
-            .and_then(|o| o.first_acceptable(&peer));
+            .and_then(|o| o.preferred(&peer));
         let Some(common) = common else {
             let ours = self.caps(None).unwrap_or_else(gst::Caps::new_empty);
             let path = lock(&self.settings).device.clone();
