@@ -172,8 +172,7 @@ impl Queue {
         let known = usize::try_from(info.index)
             .ok()
             .and_then(|index| Some((self.buffers.get(index)?, self.held.get(index)?)));
-        let Some((maps, _)) = known.filter(|(_, held)| !held.swap(true, Ordering::AcqRel))
-        else {
+        let Some((maps, _)) = known.filter(|(_, held)| !held.swap(true, Ordering::AcqRel)) else {
             self.counters
                 .skipped_redeliveries
                 .fetch_add(1, Ordering::Relaxed);
