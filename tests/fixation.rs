@@ -14,8 +14,6 @@ mod common;
 
 use common::{Capture, TIMEOUT, change_state, setup};
 
-use std::process::Command;
-
 /// One frame size vivid lists for YUYV, with its rates in frames per second, highest first.
 #[derive(Debug)]
 struct Listed {
@@ -38,25 +36,10 @@ impl Listed {
 /// "29.970 fps", a hair below the exact value, hence the margin.
 const SMOOTH: f64 = 29.969;
 
-fn v4l2_ctl(device: &str, args: &[&str]) -> String {
-    let out = Command::new("v4l2-ctl")
-        .arg("-d")
-        .arg(device)
-        .args(args)
-        .output()
-        .expect("v4l2-ctl runs (v4l-utils)");
-    assert!(
-        out.status.success(),
-        "v4l2-ctl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// `--list-framesizes YUYV`, then `--list-frameintervals` for each size: what the driver lists,
 /// largest size first.
 fn listed(device: &str) -> Vec<Listed> {
-    let mut sizes: Vec<Listed> = v4l2_ctl(device, &["--list-framesizes", "YUYV"])
+    let mut sizes: Vec<Listed> = common::v4l2_ctl_ok(&["-d", device, "--list-framesizes", "YUYV"])
         .lines()
         // "	Size: Discrete 640x360"
         .filter_map(|line| line.trim().strip_prefix("Size: Discrete "))
@@ -64,14 +47,15 @@ fn listed(device: &str) -> Vec<Listed> {
             let (w, h) = size.trim().split_once('x').expect("WxH");
             let (width, height) = (w.parse().expect("width"), h.parse().expect("height"));
             let which = format!("width={width},height={height},pixelformat=YUYV");
-            let mut rates: Vec<f64> = v4l2_ctl(device, &["--list-frameintervals", &which])
-                .lines()
-                // "	Interval: Discrete 0.025s (40.000 fps)"
-                .filter_map(|line| {
-                    let (_, fps) = line.split_once('(')?;
-                    fps.strip_suffix(" fps)")?.parse().ok()
-                })
-                .collect();
+            let mut rates: Vec<f64> =
+                common::v4l2_ctl_ok(&["-d", device, "--list-frameintervals", &which])
+                    .lines()
+                    // "	Interval: Discrete 0.025s (40.000 fps)"
+                    .filter_map(|line| {
+                        let (_, fps) = line.split_once('(')?;
+                        fps.strip_suffix(" fps)")?.parse().ok()
+                    })
+                    .collect();
             rates.sort_by(|a, b| b.total_cmp(a));
             Listed {
                 width,
