@@ -333,3 +333,53 @@ fn a_frames_pts_is_its_start_whichever_moment_the_driver_stamps() {
         "the latency {min} does not cover a delay of {eof:?} / {soe:?}"
     );
 }
+
+/// A buffer the driver refuses back (vivid's `inject_vidioc_qbuf_error` fails the next QBUF,
+/// here the one a released frame makes) is counted in `stats` and posted once as a warning naming
+/// the device and the call, and capture goes on with the buffers left.
+#[test]
+fn a_refused_requeue_is_counted_and_warned_about() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    let capture = Capture::new(
+        &device,
+        "buffer-count=6",
+        "video/x-raw,format=YUY2,width=320,height=180",
+    );
+    capture.play();
+    for _ in 0..5 {
+        capture.pull();
+    }
+    common::assert_no_problems(&capture.bus(), "before the injection");
+    common::v4l2_ctl_ok(&["-d", &device, "--set-ctrl", "inject_vidioc_qbuf_error=1"]);
+    // Each pull releases the sample pulled before it, whose buffer goes back with a QBUF.
+    for _ in 0..10 {
+        capture.pull();
+    }
+    let stats = capture.stats();
+    assert_eq!(
+        stats.get::<u64>("requeue-failures").expect("field"),
+        1,
+        "one refused QBUF: {stats}"
+    );
+    let warnings: Vec<_> = common::pop_problems(&capture.bus());
+    assert_eq!(
+        warnings.len(),
+        1,
+        "{:?}",
+        warnings.iter().map(common::describe).collect::<Vec<_>>()
+    );
+    let gst::MessageView::Warning(warning) = warnings[0].view() else {
+        panic!("not a warning: {}", common::describe(&warnings[0]));
+    };
+    assert!(
+        warning.error().matches(gst::ResourceError::Read),
+        "{}",
+        common::describe(&warnings[0])
+    );
+    let text = warning.error().to_string();
+    assert!(
+        text.contains(&device) && text.contains("VIDIOC_QBUF"),
+        "{text}"
+    );
+}
