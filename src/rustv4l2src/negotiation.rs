@@ -41,8 +41,26 @@ impl Opened {
     }
 
     /// The first listed format and size downstream accepts, with its real frame rates, probing
-    /// intervals only for the sizes it has to look at.
+    /// intervals only for the sizes it has to look at; within the `preferred` caps first, if
+    /// any (once: they are a device's stream from before it went away).
     pub fn first_acceptable(&mut self, peer: &gst::Caps) -> Option<gst::Caps> {
+        if let Some(preferred) = self.preferred.take() {
+            let narrowed = preferred.intersect(peer);
+            if !narrowed.is_empty()
+                && let Some(common) = self.first_acceptable_within(&narrowed)
+            {
+                gst::debug!(
+                    CAT,
+                    "{}: The caps from before are still offered",
+                    self.path()
+                );
+                return Some(common);
+            }
+        }
+        self.first_acceptable_within(peer)
+    }
+
+    fn first_acceptable_within(&mut self, peer: &gst::Caps) -> Option<gst::Caps> {
         let par = self.par;
         for (f, size) in caps::candidates(&self.probed) {
             if !self.probed_intervals.contains(&(f, size))
