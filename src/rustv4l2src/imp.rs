@@ -182,6 +182,12 @@ impl RustV4l2Src {
             .flatten()
     }
 
+    /// With `reconnect`, whether a failure came from the open device going away (again: just
+    /// after it came back, say), which the capture loop waits out instead of an error.
+    fn gone_again(&self) -> bool {
+        lock(&self.settings).reconnect && self.device().is_some_and(|d| d.is_disconnected())
+    }
+
     /// Configures the device for fixed caps, unless it already is, and returns the caps of the
     /// stream: `new_caps` completed with what the driver settled on (see `caps::settle`).
     fn apply_caps(&self, new_caps: &gst::Caps) -> Result<gst::Caps, gst::LoggableError> {
@@ -197,7 +203,9 @@ impl RustV4l2Src {
                 Ok(rebuilt.caps)
             }
             Err(msg) => {
-                self.post_error_message(msg);
+                if !self.gone_again() {
+                    self.post_error_message(msg);
+                }
                 Err(gst::loggable_error!(
                     CAT,
                     "Could not configure the device for {}",
@@ -448,7 +456,9 @@ impl BaseSrcImpl for RustV4l2Src {
         };
         let allocated = lock(&self.session).allocate(&request);
         allocated.map_err(|msg| {
-            self.post_error_message(msg);
+            if !self.gone_again() {
+                self.post_error_message(msg);
+            }
             gst::loggable_error!(CAT, "Buffer allocation failed")
         })
     }

@@ -268,18 +268,18 @@ impl Reconnect<'_> {
         for warning in warnings {
             gst::element_warning!(element, gst::ResourceError::Settings, ("{}", warning));
         }
-        let away = gone.since.elapsed();
-        lock(self.stats).end_wait();
-        gst::info!(
-            CAT,
-            obj = element,
-            "{} is back at {} after {:?}",
-            gone.path,
-            path_str,
-            away
-        );
         let before = self.element.src_pad().current_caps();
         if !self.element.negotiate() {
+            let device = lock(self.session).device().cloned();
+            if device.is_some_and(|d| d.is_disconnected()) {
+                // Gone again while negotiating (the element posted nothing): wait on.
+                gst::info!(CAT, obj = element, "{} went away again", path_str);
+                *lock(self.session) = Session::Lost(Gone {
+                    last_pts: floor,
+                    ..gone.clone()
+                });
+                return Err(Retry::Later);
+            }
             gst::warning!(
                 CAT,
                 obj = element,
@@ -299,6 +299,16 @@ impl Reconnect<'_> {
                 None => false,
             }
         };
+        let away = gone.since.elapsed();
+        lock(self.stats).end_wait();
+        gst::info!(
+            CAT,
+            obj = element,
+            "{} is back at {} after {:?}",
+            gone.path,
+            path_str,
+            away
+        );
         let caps = self.element.src_pad().current_caps();
         if latency_changed {
             let _ = element.post_message(gst::message::Latency::builder().src(element).build());
