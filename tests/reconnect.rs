@@ -689,3 +689,163 @@ fn another_device_on_the_node_is_not_taken_and_the_device_is_found_on_another() 
     assert_monotonic(&watch.seen());
     assert!(watch.errors().is_empty(), "{:?}", watch.errors());
 }
+
+/// A symbolic link made as udev makes `/dev/v4l/by-id/...`, removed when dropped.
+struct Link(std::path::PathBuf);
+
+impl Link {
+    fn point_at(&self, node: &str) {
+        let _ = std::fs::remove_file(&self.0);
+        std::os::unix::fs::symlink(node, &self.0)
+            .unwrap_or_else(|e| panic!("linking {} to {node}: {e}", self.0.display()));
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn a_stable_link_is_followed_to_wherever_it_points_now() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    assert_eq!(device, "/dev/video0", "the rig's first vivid capture node");
+    let platform = platform_device_of(&device);
+    let _reload = Reload(vivid_parameters());
+    // Where udev makes them (the element knows a stable link by its place, also once udev
+    // removed it on the unplug).
+    std::fs::create_dir_all("/dev/v4l/by-id").expect("make /dev/v4l/by-id");
+    let link = Link(
+        Path::new("/dev/v4l/by-id")
+            .join(format!("rustv4l2-test-{}-video-index0", std::process::id())),
+    );
+    link.point_at(&device);
+    let path = link.0.display().to_string();
+    let capture = Capture::new(&path, "reconnect=true", CAPS);
+    let watch = Watch::new(&capture);
+    let started = Instant::now();
+    capture.play();
+    watch.wait_buffers(started, 1);
+    vivid_driver("unbind", &platform);
+    // As udev does on the remove event.
+    std::fs::remove_file(&link.0).expect("remove the link");
+    watch.wait_element("rustv4l2src-device-lost", 1, TIMEOUT);
+    modprobe(&["-r", "vivid"]);
+    modprobe(&[
+        "vivid",
+        "n_devs=2",
+        "node_types=0x1,0x1",
+        "multiplanar=1,1",
+        "vid_cap_nr=2,0",
+    ]);
+    // udev makes the link a little after the kernel's event.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        watch
+            .element_messages("rustv4l2src-device-restored")
+            .is_empty(),
+        "restored without the link: {:?}",
+        watch.element_messages("rustv4l2src-device-restored")
+    );
+    link.point_at("/dev/video2");
+    let (back_at, restored) = watch.wait_element("rustv4l2src-device-restored", 1, TIMEOUT);
+    eprintln!("came back at {restored}");
+    assert_eq!(
+        restored.get::<String>("device").as_deref(),
+        Ok("/dev/video2")
+    );
+    watch.wait_buffers(back_at, 3);
+    assert_monotonic(&watch.seen());
+    assert!(watch.errors().is_empty(), "{:?}", watch.errors());
+}
+
+/// The id of `device`'s control `name`, from `v4l2-ctl --list-ctrls`.
+fn control_id(device: &str, name: &str) -> u32 {
+    let out = std::process::Command::new("v4l2-ctl")
+        .args(["-d", device, "--list-ctrls"])
+        .output()
+        .expect("v4l2-ctl runs (v4l-utils installed?)");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    listing
+        .lines()
+        .find_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next()? == name).then_some(())?;
+            u32::from_str_radix(words.next()?.strip_prefix("0x")?, 16).ok()
+        })
+        .unwrap_or_else(|| panic!("{device} has no control {name}:\n{listing}"))
+}
+
+/// `struct v4l2_control`, for VIDIOC_S_CTRL.
+#[repr(C)]
+struct V4l2Control {
+    id: u32,
+    value: i32,
+}
+
+nix::ioctl_readwrite!(vidioc_s_ctrl, b'V', 28, V4l2Control);
+
+/// Presses the button control `id` of `device` from this process.
+fn press_button(device: &str, id: u32) {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(device)
+        .unwrap_or_else(|e| panic!("open {device}: {e}"));
+    let mut control = V4l2Control { id, value: 1 };
+    // SAFETY: VIDIOC_S_CTRL reads and writes one `struct v4l2_control`, which `control` is, on
+    // an fd that stays open for the call.
+    unsafe { vidioc_s_ctrl(std::os::fd::AsRawFd::as_raw_fd(&file), &mut control) }
+        .unwrap_or_else(|e| panic!("VIDIOC_S_CTRL {id:#x} on {device}: {e}"));
+}
+
+#[test]
+fn vivids_disconnect_control_then_unbind_and_bind() {
+    let _device = setup();
+    let _restore = Restore;
+    let device = common::vivid_sp();
+    let platform = platform_device_of(&device);
+    let disconnect = control_id(&device, "disconnect");
+    let capture = Capture::new(&device, "reconnect=true", CAPS);
+    let watch = Watch::new(&capture);
+    let started = Instant::now();
+    capture.play();
+    watch.wait_buffers(started, 3);
+    press_button(&device, disconnect);
+    let (_, lost) = watch.wait_element("rustv4l2src-device-lost", 1, TIMEOUT);
+    eprintln!("disconnect control: {lost}");
+    // vivid keeps the node and takes it back into use once nobody has it open, without a
+    // hot-plug event: the element, which let go of it, may find it at once. Unbinding and
+    // binding is the unplug and replug that follows in any case.
+    vivid_driver("unbind", &platform);
+    vivid_driver("bind", &platform);
+    let deadline = Instant::now() + TIMEOUT;
+    let back_at = loop {
+        let lost = watch.element_messages("rustv4l2src-device-lost");
+        let restored = watch.element_messages("rustv4l2src-device-restored");
+        if !restored.is_empty() && restored.len() == lost.len() {
+            let (at, last) = restored.last().cloned().expect("not empty");
+            assert_eq!(last.get::<String>("device").as_deref(), Ok(&*device));
+            break at;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lost {} times, restored {} times: {}",
+            lost.len(),
+            restored.len(),
+            nodes()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    watch.wait_buffers(back_at, 3);
+    assert_monotonic(&watch.seen());
+    assert!(watch.errors().is_empty(), "{:?}", watch.errors());
+    assert_eq!(
+        watch.warnings().len(),
+        watch.element_messages("rustv4l2src-device-lost").len(),
+        "one warning per loss: {:?}",
+        watch.warnings()
+    );
+}
