@@ -24,6 +24,11 @@ gst::plugin_define!(
     "MIT/X11",
     env!("CARGO_PKG_NAME"),
     env!("CARGO_PKG_NAME"),
-    env!("CARGO_PKG_REPOSITORY"),
+    // Meant to be the URL the plugin comes from, which this project does not have in public:
+    // say so rather than invent one (GStreamer refuses a plugin without an origin).
+    concat!(
+        env!("CARGO_PKG_NAME"),
+        ": no public URL; see README.md in its sources"
+    ),
     env!("BUILD_REL_DATE")
 );

@@ -3,6 +3,7 @@
 
 mod common;
 
+use gst::glib;
 use gst::prelude::*;
 use gst_video::prelude::*;
 use std::collections::HashMap;
@@ -11,11 +12,7 @@ use std::sync::{Arc, Mutex};
 
 /// The value `v4l2-ctl` reads back for a control: what the driver really holds.
 fn driver_value(device: &str, control: &str) -> String {
-    let out = Command::new("v4l2-ctl")
-        .args(["-d", device, "-C", control])
-        .output()
-        .expect("v4l2-ctl runs");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let text = common::v4l2_ctl_ok(&["-d", device, "-C", control]);
     text.split(':')
         .nth(1)
         .unwrap_or_default()
@@ -25,8 +22,9 @@ fn driver_value(device: &str, control: &str) -> String {
         .to_owned()
 }
 
-/// Runs `element` to READY (device open, controls applied) and returns the warnings it posted.
-fn warnings_at_ready(element: &gst::Element) -> Vec<String> {
+/// Runs `element` to READY (device open, controls applied) and returns the warnings it posted,
+/// failing the test on an error.
+fn warnings_at_ready(element: &gst::Element) -> Vec<glib::Error> {
     let pipeline = gst::Pipeline::new();
     let sink = gst::ElementFactory::make("fakesink").build().unwrap();
     pipeline.add_many([element, &sink]).unwrap();
@@ -39,7 +37,7 @@ fn warnings_at_ready(element: &gst::Element) -> Vec<String> {
         &[gst::MessageType::Warning, gst::MessageType::Error],
     ) {
         match msg.view() {
-            gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
+            gst::MessageView::Warning(w) => warnings.push(w.error()),
             gst::MessageView::Error(e) => panic!("error at READY: {}", e.error()),
             _ => {}
         }
@@ -78,15 +76,12 @@ fn color_and_extra_controls_reach_the_driver() {
     assert_eq!(src.property::<i32>("brightness"), 55);
     src.set_state(gst::State::Null).unwrap();
     // Leave the device as the other tests expect it.
-    Command::new("v4l2-ctl")
-        .args([
-            "-d",
-            &device,
-            "-c",
-            "brightness=128,contrast=128,hue=0,test_pattern=0",
-        ])
-        .status()
-        .unwrap();
+    common::v4l2_ctl_ok(&[
+        "-d",
+        &device,
+        "-c",
+        "brightness=128,contrast=128,hue=0,test_pattern=0",
+    ]);
 }
 
 #[test]
@@ -108,12 +103,21 @@ fn unknown_or_out_of_range_controls_warn_without_failing() {
     assert!(
         warnings
             .iter()
-            .any(|w| w.contains("no_such_control") && w.contains(&device))
+            .all(|w| w.matches(gst::ResourceError::Settings)),
+        "a control the device refuses is a settings warning: {warnings:?}"
+    );
+    let texts: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        texts
+            .iter()
+            .any(|w| w.contains("no_such_control") && w.contains(&device)),
+        "{texts:?}"
     );
     assert!(
-        warnings
+        texts
             .iter()
-            .any(|w| w.contains("Saturation") && w.contains("out of its range"))
+            .any(|w| w.contains("Saturation") && w.contains("out of its range")),
+        "{texts:?}"
     );
     assert_ne!(driver_value(&device, "saturation"), "100000");
 }
@@ -169,11 +173,7 @@ fn v4l2_uri_makes_a_working_source() {
 
 /// `v4l2-ctl --list-ctrls` for `device`: each control's name and its min and max.
 fn listed_ranges(device: &str) -> HashMap<String, (i32, i32)> {
-    let out = Command::new("v4l2-ctl")
-        .args(["-d", device, "--list-ctrls"])
-        .output()
-        .expect("v4l2-ctl runs");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let text = common::v4l2_ctl_ok(&["-d", device, "--list-ctrls"]);
     let field = |line: &str, key: &str| {
         line.split_whitespace()
             .find_map(|word| word.strip_prefix(key)?.parse::<i32>().ok())
@@ -422,11 +422,16 @@ fn color_balance_on_a_vanished_device_warns() {
             &[gst::MessageType::Warning, gst::MessageType::Error],
         )
         .expect("a warning about the failed control");
-    let text = match warning.view() {
-        gst::MessageView::Warning(w) => w.error().to_string(),
+    let error = match warning.view() {
+        gst::MessageView::Warning(w) => w.error(),
         _ => panic!("not a warning: {warning:?}"),
     };
+    let text = error.to_string();
     eprintln!("set_value on the vanished device: {text}");
+    assert!(
+        error.matches(gst::ResourceError::Settings),
+        "a control the driver refuses is a settings warning: {text}"
+    );
     assert!(
         text.contains(&device)
             && text.to_lowercase().contains("brightness")
@@ -442,17 +447,8 @@ fn color_balance_on_a_vanished_device_warns() {
     drop(pipeline);
 
     // vivid brings the node back once the element has closed it.
-    let started = std::time::Instant::now();
-    while std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&device)
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(10),
-            "{device} did not come back after the element closed it"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    assert!(
+        common::wait_for_node(&device, std::time::Duration::from_secs(10)).is_some(),
+        "{device} did not come back after the element closed it"
+    );
 }

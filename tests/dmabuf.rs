@@ -9,12 +9,12 @@
 
 mod common;
 
-use common::{Capture, TIMEOUT, change_state, setup};
+use common::loopback::{self, Writer};
+use common::tools::ToolEnv;
+use common::{Capture, TIMEOUT, change_state, fds_on, hash_of, open_fds, setup};
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gst::glib;
@@ -29,12 +29,6 @@ fn dmabuf_capture(device: &str, src_props: &str, caps: &str, sink_props: &str) -
         caps,
         sink_props,
     )
-}
-
-fn hash_of(data: &[u8]) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    data.hash(&mut hasher);
-    hasher.finish()
 }
 
 /// A hash of every memory of `buffer`, each mapped on its own: mapping a buffer of several
@@ -75,13 +69,11 @@ fn dmabuf_inodes(buffer: &gst::BufferRef, ctx: &str) -> Vec<u64> {
         .collect()
 }
 
-/// This process's open fds whose target contains `what` (a device path, "dmabuf").
-fn open_fds(what: &str) -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("read /proc/self/fd")
-        .flatten()
-        .filter_map(|entry| std::fs::read_link(entry.path()).ok())
-        .filter(|target| target.to_string_lossy().contains(what))
+/// This process's open fds on dmabufs.
+fn dmabuf_fds() -> usize {
+    open_fds()
+        .iter()
+        .filter(|(_, target)| target.to_string_lossy().contains("dmabuf"))
         .count()
 }
 
@@ -289,8 +281,8 @@ fn frames_outlive_the_pipeline_and_leave_nothing_behind() {
     let device = common::vivid_mp();
     let before = (
         common::device_mappings(&device),
-        open_fds(&device),
-        open_fds("dmabuf"),
+        fds_on(&device),
+        dmabuf_fds(),
         dmabuf_mappings(),
     );
     let capture = dmabuf_capture(
@@ -332,21 +324,21 @@ fn frames_outlive_the_pipeline_and_leave_nothing_behind() {
     // What the checks below count, seen while the frames live: their dmabufs (three planes
     // each), and the device, kept open by the frames' hold on the driver's queue.
     assert!(
-        open_fds("dmabuf") >= before.2 + 9,
+        dmabuf_fds() >= before.2 + 9,
         "three frames of three planes, but {} dmabuf fds are open (before: {})",
-        open_fds("dmabuf"),
+        dmabuf_fds(),
         before.2
     );
     assert!(
-        open_fds(&device) > before.1,
+        fds_on(&device) > before.1,
         "the frames' queue does not hold {device} open"
     );
 
     drop(samples);
     let after = (
         common::device_mappings(&device),
-        open_fds(&device),
-        open_fds("dmabuf"),
+        fds_on(&device),
+        dmabuf_fds(),
         dmabuf_mappings(),
     );
     assert_eq!(
@@ -422,48 +414,12 @@ fn io_mode_cannot_change_while_streaming() {
     dmabuf_inodes(&capture.pull_buffer(), "after the refused change");
 }
 
-/// The plugin built together with this test executable (see tests/capture.rs).
-fn built_plugin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let plugin = exe.with_file_name("libgstrustv4l2.so");
-    assert!(
-        plugin.exists(),
-        "{} is missing: build with cargo test first",
-        plugin.display()
-    );
-    plugin
-}
-
 /// `gst-inspect-1.0 rustv4l2src` lists io-mode with its blurb, both values and the default.
 #[test]
 fn gst_inspect_shows_io_mode() {
     common::init();
-    let dir = std::env::temp_dir().join(format!("rustv4l2-inspect-{}", std::process::id()));
-    let (ours, system) = (dir.join("plugin"), dir.join("system"));
-    std::fs::create_dir_all(&ours).expect("create plugin dir");
-    std::fs::create_dir_all(&system).expect("create plugin dir");
-    let link = ours.join("libgstrustv4l2.so");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(built_plugin(), &link).expect("link the plugin");
-    let out = Command::new("gst-inspect-1.0")
-        .arg("rustv4l2src")
-        .env("GST_PLUGIN_PATH", &ours)
-        .env_remove("GST_PLUGIN_PATH_1_0")
-        .env("GST_PLUGIN_SYSTEM_PATH", &system)
-        .env("GST_PLUGIN_SYSTEM_PATH_1_0", &system)
-        .env("GST_REGISTRY", dir.join("registry.bin"))
-        .env("GST_REGISTRY_1_0", dir.join("registry.bin"))
-        .env("GST_REGISTRY_UPDATE", "yes")
-        .stdin(Stdio::null())
-        .output()
-        .expect("gst-inspect-1.0 runs (gstreamer1.0-tools installed?)");
-    let _ = std::fs::remove_dir_all(&dir);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "gst-inspect-1.0 failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = ToolEnv::new(&[]).inspect_rustv4l2src();
+    let text = &run.out;
     let start = text
         .find("io-mode")
         .unwrap_or_else(|| panic!("no io-mode in gst-inspect-1.0 output:\n{text}"));
@@ -484,87 +440,18 @@ fn gst_inspect_shows_io_mode() {
 // ---------------------------------------------------------------------------------------------
 // 5. A driver that cannot export.
 
-/// v4l2loopback, fed by a `v4l2sink` writer: a capture node whose driver has no VIDIOC_EXPBUF.
-/// Loaded as tests/formats.rs loads it, so both binaries can run in one VM.
-fn v4l2loopback_node() -> String {
-    const NODE: &str = "/dev/video20";
-    static LOADED: std::sync::Once = std::sync::Once::new();
-    LOADED.call_once(|| {
-        let status = Command::new("modprobe")
-            .args([
-                "v4l2loopback",
-                "devices=1",
-                "exclusive_caps=1",
-                "card_label=loop",
-                "video_nr=20",
-                "max_buffers=8",
-            ])
-            .status()
-            .expect("modprobe runs");
-        assert!(
-            status.success(),
-            "modprobe v4l2loopback failed ({status}): scripts/setup-deps builds the module"
-        );
-    });
-    // Without udev the node may be missing: make it from sysfs, as scripts/vm-run does.
-    let sys = Path::new("/sys/class/video4linux/video20/dev");
-    let deadline = Instant::now() + TIMEOUT;
-    while !Path::new(NODE).exists() {
-        if let Ok(numbers) = std::fs::read_to_string(sys)
-            && let Some((major, minor)) = numbers.trim().split_once(':')
-        {
-            let _ = Command::new("mknod")
-                .args(["-m", "660", NODE, "c", major, minor])
-                .status();
-        }
-        assert!(Instant::now() < deadline, "{NODE} never appeared");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    NODE.to_string()
-}
-
-/// A `gst-launch-1.0` child feeding the loopback device, killed when dropped.
-struct Writer(Child);
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_driver_without_export_gets_a_clear_error() {
     let _device = setup();
-    let node = v4l2loopback_node();
-    let mut writer = Writer(
-        Command::new("gst-launch-1.0")
-            .args(
-                format!(
-                    "videotestsrc is-live=true \
-                     ! video/x-raw,format=YUY2,width=320,height=180,framerate=30/1 \
-                     ! v4l2sink device={node}"
-                )
-                .split_whitespace(),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("gst-launch-1.0 starts"),
-    );
-    // With exclusive_caps=1, v4l2loopback offers capture only once its writer streams.
-    let deadline = Instant::now() + TIMEOUT;
-    while gstrustv4l2::v4l2::Device::open(Path::new(&node)).is_err() {
-        assert!(
-            writer.0.try_wait().ok().flatten().is_none(),
-            "the v4l2loopback writer ended"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "{node} never became a capture node"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // v4l2loopback, fed by a `v4l2sink` writer: a capture node whose driver has no
+    // VIDIOC_EXPBUF.
+    let node = loopback::node();
+    let mut writer = Writer::start(&format!(
+        "videotestsrc is-live=true \
+         ! video/x-raw,format=YUY2,width=320,height=180,framerate=30/1 \
+         ! v4l2sink device={node}"
+    ));
+    writer.wait_for_capture(&node);
 
     let capture = dmabuf_capture(&node, "", "video/x-raw", "");
     let bus = capture.pipeline.bus().expect("a pipeline has a bus");

@@ -9,11 +9,11 @@
 
 mod common;
 
-use common::{Capture, TIMEOUT, setup};
+use common::loopback::{self, Writer};
+use common::{Capture, in_device_memory, setup, v4l2_ctl_ok};
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use gst::prelude::*;
 use gstrustv4l2::caps::colorimetry::{self, V4l2Colorimetry};
@@ -29,26 +29,6 @@ fn structure_of(sample: &gst::Sample) -> gst::Structure {
         .caps()
         .and_then(|c| c.structure(0).map(|s| s.to_owned()))
         .expect("a sample has caps")
-}
-
-/// Whether `ptr` lies in one of the process's mappings of `device`: a frame lent, not copied.
-fn in_device_mapping(device: &str, ptr: *const u8) -> bool {
-    common::device_mappings(device)
-        .iter()
-        .any(|m| m.contains(&(ptr as usize)))
-}
-
-fn v4l2_ctl(args: &[&str]) -> String {
-    let out = Command::new("v4l2-ctl")
-        .args(args)
-        .output()
-        .expect("v4l2-ctl runs (v4l-utils installed?)");
-    assert!(
-        out.status.success(),
-        "v4l2-ctl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The template lists every format the table knows; `gst-inspect-1.0 rustv4l2src` prints it.
@@ -105,9 +85,8 @@ fn bayer_in_all_four_orders() {
             );
             let buffer = sample.buffer().expect("a buffer");
             assert_eq!(buffer.size(), 640 * 360, "{order}");
-            let map = buffer.map_readable().expect("readable");
             assert!(
-                in_device_mapping(&device, map.as_ptr()),
+                in_device_memory(buffer, &device),
                 "{order}: the frame was copied"
             );
         }
@@ -228,8 +207,8 @@ struct SVideoInput(String);
 
 impl SVideoInput {
     fn select(device: &str) -> SVideoInput {
-        v4l2_ctl(&["-d", device, "-i", "2"]);
-        v4l2_ctl(&["-d", device, "-s", "pal"]);
+        v4l2_ctl_ok(&["-d", device, "-i", "2"]);
+        v4l2_ctl_ok(&["-d", device, "-s", "pal"]);
         SVideoInput(device.to_string())
     }
 }
@@ -319,47 +298,6 @@ fn interlaced_pal_and_its_pixel_aspect_ratio() {
     }
 }
 
-/// The kernel module the MJPEG test feeds, loaded once per run (root in the VM).
-fn load_v4l2loopback() -> String {
-    const NODE: &str = "/dev/video20";
-    static LOADED: std::sync::Once = std::sync::Once::new();
-    LOADED.call_once(|| {
-        let status = Command::new("modprobe")
-            .args([
-                "v4l2loopback",
-                "devices=1",
-                "exclusive_caps=1",
-                "card_label=loop",
-                "video_nr=20",
-                // Enough buffers that frames held by the test and appsink are lent, not
-                // copied (its default is 2).
-                "max_buffers=8",
-            ])
-            .status()
-            .expect("modprobe runs");
-        assert!(
-            status.success(),
-            "modprobe v4l2loopback failed ({status}): scripts/setup-deps builds the module for \
-             the VM's kernel (v4l2loopback-dkms)"
-        );
-    });
-    // Without udev the node may be missing: make it from sysfs, as scripts/vm-run does.
-    let sys = Path::new("/sys/class/video4linux/video20/dev");
-    let deadline = Instant::now() + TIMEOUT;
-    while !Path::new(NODE).exists() {
-        if let Ok(numbers) = std::fs::read_to_string(sys)
-            && let Some((major, minor)) = numbers.trim().split_once(':')
-        {
-            let _ = Command::new("mknod")
-                .args(["-m", "660", NODE, "c", major, minor])
-                .status();
-        }
-        assert!(Instant::now() < deadline, "{NODE} never appeared");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    NODE.to_string()
-}
-
 /// What the loopback tests put between `videotestsrc` and `v4l2sink` for JPEG. `parsed=true`:
 /// v4l2sink accepts only caps that say so (its caps are a subset check).
 const JPEG_ENCODER: &str = "jpegenc ! image/jpeg,parsed=true";
@@ -375,62 +313,6 @@ fn loopback_capacity(node: &str) -> usize {
         .sizeimage as usize
 }
 
-/// A `gst-launch-1.0` child feeding the loopback device, killed when dropped.
-struct Writer(Child);
-
-impl Writer {
-    /// A live moving ball, I420 at `size` ("WxH") and 30 fps, through `encode` into `node`,
-    /// once `node` can capture.
-    fn feed(node: &str, size: &str, encode: &str) -> Writer {
-        let (width, height) = size.split_once('x').expect("WxH");
-        let mut writer = Writer::start(&format!(
-            "videotestsrc is-live=true pattern=ball \
-             ! video/x-raw,format=I420,width={width},height={height},framerate=30/1 \
-             ! {encode} ! v4l2sink device={node}"
-        ));
-        writer.wait_for_capture(node);
-        writer
-    }
-
-    fn start(pipeline: &str) -> Writer {
-        let child = Command::new("gst-launch-1.0")
-            .args(pipeline.split_whitespace())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("gst-launch-1.0 starts");
-        Writer(child)
-    }
-
-    /// Waits until `node` can be opened as a capture device: with `exclusive_caps=1`,
-    /// v4l2loopback offers capture only once its writer streams.
-    fn wait_for_capture(&mut self, node: &str) {
-        let deadline = Instant::now() + TIMEOUT;
-        while Device::open(Path::new(node)).is_err() {
-            if let Ok(Some(status)) = self.0.try_wait() {
-                let mut err = String::new();
-                if let Some(mut stderr) = self.0.stderr.take() {
-                    use std::io::Read;
-                    let _ = stderr.read_to_string(&mut err);
-                }
-                panic!("the writer ended ({status}) before {node} could capture:\n{err}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{node} did not become a capture device within {TIMEOUT:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// MJPEG end to end: v4l2loopback carries JPEG images that `jpegenc` made and `v4l2sink`
 /// wrote. The element offers them as `image/jpeg`, each buffer is exactly one image (it starts
 /// with SOI and ends with EOI: `bytesused` bytes, not the driver buffer's whole length), lent
@@ -438,7 +320,7 @@ impl Drop for Writer {
 #[test]
 fn mjpeg_from_v4l2loopback() {
     let _device = setup();
-    let node = load_v4l2loopback();
+    let node = loopback::node();
     let _writer = Writer::feed(&node, "640x360", JPEG_ENCODER);
     let capacity = loopback_capacity(&node);
 
@@ -464,11 +346,8 @@ fn mjpeg_from_v4l2loopback() {
             !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
             "every JPEG image stands alone"
         );
+        assert!(in_device_memory(buffer, &node), "frame {i} was copied");
         let map = buffer.map_readable().expect("readable");
-        assert!(
-            in_device_mapping(&node, map.as_ptr()),
-            "frame {i} was copied"
-        );
         assert!(map.len() <= capacity, "{} of {capacity}", map.len());
         if map.len() == capacity {
             continue;
@@ -515,7 +394,7 @@ fn mjpeg_from_v4l2loopback() {
 #[test]
 fn foreign_driver_timestamps_give_way_to_the_pipeline_clock() {
     let _device = setup();
-    let node = load_v4l2loopback();
+    let node = loopback::node();
     let _writer = Writer::feed(&node, "640x360", JPEG_ENCODER);
 
     let capture = open_capture(&node, "image/jpeg");
@@ -558,7 +437,7 @@ fn foreign_driver_timestamps_give_way_to_the_pipeline_clock() {
 #[test]
 fn h264_from_v4l2loopback_marks_its_keyframes() {
     let _device = setup();
-    let node = load_v4l2loopback();
+    let node = loopback::node();
     let _writer = Writer::feed(
         &node,
         "320x180",

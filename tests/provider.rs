@@ -9,11 +9,11 @@
 
 mod common;
 
-use common::setup;
+use common::{NullOnDrop, TIMEOUT, change_state, element_bus_problems, fds_on, setup};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,8 +23,6 @@ use gstrustv4l2::v4l2::hotplug::{Action, Uevent, Woken};
 
 const PROVIDER: &str = "rustv4l2deviceprovider";
 const DEVICE_TYPE: &str = "GstRustV4l2Device";
-/// The longest any single wait may take before the test fails.
-const TIMEOUT: Duration = Duration::from_secs(20);
 /// How soon a node that appears or goes away must be reported (the provider looks every second).
 const HOTPLUG_TIMEOUT: Duration = Duration::from_secs(10);
 /// How soon after the kernel's hot-plug event the provider must report a device that went away,
@@ -121,15 +119,6 @@ fn check_sp_caps(device: &gst::Device) {
     );
 }
 
-/// How many file descriptors of this process are open on `node`.
-fn open_fds_on(node: &str) -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("read /proc/self/fd")
-        .flatten()
-        .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == Path::new(node)))
-        .count()
-}
-
 #[test]
 fn probe_lists_the_capture_nodes_and_not_the_output_node() {
     let _devices = setup();
@@ -149,7 +138,7 @@ fn probe_lists_the_capture_nodes_and_not_the_output_node() {
         "output node {out} is listed: {listed:?}"
     );
     for node in [&sp, &mp, &out] {
-        assert_eq!(open_fds_on(node), 0, "{node} was left open after probing");
+        assert_eq!(fds_on(node), 0, "{node} was left open after probing");
     }
 }
 
@@ -186,57 +175,6 @@ fn device_monitor_finds_them_under_video_source() {
     assert!(find(&ours, &out).is_none(), "{out} is listed: {listed:?}");
 }
 
-/// Sets `element` to `state` from another thread; fails the test if that fails or takes longer
-/// than `TIMEOUT`.
-fn set_state(element: &gst::Element, state: gst::State) {
-    let (tx, rx) = mpsc::channel();
-    let e = element.clone();
-    std::thread::spawn(move || {
-        let result = e.set_state(state);
-        drop(e);
-        let _ = tx.send(result);
-    });
-    match rx.recv_timeout(TIMEOUT) {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => panic!("{} refused {state:?}: {e}", element.name()),
-        Err(_) => panic!(
-            "{} did not reach {state:?} within {TIMEOUT:?}",
-            element.name()
-        ),
-    }
-}
-
-/// Brings a pipeline down to NULL also when a test fails, so the device is free afterwards.
-struct Running(gst::Pipeline);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let (tx, rx) = mpsc::channel();
-        let p = self.0.clone();
-        std::thread::spawn(move || {
-            let _ = p.set_state(gst::State::Null);
-            drop(p);
-            let _ = tx.send(());
-        });
-        if rx.recv_timeout(TIMEOUT).is_err() {
-            eprintln!("pipeline did not reach NULL within {TIMEOUT:?}; leaking it");
-        }
-    }
-}
-
-fn bus_errors(pipeline: &gst::Pipeline) -> String {
-    let Some(bus) = pipeline.bus() else {
-        return String::new();
-    };
-    let mut out = String::new();
-    while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
-        if let gst::MessageView::Error(e) = msg.view() {
-            out.push_str(&format!("\n  {}: {:?}", e.error(), e.debug()));
-        }
-    }
-    out
-}
-
 #[test]
 fn create_element_captures_from_that_node() {
     let _devices = setup();
@@ -265,15 +203,15 @@ fn create_element_captures_from_that_node() {
         .add_many([&src, sink.upcast_ref()])
         .expect("add to the pipeline");
     src.link(&sink).expect("link rustv4l2src to appsink");
-    let running = Running(pipeline.clone());
-    set_state(pipeline.upcast_ref(), gst::State::Playing);
+    let running = NullOnDrop(pipeline.clone().upcast());
+    change_state(pipeline.upcast_ref(), gst::State::Playing, TIMEOUT);
     for n in 0..3 {
         let sample = sink
             .try_pull_sample(gst::ClockTime::from_seconds(TIMEOUT.as_secs()))
             .unwrap_or_else(|| {
                 panic!(
                     "no buffer {n} from {sp} within {TIMEOUT:?}:{}",
-                    bus_errors(&pipeline)
+                    element_bus_problems(pipeline.upcast_ref())
                 )
             });
         let buffer = sample.buffer().expect("a sample carries a buffer");
@@ -441,7 +379,7 @@ fn nodes_that_appear_and_go_away_are_reported() {
     );
 
     for node in [&sp, &path] {
-        assert_eq!(open_fds_on(node), 0, "the monitor keeps {node} open");
+        assert_eq!(fds_on(node), 0, "the monitor keeps {node} open");
     }
 
     node.remove();
@@ -642,7 +580,7 @@ fn first_open(node: &str) -> JoinHandle<Option<Instant>> {
     std::thread::spawn(move || {
         let deadline = Instant::now() + HOTPLUG_TIMEOUT;
         while Instant::now() < deadline {
-            if open_fds_on(&node) > 0 {
+            if fds_on(&node) > 0 {
                 return Some(Instant::now());
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -715,7 +653,7 @@ fn devices_the_kernel_removes_and_adds_are_reported_at_once() {
             "{path} was announced but is not listed: {:?}",
             paths(&devices)
         );
-        assert_eq!(open_fds_on(path), 0, "the monitor keeps {path} open");
+        assert_eq!(fds_on(path), 0, "the monitor keeps {path} open");
     }
 
     // What the event path decides: how soon the provider acts. Reporting a device that came

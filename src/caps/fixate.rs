@@ -1,12 +1,15 @@
-//! Choosing one format from the caps left after negotiation.
+//! Settling the caps left after negotiation on one format, size and rate.
 
 /// Fixates the caps `BaseSrc::fixate` receives.
 ///
 /// By then GStreamer has intersected the device's caps with what downstream accepts, so
-/// downstream's wishes already won: whatever is left is acceptable to both. Among that, take
-/// the first structure (the device's preferred format, in the driver's order, see
-/// [`probed_to_caps`](super::probed_to_caps)), then the largest size, then the highest frame
-/// rate at that size; anything else goes to GStreamer's default fixation.
+/// downstream's wishes already won: whatever is left is acceptable to both. The element's
+/// negotiation has also already chosen the format and listed size (see
+/// [`choose`](super::choose): the largest that reaches 30 fps), so these caps are one listed
+/// size of one format, possibly a range, in downstream's order of preference. Take the first
+/// structure, then the largest size in it, then the highest frame rate at that size (a
+/// range's rates are the driver's at its largest size, which all of it can do); anything else
+/// goes to GStreamer's default fixation.
 pub fn fixate(mut caps: gst::Caps) -> gst::Caps {
     if caps.is_any() || caps.is_empty() {
         return caps;

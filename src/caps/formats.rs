@@ -85,6 +85,12 @@ impl FormatEntry {
         self.payload == Payload::Video
     }
 
+    /// A compressed format (JPEG, H.264, HEVC), which downstream has to decode: at an equal
+    /// size and rate, negotiation prefers any other.
+    pub fn is_compressed(&self) -> bool {
+        matches!(self.payload, Payload::Image | Payload::Stream)
+    }
+
     /// Whether its samples are R'G'B' (so no Y'CbCr matrix applies): RGB formats and Bayer.
     pub fn is_rgb(&self) -> bool {
         match self.media {

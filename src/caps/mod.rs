@@ -7,8 +7,9 @@
 //!
 //! - [`formats`]: the one fourcc <-> GStreamer format table.
 //! - [`probed_to_caps`]: what the device enumerated, as the caps the element offers.
-//! - [`fixate`]: which of the negotiated caps to capture; [`candidates`]: which listed sizes
-//!   negotiation tries, in which order.
+//! - [`choose`]: which listed format and size to capture when downstream leaves a choice (the
+//!   largest that reaches 30 fps), looking at [`candidates`] in an order that keeps probing
+//!   low; [`fixate`]: the size and rate within the chosen caps.
 //! - [`caps_to_request`]: fixed caps back to the fourcc, size and interval to set.
 //! - [`Layout`]: where the driver puts each plane, for `GstVideoMeta`; [`Framing`]: how a
 //!   buffer of any format becomes a `GstBuffer`; [`field_flags`], [`meta_offsets`] and
@@ -29,7 +30,7 @@ mod probe;
 mod request;
 mod summary;
 
-pub use candidates::{candidates, size_caps};
+pub use candidates::{Candidate, SMOOTH_RATE, candidates, choose, size_caps};
 pub use colorimetry::pixel_aspect_ratio;
 pub use fixate::fixate;
 pub use formats::{FORMATS, FormatEntry, Media, Memory, Payload, entry, fourccs, video_format};

@@ -8,7 +8,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use std::sync::{LazyLock, OnceLock};
 
-use super::imp::CAT;
+use super::log::CAT;
 
 /// The class `gst-device-monitor-1.0 Video/Source` asks for.
 const DEVICE_CLASS: &str = "Video/Source";

@@ -3,7 +3,7 @@
 //! The provider's only way to the kernel (`crate::v4l2`) and to caps (`crate::caps`); knows
 //! nothing of scanning or hot-plug.
 
-use super::imp::CAT;
+use super::log::CAT;
 use crate::caps;
 use crate::v4l2::{self, Device, OpenError};
 use std::path::Path;

@@ -6,6 +6,7 @@
 //! thread owns its list of known nodes), so `stop()` cannot wait on a thread that waits on it.
 //! `stop()` reaches the thread through the `Hotplug`'s eventfd alone.
 
+use super::log::CAT;
 use super::monitor::{run_monitor, watch};
 use super::nodes::{DEV_DIR, Nodes};
 use crate::v4l2::Hotplug;
@@ -15,14 +16,6 @@ use gst::subclass::prelude::*;
 use std::path::Path;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
-
-pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "rustv4l2deviceprovider",
-        gst::DebugColorFlags::empty(),
-        Some("V4L2 capture device provider for rustv4l2src"),
-    )
-});
 
 /// The running monitor thread.
 struct Monitor {

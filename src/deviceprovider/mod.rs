@@ -14,6 +14,7 @@ use gst::prelude::*;
 mod device;
 mod examine;
 mod imp;
+mod log;
 mod monitor;
 mod nodes;
 

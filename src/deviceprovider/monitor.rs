@@ -13,7 +13,7 @@
 //! The thread owns its `Nodes` and never takes the provider's lock; `stop()` reaches it through
 //! the `Hotplug`'s eventfd alone.
 
-use super::imp::CAT;
+use super::log::CAT;
 use super::nodes::{Changes, DEV_DIR, Nodes};
 use crate::v4l2::hotplug::Woken;
 use crate::v4l2::{self, Hotplug};

@@ -9,7 +9,7 @@
 //! Knows nothing of threads or of the GObject: `monitor.rs` says when to rescan.
 
 use super::examine::{Examined, examine};
-use super::imp::CAT;
+use super::log::CAT;
 use crate::v4l2::hotplug::{Action, Uevent};
 use gst::prelude::*;
 use std::collections::BTreeMap;

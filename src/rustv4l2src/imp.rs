@@ -375,9 +375,9 @@ impl BaseSrcImpl for RustV4l2Src {
     }
 
     fn negotiate(&self) -> Result<(), gst::LoggableError> {
-        // Not the base class's way, which starts from everything the device offers: walking
-        // the listed formats and sizes in caps order and probing frame rates only for those
-        // downstream accepts gives the same choice for a fraction of the ioctls.
+        // Not the base class's way, which starts from everything the device offers and takes
+        // its first structure: the caps module's rule (the largest size that reaches 30 fps)
+        // walks the listed sizes from the largest and probes frame rates only until it knows.
         if lock(&self.session).lost().is_some() && lock(&self.settings).reconnect {
             // Waiting for the device: it negotiates when it is back.
             gst::debug!(CAT, imp = self, "No device to negotiate for yet");
@@ -387,7 +387,7 @@ impl BaseSrcImpl for RustV4l2Src {
         let peer = pad.peer_query_caps(None);
         let common = lock(&self.session)
             .opened_mut()
-            .and_then(|o| o.first_acceptable(&peer));
+            .and_then(|o| o.preferred(&peer));
         let Some(common) = common else {
             let ours = self.caps(None).unwrap_or_else(gst::Caps::new_empty);
             let path = lock(&self.settings).device.clone();

@@ -29,8 +29,8 @@ impl Opened {
         if let Some(caps) = &self.caps {
             return caps.clone();
         }
-        for (f, size) in caps::candidates(&self.probed) {
-            if let Err(e) = self.probe_intervals(f, size) {
+        for c in caps::candidates(&self.probed) {
+            if let Err(e) = self.probe_intervals(c.format, c.size) {
                 gst::warning!(CAT, "{}: Probing frame intervals: {}", self.path(), e);
             }
         }
@@ -40,14 +40,16 @@ impl Opened {
         all
     }
 
-    /// The first listed format and size downstream accepts, with its real frame rates, probing
-    /// intervals only for the sizes it has to look at; within the `preferred` caps first, if
-    /// any (once: they are a device's stream from before it went away).
-    pub fn first_acceptable(&mut self, peer: &gst::Caps) -> Option<gst::Caps> {
-        if let Some(preferred) = self.preferred.take() {
-            let narrowed = preferred.intersect(peer);
+    /// The listed format and size to capture among those downstream accepts (see
+    /// [`caps::choose`]), as its caps with downstream's restrictions applied; within
+    /// `caps_before` first, if set (once: they are a device's stream from before it went away).
+    /// Frame intervals are probed only for the sizes the rule has to look at: larger sizes
+    /// first, until one reaches 30 fps.
+    pub fn preferred(&mut self, peer: &gst::Caps) -> Option<gst::Caps> {
+        if let Some(before) = self.caps_before.take() {
+            let narrowed = before.intersect(peer);
             if !narrowed.is_empty()
-                && let Some(common) = self.first_acceptable_within(&narrowed)
+                && let Some(common) = self.choose_within(&narrowed)
             {
                 gst::debug!(
                     CAT,
@@ -57,28 +59,39 @@ impl Opened {
                 return Some(common);
             }
         }
-        self.first_acceptable_within(peer)
+        self.choose_within(peer)
     }
 
-    fn first_acceptable_within(&mut self, peer: &gst::Caps) -> Option<gst::Caps> {
+    fn choose_within(&mut self, peer: &gst::Caps) -> Option<gst::Caps> {
         let par = self.par;
-        for (f, size) in caps::candidates(&self.probed) {
+        let candidates = caps::candidates(&self.probed);
+        let mut probed = 0;
+        let chosen = caps::choose(&candidates, |c| {
+            let (f, size) = (c.format, c.size);
             if !self.probed_intervals.contains(&(f, size))
                 && !caps::size_caps(&self.probed[f], size, par).can_intersect(peer)
             {
-                continue;
+                return None;
             }
+            probed += 1;
             if let Err(e) = self.probe_intervals(f, size) {
                 gst::warning!(CAT, "{}: Probing frame intervals: {}", self.path(), e);
-                continue;
+                return None;
             }
-            let common = caps::size_caps(&self.probed[f], size, par)
-                .intersect_with_mode(peer, gst::CapsIntersectMode::First);
-            if !common.is_empty() {
-                return Some(common);
-            }
-        }
-        None
+            Some(
+                caps::size_caps(&self.probed[f], size, par)
+                    .intersect_with_mode(peer, gst::CapsIntersectMode::First),
+            )
+        });
+        gst::debug!(
+            CAT,
+            "{}: Looked at {} of {} listed sizes: {:?}",
+            self.path(),
+            probed,
+            candidates.len(),
+            chosen
+        );
+        chosen
     }
 
     /// `VIDIOC_S_FMT` (and `S_PARM` for the rate) for fixed caps; the stream they make.

@@ -251,7 +251,7 @@ impl Reconnect<'_> {
             );
             return Err(Retry::Later);
         }
-        opened.preferred = gone.asked.clone();
+        opened.caps_before = gone.asked.clone();
         let warnings =
             controls::apply_controls(&opened.device, &self.settings, Which::All).warnings;
         let floor = {

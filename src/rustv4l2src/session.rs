@@ -49,7 +49,7 @@ pub(super) struct Opened {
     pub channels: OnceCell<Channels>,
     /// The caps to try first at the next negotiation: the stream's before the device went
     /// away, so that it comes back as it was when it still can.
-    pub preferred: Option<gst::Caps>,
+    pub caps_before: Option<gst::Caps>,
 }
 
 /// One negotiated format and, once allocation has run, its buffers; the counters of its stream.
@@ -201,7 +201,7 @@ impl Session {
             par,
             identity,
             channels: OnceCell::new(),
-            preferred: None,
+            caps_before: None,
         })
     }
 

@@ -171,15 +171,15 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecString::builder("device-name")
             .nick("Device name")
-            .blurb("Name of the device (the driver's card name), once it is open")
+            .blurb("Name of the device (the driver's card name) once it is open; NULL before")
             .read_only()
             .build(),
         glib::ParamSpecUInt::builder("buffer-count")
             .nick("Buffer count")
             .blurb(
                 "Number of V4L2 buffers to request from the driver (0 = automatic: the \
-                 driver's minimum plus what downstream holds, at least 4). The driver \
-                 may grant fewer or more.",
+                 driver's minimum plus what downstream holds plus one, at least 4). The \
+                 driver may grant fewer or more.",
             )
             .minimum(0)
             .maximum(MAX_BUFFER_COUNT)
@@ -213,9 +213,10 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
                  the driver's sequence), frames-dropped (by low-latency), \
                  frames-corrupted (flagged by the driver, not pushed), frames-copied \
                  (copy-threshold or unreadable stride), requeue-failures (buffers the \
-                 driver refused back), last-delay (ns from the start of capture of the \
-                 last frame to its push), disconnects (times the device went away while \
-                 streaming), time-without-device (ns spent waiting for it with 'reconnect', \
+                 driver refused back), disconnects (times the device went away while \
+                 streaming), all counts; last-delay (ns from the start of capture of the \
+                 last frame to its push; 18446744073709551615 before the first frame), \
+                 time-without-device (ns spent waiting for the device with 'reconnect', \
                  the current wait included)",
             )
             .read_only()
@@ -233,8 +234,11 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
             glib::ParamSpecInt::builder(name)
                 .nick(&nick)
                 .blurb(&format!(
-                    "Picture {what} (V4L2 control); the device's range applies, a device \
-                     without it warns"
+                    "Picture {what} (V4L2 control), in the driver's own units and range \
+                     (v4l2-ctl --list-ctrls shows them); 0 is a value like any other, not \
+                     'unset'. Applied only once set. Reads the driver's value while the \
+                     device is open, else the value set (0 if none). A device without the \
+                     control warns"
                 ))
                 .mutable_playing()
                 .build(),
@@ -245,9 +249,9 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
             .nick("Extra controls")
             .blurb(
                 "Any V4L2 controls by normalised name, e.g. \
-                 \"c,exposure_time_absolute=100,white_balance_automatic=false\"; \
-                 checked against the device's ranges, with a warning for unknown names \
-                 or out-of-range values",
+                 \"c,exposure_time_absolute=100,white_balance_automatic=false\", each \
+                 value in that control's own units; checked against the device's ranges, \
+                 with a warning for unknown names or out-of-range values",
             )
             .mutable_playing()
             .build(),
@@ -255,7 +259,7 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
             .nick("Copy threshold")
             .blurb(
                 "Copy a frame into system memory instead of lending the driver's buffer \
-                 when fewer than this many buffers would stay queued to the driver \
+                 when fewer than this many buffers (a count) would stay queued to the driver \
                  (downstream holds the rest). 0 = never copy: capture then waits until \
                  downstream releases a buffer.",
             )

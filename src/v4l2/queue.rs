@@ -30,6 +30,11 @@ pub struct QueueCounters {
     /// `VIDIOC_QBUF` of a dequeued buffer that the driver refused, from `requeue` or from a drop
     /// hook. Such a buffer is lost to the stream (the driver fills one buffer fewer).
     pub requeue_failures: AtomicU64,
+    /// Buffers `VIDIOC_DQBUF` handed over that the queue cannot take: one it already holds (lent
+    /// and not yet given back) or an index it does not know. v4l2loopback does the first: it
+    /// hands its reader the buffer its writer filled last, whether or not the reader gave it
+    /// back. Such a frame is skipped (the next frame's sequence shows it lost), never lent twice.
+    pub skipped_redeliveries: AtomicU64,
 }
 
 /// Where a queue is in its one life: allocated, streaming, ended. A queue never streams twice:
@@ -157,20 +162,22 @@ impl Queue {
         Ok(())
     }
 
-    /// Waits for nothing: `Ok(None)` when no buffer is ready. A buffer index the queue does not
-    /// know, or one it already holds, is a driver bug, refused as `EINVAL`.
+    /// Waits for nothing: `Ok(None)` when no buffer is ready, or when the driver handed over a
+    /// buffer the queue cannot take (see `QueueCounters::skipped_redeliveries`): a second token
+    /// for a buffer would let two holders write it.
     pub fn dequeue(self: &Arc<Self>) -> Result<Option<DqBuffer>> {
         let Some(mut info) = self.device.dqbuf()? else {
             return Ok(None);
         };
-        let bogus = || Error::new("VIDIOC_DQBUF", self.device.path(), Errno::EINVAL);
-        let index = usize::try_from(info.index).map_err(|_| bogus())?;
-        let (Some(maps), Some(held)) = (self.buffers.get(index), self.held.get(index)) else {
-            return Err(bogus());
+        let known = usize::try_from(info.index)
+            .ok()
+            .and_then(|index| Some((self.buffers.get(index)?, self.held.get(index)?)));
+        let Some((maps, _)) = known.filter(|(_, held)| !held.swap(true, Ordering::AcqRel)) else {
+            self.counters
+                .skipped_redeliveries
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
         };
-        if held.swap(true, Ordering::AcqRel) {
-            return Err(bogus());
-        }
         count_down(&self.queued);
         info.n_planes = info.n_planes.min(maps.len());
         Ok(Some(DqBuffer {

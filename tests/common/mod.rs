@@ -5,6 +5,20 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod display;
+pub mod driver;
+pub mod loopback;
+mod memory;
+pub mod tools;
+
+// As dead_code above: each test binary uses some of these.
+#[allow(unused_imports)]
+pub use driver::{v4l2_ctl, v4l2_ctl_ok, wait_for_node};
+#[allow(unused_imports)]
+pub use memory::{
+    device_mappings, fds_on, hash_of, in_device_memory, lies_in, memory_spans, open_fds,
+};
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, Once, mpsc};
@@ -67,19 +81,6 @@ pub fn vivid_out() -> String {
         .to_string()
 }
 
-/// Address ranges where `device` is mapped into this process (from /proc/self/maps).
-pub fn device_mappings(device: &str) -> Vec<std::ops::Range<usize>> {
-    let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
-    maps.lines()
-        .filter(|line| line.split_whitespace().nth(5) == Some(device))
-        .filter_map(|line| {
-            let range = line.split_whitespace().next()?;
-            let (start, end) = range.split_once('-')?;
-            Some(usize::from_str_radix(start, 16).ok()?..usize::from_str_radix(end, 16).ok()?)
-        })
-        .collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Pipelines: what every device test binary drives the element through.
 
@@ -97,33 +98,54 @@ pub fn setup() -> MutexGuard<'static, ()> {
     DEVICE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The errors and warnings waiting on `bus`, taken off it.
+pub fn pop_problems(bus: &gst::Bus) -> Vec<gst::Message> {
+    std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Warning]))
+        .collect()
+}
+
+/// An error or warning message on one line: its type, source, domain, text and debug string.
+pub fn describe(msg: &gst::Message) -> String {
+    let src = msg
+        .src()
+        .map(|s| s.path_string().to_string())
+        .unwrap_or_default();
+    let (kind, error, debug) = match msg.view() {
+        gst::MessageView::Error(e) => ("ERROR", e.error(), e.debug()),
+        gst::MessageView::Warning(w) => ("WARNING", w.error(), w.debug()),
+        _ => return format!("{:?} from {src}", msg.type_()),
+    };
+    format!(
+        "{kind} from {src}: [{}] {error} ({debug:?})",
+        error.domain().as_str()
+    )
+}
+
 /// Errors and warnings waiting on `bus`, one per line, for failure messages.
 pub fn bus_problems(bus: &gst::Bus) -> String {
     let mut out = String::new();
-    while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Warning]) {
-        let src = msg
-            .src()
-            .map(|s| s.path_string().to_string())
-            .unwrap_or_default();
-        match msg.view() {
-            gst::MessageView::Error(e) => {
-                let _ = write!(out, "\n  ERROR from {src}: {} ({:?})", e.error(), e.debug());
-            }
-            gst::MessageView::Warning(w) => {
-                let _ = write!(
-                    out,
-                    "\n  WARNING from {src}: {} ({:?})",
-                    w.error(),
-                    w.debug()
-                );
-            }
-            _ => {}
-        }
+    for msg in pop_problems(bus) {
+        let _ = write!(out, "\n  {}", describe(&msg));
     }
     if out.is_empty() {
         out.push_str(" (no error on the bus)");
     }
     out
+}
+
+/// Fails the test if an error or a warning is waiting on `bus` (and takes them off it).
+pub fn assert_no_problems(bus: &gst::Bus, ctx: &str) {
+    let problems = pop_problems(bus);
+    assert!(
+        problems.is_empty(),
+        "{ctx}: {} error or warning message(s) on the bus:\n  {}",
+        problems.len(),
+        problems
+            .iter()
+            .map(describe)
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    );
 }
 
 pub fn element_bus_problems(element: &gst::Element) -> String {
@@ -201,6 +223,15 @@ pub fn shut_down(element: &gst::Element) {
             "{} did not reach NULL within {TIMEOUT:?}; leaking it",
             element.name()
         );
+    }
+}
+
+/// Brings its element down to NULL when dropped (`shut_down`), also when a test fails.
+pub struct NullOnDrop(pub gst::Element);
+
+impl Drop for NullOnDrop {
+    fn drop(&mut self) {
+        shut_down(&self.0);
     }
 }
 
