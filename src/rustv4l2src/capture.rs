@@ -1,6 +1,8 @@
 //! The capture loop: wait for a frame, dequeue it, and wrap it as a GstBuffer without copying,
 //! with its timestamps, offsets, flags and meta. Takes the session's lock twice per frame, for
-//! a moment each, and never while waiting; posts to the bus only after letting go of it.
+//! a moment each, and never while waiting; posts to the bus only after letting go of it. With
+//! `reconnect`, a device that goes away is not an error but a `Captured::Lost` for the element
+//! to act on (`reconnect.rs`).
 
 use super::errors;
 use super::lend;
@@ -22,6 +24,18 @@ pub(super) struct Knobs {
     pub timeout_action: TimeoutAction,
     pub copy_threshold: u32,
     pub low_latency: bool,
+    pub reconnect: bool,
+}
+
+/// What a frame request gave.
+pub(super) enum Captured {
+    Buffer(gst::Buffer),
+    /// The device went away (only with `reconnect`): the session is `Lost`, nothing was
+    /// posted. `reason` says what the kernel answered.
+    Lost {
+        path: String,
+        reason: String,
+    },
 }
 
 /// What the loop needs of the element.
@@ -37,11 +51,18 @@ pub(super) struct Capture<'a> {
 struct Failure {
     flow: gst::FlowError,
     error: Option<gst::ErrorMessage>,
+    /// The device went away and `reconnect` is on: the path and the reason, instead of an
+    /// error (boxed: a rare case that should not make every failure bigger).
+    lost: Option<Box<(String, String)>>,
 }
 
 impl From<gst::FlowError> for Failure {
     fn from(flow: gst::FlowError) -> Self {
-        Failure { flow, error: None }
+        Failure {
+            flow,
+            error: None,
+            lost: None,
+        }
     }
 }
 
@@ -49,6 +70,7 @@ fn fail(flow: gst::FlowError, error: gst::ErrorMessage) -> Failure {
     Failure {
         flow,
         error: Some(error),
+        lost: None,
     }
 }
 
@@ -63,13 +85,40 @@ struct Picked {
 
 impl Capture<'_> {
     /// Waits for the next frame and wraps it as a GstBuffer.
-    pub fn next_buffer(&self) -> Result<gst::Buffer, gst::FlowError> {
-        self.run().map_err(|failure| {
-            if let Some(msg) = failure.error {
-                self.element.post_error_message(msg);
+    pub fn next_buffer(&self) -> Result<Captured, gst::FlowError> {
+        match self.run() {
+            Ok(buffer) => Ok(Captured::Buffer(buffer)),
+            Err(Failure {
+                lost: Some(lost), ..
+            }) => {
+                let (path, reason) = *lost;
+                Ok(Captured::Lost { path, reason })
             }
-            failure.flow
-        })
+            Err(failure) => {
+                if let Some(msg) = failure.error {
+                    self.element.post_error_message(msg);
+                }
+                Err(failure.flow)
+            }
+        }
+    }
+
+    /// The device went away, as `e` says: the session lets go of it, and the failure is an
+    /// error, or with `reconnect` a loss for the element to wait out.
+    fn disconnected(&self, queue: &Queue, e: v4l2::Error) -> Failure {
+        let path = self.path(queue).into_owned();
+        let reason = e.to_string();
+        let msg = errors::stream_failure(&path, Err(e));
+        lock(self.session).lose(msg.clone());
+        if self.knobs.reconnect {
+            Failure {
+                flow: gst::FlowError::Error,
+                error: None,
+                lost: Some(Box::new((path, reason))),
+            }
+        } else {
+            fail(gst::FlowError::Error, msg)
+        }
     }
 
     fn run(&self) -> Result<gst::Buffer, Failure> {
@@ -114,8 +163,13 @@ impl Capture<'_> {
                 }
                 Ok(Wait::DeviceError) => {
                     let dequeued = queue.dequeue().map(|_| ());
+                    if let Err(e) = &dequeued
+                        && e.is_disconnect()
+                    {
+                        return Err(self.disconnected(queue, e.clone()));
+                    }
                     let msg = errors::stream_failure(&self.path(queue), dequeued);
-                    lock(self.session).lose();
+                    lock(self.session).lose(msg.clone());
                     return Err(fail(gst::FlowError::Error, msg));
                 }
                 Err(e) => {
@@ -140,6 +194,7 @@ impl Capture<'_> {
                 }
                 Ok(Some(frame)) => break frame,
                 Ok(None) => {}
+                Err(e) if e.is_disconnect() => return Err(self.disconnected(queue, e)),
                 Err(e) => {
                     return Err(fail(
                         gst::FlowError::Error,

@@ -9,10 +9,11 @@
 //! back in), and no control ioctl runs under `session`, which the capture loop needs.
 
 use super::allocation::{self, AUTO_MIN_BUFFERS};
-use super::capture::{Capture, Knobs};
+use super::capture::{Capture, Captured, Knobs};
 use super::colorbalance::{self, Channels, ColorBalanceImpl};
 use super::controls::{self, Which};
-use super::session::Session;
+use super::reconnect::{self, Reconnect};
+use super::session::{Gone, Session};
 use super::settings::{self, COLOR_CONTROLS, Followup, IoMode, Settings};
 use super::shared::{CAT, lock};
 use super::stats::Stats;
@@ -49,19 +50,51 @@ impl Default for RustV4l2Src {
 
 impl RustV4l2Src {
     /// Opens the device and probes what it can capture, unless already open; applies the
-    /// control properties before anything streams.
+    /// control properties before anything streams. With `reconnect`, a device that is not
+    /// there is no error: the session is `Lost` and capture waits for it.
     fn open(&self) -> Result<(), gst::ErrorMessage> {
         {
             let session = lock(&self.session);
             if !session.is_closed() {
                 return Ok(());
             }
-            if let Some((path, ago)) = session.lost() {
-                gst::info!(CAT, imp = self, "Reopening {}, lost {:?} ago", path, ago);
+            if let Some(gone) = session.lost() {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "Reopening {}, lost {:?} ago",
+                    gone.path,
+                    gone.since.elapsed()
+                );
             }
         }
         let settings = lock(&self.settings).clone();
-        let opened = Session::open(&settings.device)?;
+        let opened = match Session::open(&settings.device) {
+            Ok(opened) => opened,
+            Err(unopened) if unopened.absent && settings.reconnect => {
+                let first = {
+                    let mut session = lock(&self.session);
+                    let first = session.lost().is_none();
+                    if first {
+                        *session = Session::Lost(Gone {
+                            path: settings.device.clone(),
+                            since: std::time::Instant::now(),
+                            identity: None,
+                            asked: None,
+                            frame_duration: None,
+                            last_pts: None,
+                            error: unopened.error,
+                        });
+                    }
+                    first
+                };
+                if first {
+                    reconnect::announce_absent(self.obj().upcast_ref(), &settings.device);
+                }
+                return Ok(());
+            }
+            Err(unopened) => return Err(unopened.into()),
+        };
         let warnings = controls::apply_controls(&opened.device, &settings, Which::All).warnings;
         {
             let mut session = lock(&self.session);
@@ -149,6 +182,12 @@ impl RustV4l2Src {
             .flatten()
     }
 
+    /// With `reconnect`, whether a failure came from the open device going away (again: just
+    /// after it came back, say), which the capture loop waits out instead of an error.
+    fn gone_again(&self) -> bool {
+        lock(&self.settings).reconnect && self.device().is_some_and(|d| d.is_disconnected())
+    }
+
     /// Configures the device for fixed caps, unless it already is, and returns the caps of the
     /// stream: `new_caps` completed with what the driver settled on (see `caps::settle`).
     fn apply_caps(&self, new_caps: &gst::Caps) -> Result<gst::Caps, gst::LoggableError> {
@@ -164,7 +203,9 @@ impl RustV4l2Src {
                 Ok(rebuilt.caps)
             }
             Err(msg) => {
-                self.post_error_message(msg);
+                if !self.gone_again() {
+                    self.post_error_message(msg);
+                }
                 Err(gst::loggable_error!(
                     CAT,
                     "Could not configure the device for {}",
@@ -337,6 +378,11 @@ impl BaseSrcImpl for RustV4l2Src {
         // Not the base class's way, which starts from everything the device offers and takes
         // its first structure: the caps module's rule (the largest size that reaches 30 fps)
         // walks the listed sizes from the largest and probes frame rates only until it knows.
+        if lock(&self.session).lost().is_some() && lock(&self.settings).reconnect {
+            // Waiting for the device: it negotiates when it is back.
+            gst::debug!(CAT, imp = self, "No device to negotiate for yet");
+            return Ok(());
+        }
         let pad = self.obj().src_pad().clone();
         let peer = pad.peer_query_caps(None);
         let common = lock(&self.session)
@@ -392,6 +438,10 @@ impl BaseSrcImpl for RustV4l2Src {
         while query.allocation_pools().next().is_some() {
             query.remove_nth_allocation_pool(0);
         }
+        if lock(&self.session).lost().is_some() {
+            // Waiting for the device (`reconnect`): buffers come once it is back.
+            return Ok(());
+        }
         let request = {
             let settings = lock(&self.settings);
             allocation::Request {
@@ -406,7 +456,9 @@ impl BaseSrcImpl for RustV4l2Src {
         };
         let allocated = lock(&self.session).allocate(&request);
         allocated.map_err(|msg| {
-            self.post_error_message(msg);
+            if !self.gone_again() {
+                self.post_error_message(msg);
+            }
             gst::loggable_error!(CAT, "Buffer allocation failed")
         })
     }
@@ -452,16 +504,23 @@ impl PushSrcImpl for RustV4l2Src {
         _buffer: Option<&mut gst::BufferRef>,
     ) -> Result<CreateSuccess, gst::FlowError> {
         let poller = lock(&self.poller).clone().ok_or(gst::FlowError::Flushing)?;
-        let knobs = {
-            let settings = lock(&self.settings);
-            Knobs {
-                timeout_ms: settings.timeout_ms,
-                timeout_action: settings.timeout_action,
-                copy_threshold: settings.copy_threshold,
-                low_latency: settings.low_latency,
-            }
+        let settings = lock(&self.settings).clone();
+        let knobs = Knobs {
+            timeout_ms: settings.timeout_ms,
+            timeout_action: settings.timeout_action,
+            copy_threshold: settings.copy_threshold,
+            low_latency: settings.low_latency,
+            reconnect: settings.reconnect,
         };
         let obj = self.obj();
+        let reconnect = settings.reconnect;
+        let waiting = Reconnect {
+            element: obj.upcast_ref(),
+            session: &self.session,
+            stats: &self.stats,
+            poller: Arc::clone(&poller),
+            settings,
+        };
         let capture = Capture {
             element: obj.upcast_ref(),
             session: &self.session,
@@ -469,7 +528,21 @@ impl PushSrcImpl for RustV4l2Src {
             poller,
             knobs,
         };
-        capture.next_buffer().map(CreateSuccess::NewBuffer)
+        loop {
+            if reconnect {
+                waiting.wait()?;
+            }
+            match capture.next_buffer()? {
+                Captured::Buffer(buffer) => return Ok(CreateSuccess::NewBuffer(buffer)),
+                Captured::Lost { path, reason } => reconnect::announce_lost(
+                    obj.upcast_ref(),
+                    &self.stats,
+                    &self.session,
+                    &path,
+                    &reason,
+                ),
+            }
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! `imp.rs` is the GObject glue; beside it, one file per concern: `settings` (properties),
 //! `controls` (control properties on the device), `colorbalance` (the GstColorBalance vtable),
 //! `errors` (what users read on the bus), `session` (the capture session's state machine),
-//! `negotiation`, `allocation`, `capture` (the capture loop), `lend` (dmabuf lending and copies),
+//! `negotiation`, `allocation`, `capture` (the capture loop), `reconnect` (waiting for a device
+//! that went away, and bringing it back), `lend` (dmabuf lending and copies),
 //! `timeline` (timestamps, sequence numbers, latency), `stats`, and `shared` (the debug category
 //! and the lock helper every file uses).
 
@@ -18,6 +19,7 @@ mod errors;
 mod imp;
 mod lend;
 mod negotiation;
+mod reconnect;
 mod session;
 mod settings;
 mod shared;

@@ -41,10 +41,28 @@ impl Opened {
     }
 
     /// The listed format and size to capture among those downstream accepts (see
-    /// [`caps::choose`]), as its caps with downstream's restrictions applied. Frame intervals
-    /// are probed only for the sizes the rule has to look at: larger sizes first, until one
-    /// reaches 30 fps.
+    /// [`caps::choose`]), as its caps with downstream's restrictions applied; within
+    /// `caps_before` first, if set (once: they are a device's stream from before it went away).
+    /// Frame intervals are probed only for the sizes the rule has to look at: larger sizes
+    /// first, until one reaches 30 fps.
     pub fn preferred(&mut self, peer: &gst::Caps) -> Option<gst::Caps> {
+        if let Some(before) = self.caps_before.take() {
+            let narrowed = before.intersect(peer);
+            if !narrowed.is_empty()
+                && let Some(common) = self.choose_within(&narrowed)
+            {
+                gst::debug!(
+                    CAT,
+                    "{}: The caps from before are still offered",
+                    self.path()
+                );
+                return Some(common);
+            }
+        }
+        self.choose_within(peer)
+    }
+
+    fn choose_within(&mut self, peer: &gst::Caps) -> Option<gst::Caps> {
         let par = self.par;
         let candidates = caps::candidates(&self.probed);
         let mut probed = 0;

@@ -9,6 +9,10 @@
 //! across a rebuild stay valid: the old queue is orphaned (its mappings live as long as a frame
 //! of it does) and its frames are not re-queued into the new stream.
 //!
+//! A device that goes away leaves the session `Lost` with what it takes to find the device
+//! again and go on where it left off (`Gone`): the capture loop waits for it (`reconnect.rs`),
+//! opens it again and renegotiates, which configures a new stream through `rebuild`.
+//!
 //! The session knows the device and GStreamer's caps, but not the element: it returns errors
 //! for the element to post once it has let go of the session's lock.
 
@@ -17,7 +21,7 @@ use super::errors;
 use super::shared::CAT;
 use super::timeline::{Increasing, Sequence};
 use crate::caps;
-use crate::v4l2::{self, Device, Queue};
+use crate::v4l2::{self, Device, Identity, Queue};
 use gst::prelude::*;
 use std::cell::OnceCell;
 use std::collections::HashSet;
@@ -37,10 +41,15 @@ pub(super) struct Opened {
     pub caps: Option<gst::Caps>,
     /// The pixel aspect ratio the device reports for its current input (`VIDIOC_CROPCAP`).
     pub par: gst::Fraction,
+    /// Who the device is, to know it again should it go away and come back.
+    pub identity: Identity,
     /// GstColorBalance's channels for this device: made on first use (most users never ask,
     /// and finding them costs a `VIDIOC_QUERYCTRL` per colour control), then kept unchanged
     /// until it closes, because `list_channels` lends them out without a reference.
     pub channels: OnceCell<Channels>,
+    /// The caps to try first at the next negotiation: the stream's before the device went
+    /// away, so that it comes back as it was when it still can.
+    pub caps_before: Option<gst::Caps>,
 }
 
 /// One negotiated format and, once allocation has run, its buffers; the counters of its stream.
@@ -101,12 +110,42 @@ pub(super) enum Session {
     Configured(Opened, Stream),
     /// The buffers are queued to the driver and it streams.
     Streaming(Opened, Stream),
-    /// The device went away while streaming. Everything of it is released (buffers held
-    /// downstream stay valid); the element has said so on the bus.
-    Lost {
-        path: String,
-        since: Instant,
-    },
+    /// The device went away while streaming, or was not there at start (`reconnect`).
+    /// Everything of it is released (buffers held downstream stay valid); the element has said
+    /// so on the bus.
+    Lost(Gone),
+}
+
+/// What the session keeps of a device it lost.
+#[derive(Debug, Clone)]
+pub(super) struct Gone {
+    /// The node it was at (or, never opened, the `device` property).
+    pub path: String,
+    pub since: Instant,
+    /// Who it was; `None` for a device never opened.
+    pub identity: Option<Identity>,
+    /// The fixed caps negotiation last asked for, to ask for them again.
+    pub asked: Option<gst::Caps>,
+    pub frame_duration: Option<gst::ClockTime>,
+    /// The last PTS of its stream: later ones come after it.
+    pub last_pts: Option<gst::ClockTime>,
+    /// The error the element posts for this without `reconnect`, or once `reconnect-timeout`
+    /// has passed.
+    pub error: gst::ErrorMessage,
+}
+
+/// Why a device could not be opened: the error to post, and whether the device is simply not
+/// there (no node, or one whose device is going away), which `reconnect` waits out.
+#[derive(Debug)]
+pub(super) struct Unopened {
+    pub error: gst::ErrorMessage,
+    pub absent: bool,
+}
+
+impl From<Unopened> for gst::ErrorMessage {
+    fn from(unopened: Unopened) -> Self {
+        unopened.error
+    }
 }
 
 /// What a rebuild changed.
@@ -119,11 +158,22 @@ pub(super) struct Rebuilt {
 
 impl Session {
     /// Opens the device at `path` and lists what it can capture.
-    pub fn open(path: &str) -> Result<Opened, gst::ErrorMessage> {
-        let device = Device::open(Path::new(path)).map_err(|e| errors::open_error(path, e))?;
+    pub fn open(path: &str) -> Result<Opened, Unopened> {
+        let device = Device::open(Path::new(path)).map_err(|e| Unopened {
+            absent: match &e {
+                v4l2::OpenError::NotFound => true,
+                v4l2::OpenError::Io(e) => e.is_disconnect(),
+                _ => false,
+            },
+            error: errors::open_error(path, e),
+        })?;
+        let unopened = |error| Unopened {
+            error,
+            absent: false,
+        };
         let probed = device
             .list_formats(|fourcc| caps::entry(fourcc).is_some())
-            .map_err(|e| errors::device_error("listing formats", &e))?;
+            .map_err(|e| unopened(errors::device_error("listing formats", &e)))?;
         gst::info!(
             CAT,
             "{}: Opened ('{}', driver {}): {} formats",
@@ -133,7 +183,7 @@ impl Session {
             probed.len()
         );
         if !probed.iter().any(|f| caps::entry(f.fourcc).is_some()) {
-            return Err(errors::no_format(path, &probed));
+            return Err(unopened(errors::no_format(path, &probed)));
         }
         let par = match device.cropcap() {
             Ok(aspect) => caps::pixel_aspect_ratio(aspect),
@@ -142,24 +192,27 @@ impl Session {
                 gst::Fraction::new(1, 1)
             }
         };
+        let identity = Identity::of(&device);
         Ok(Opened {
             device: Arc::new(device),
             probed,
             probed_intervals: HashSet::new(),
             caps: None,
             par,
+            identity,
             channels: OnceCell::new(),
+            caps_before: None,
         })
     }
 
     pub fn is_closed(&self) -> bool {
-        matches!(self, Session::Closed | Session::Lost { .. })
+        matches!(self, Session::Closed | Session::Lost(_))
     }
 
-    /// The device this session lost, and how long ago.
-    pub fn lost(&self) -> Option<(&str, std::time::Duration)> {
+    /// The device this session lost, if it did.
+    pub fn lost(&self) -> Option<&Gone> {
         match self {
-            Session::Lost { path, since } => Some((path, since.elapsed())),
+            Session::Lost(gone) => Some(gone),
             _ => None,
         }
     }
@@ -167,14 +220,14 @@ impl Session {
     pub fn opened(&self) -> Option<&Opened> {
         match self {
             Session::Open(o) | Session::Configured(o, _) | Session::Streaming(o, _) => Some(o),
-            Session::Closed | Session::Lost { .. } => None,
+            Session::Closed | Session::Lost(_) => None,
         }
     }
 
     pub fn opened_mut(&mut self) -> Option<&mut Opened> {
         match self {
             Session::Open(o) | Session::Configured(o, _) | Session::Streaming(o, _) => Some(o),
-            Session::Closed | Session::Lost { .. } => None,
+            Session::Closed | Session::Lost(_) => None,
         }
     }
 
@@ -226,15 +279,24 @@ impl Session {
         *self = Session::Closed;
     }
 
-    /// The device went away: release all of it and remember when.
-    pub fn lose(&mut self) {
+    /// The device went away: release all of it and remember when, who it was and where its
+    /// stream was; `error` is what an unplug posts without `reconnect`.
+    pub fn lose(&mut self, error: gst::ErrorMessage) {
+        let (asked, frame_duration, last_pts) = match self.stream() {
+            Some(s) => (Some(s.asked.clone()), s.frame_duration, s.pts.last()),
+            None => (None, None, None),
+        };
         self.stop();
         if let Some(o) = self.opened() {
-            let path = path_of(o).to_string();
-            *self = Session::Lost {
-                path,
+            *self = Session::Lost(Gone {
+                path: path_of(o).to_string(),
                 since: Instant::now(),
-            };
+                identity: Some(o.identity.clone()),
+                asked,
+                frame_duration,
+                last_pts,
+                error,
+            });
         }
     }
 

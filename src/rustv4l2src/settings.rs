@@ -16,6 +16,10 @@ pub(super) const DEFAULT_LOW_LATENCY: bool = false;
 /// the least that keeps the driver capturing while downstream holds everything else.
 pub(super) const DEFAULT_COPY_THRESHOLD: u32 = 1;
 pub(super) const DEFAULT_TIMEOUT_ACTION: TimeoutAction = TimeoutAction::Error;
+/// Off: an unplug is an error, as with v4l2src.
+pub(super) const DEFAULT_RECONNECT: bool = false;
+/// 0: wait for the device for ever.
+pub(super) const DEFAULT_RECONNECT_TIMEOUT_S: u32 = 0;
 
 /// What happens when no frame arrives within `timeout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, glib::Enum)]
@@ -73,6 +77,8 @@ pub(super) struct Settings {
     /// device keeps its own defaults otherwise.
     pub color: [Option<i32>; 4],
     pub extra_controls: Option<gst::Structure>,
+    pub reconnect: bool,
+    pub reconnect_timeout_s: u32,
 }
 
 impl Default for Settings {
@@ -87,6 +93,8 @@ impl Default for Settings {
             low_latency: DEFAULT_LOW_LATENCY,
             color: [None; 4],
             extra_controls: None,
+            reconnect: DEFAULT_RECONNECT,
+            reconnect_timeout_s: DEFAULT_RECONNECT_TIMEOUT_S,
         }
     }
 }
@@ -121,6 +129,10 @@ impl Settings {
             "timeout-action" => self.timeout_action = value.get().expect("type checked upstream"),
             "io-mode" => self.io_mode = value.get().expect("type checked upstream"),
             "buffer-count" => self.buffer_count = value.get().expect("type checked upstream"),
+            "reconnect" => self.reconnect = value.get().expect("type checked upstream"),
+            "reconnect-timeout" => {
+                self.reconnect_timeout_s = value.get().expect("type checked upstream")
+            }
             _ => unimplemented!("property {name}"),
         }
         Followup::Nothing
@@ -141,6 +153,8 @@ impl Settings {
             "copy-threshold" => self.copy_threshold.to_value(),
             "low-latency" => self.low_latency.to_value(),
             "timeout-action" => self.timeout_action.to_value(),
+            "reconnect" => self.reconnect.to_value(),
+            "reconnect-timeout" => self.reconnect_timeout_s.to_value(),
             _ => return None,
         })
     }
@@ -199,9 +213,11 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
                  the driver's sequence), frames-dropped (by low-latency), \
                  frames-corrupted (flagged by the driver, not pushed), frames-copied \
                  (copy-threshold or unreadable stride), requeue-failures (buffers the \
-                 driver refused back), all counts of frames or buffers; last-delay (ns \
-                 from the start of capture of the last frame to its push; \
-                 18446744073709551615 before the first frame)",
+                 driver refused back), disconnects (times the device went away while \
+                 streaming), all counts; last-delay (ns from the start of capture of the \
+                 last frame to its push; 18446744073709551615 before the first frame), \
+                 time-without-device (ns spent waiting for the device with 'reconnect', \
+                 the current wait included)",
             )
             .read_only()
             .build(),
@@ -266,6 +282,28 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
                 "What to do when no frame arrives within 'timeout': post an error, or end \
                  the stream",
             )
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecBoolean::builder("reconnect")
+            .nick("Reconnect")
+            .blurb(
+                "When the device goes away (unplugged, or absent at start), keep the pipeline \
+                 PLAYING, send GAP events at the last frame duration, and go on when the same \
+                 device comes back (found by its stable /dev/v4l link, or by driver, card, bus \
+                 and USB serial for a /dev/videoN path), posting a warning and the element \
+                 messages rustv4l2src-device-lost and rustv4l2src-device-restored. false = an \
+                 unplug is an error, as with v4l2src",
+            )
+            .default_value(DEFAULT_RECONNECT)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecUInt::builder("reconnect-timeout")
+            .nick("Reconnect timeout")
+            .blurb(
+                "Seconds to wait for a lost device with 'reconnect' before posting the error \
+                 an unplug posts without it (0 = wait forever)",
+            )
+            .default_value(DEFAULT_RECONNECT_TIMEOUT_S)
             .mutable_playing()
             .build(),
     ]);

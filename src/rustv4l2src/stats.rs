@@ -20,6 +20,12 @@ pub(super) struct Stats {
     pub requeue_failures: u64,
     /// From the start of the last frame's capture to its push.
     pub last_delay: Option<gst::ClockTime>,
+    /// Times the device went away while streaming.
+    pub disconnects: u64,
+    /// Time spent waiting for the device (`reconnect`), waits that ended.
+    pub without_device: std::time::Duration,
+    /// When the current wait for the device began, if one is going on.
+    pub waiting_since: Option<std::time::Instant>,
 }
 
 /// What one pass of the capture loop adds to the counters.
@@ -47,6 +53,25 @@ impl Stats {
         (self.captured, self.lost)
     }
 
+    /// A wait for the device begins (at `since`, when the device went), unless one is going on.
+    pub fn begin_wait(&mut self, since: std::time::Instant) {
+        self.waiting_since.get_or_insert(since);
+    }
+
+    /// The device is back: the wait counts into `time-without-device`.
+    pub fn end_wait(&mut self) {
+        if let Some(since) = self.waiting_since.take() {
+            self.without_device = self.without_device.saturating_add(since.elapsed());
+        }
+    }
+
+    /// The time without the device so far, the current wait included.
+    pub fn time_without_device(&self) -> std::time::Duration {
+        let current = self.waiting_since.map(|since| since.elapsed());
+        self.without_device
+            .saturating_add(current.unwrap_or_default())
+    }
+
     pub fn to_structure(&self) -> gst::Structure {
         gst::Structure::builder("application/x-rustv4l2src-stats")
             .field("frames-captured", self.captured)
@@ -58,6 +83,11 @@ impl Stats {
             .field(
                 "last-delay",
                 self.last_delay.map_or(u64::MAX, |d| d.nseconds()),
+            )
+            .field("disconnects", self.disconnects)
+            .field(
+                "time-without-device",
+                u64::try_from(self.time_without_device().as_nanos()).unwrap_or(u64::MAX),
             )
             .build()
     }
@@ -100,5 +130,30 @@ mod tests {
                 .unwrap(),
             u64::MAX
         );
+    }
+
+    #[test]
+    fn time_without_device_adds_ended_waits_and_the_current_one() {
+        use std::time::{Duration, Instant};
+        gst::init().unwrap();
+        let mut stats = Stats::default();
+        let since = Instant::now() - Duration::from_millis(300);
+        stats.begin_wait(since);
+        // A second begin while waiting keeps the first start.
+        stats.begin_wait(Instant::now());
+        assert!(stats.time_without_device() >= Duration::from_millis(300));
+        stats.end_wait();
+        let ended = stats.without_device;
+        assert!(ended >= Duration::from_millis(300));
+        stats.end_wait();
+        assert_eq!(stats.without_device, ended);
+        stats.begin_wait(Instant::now() - Duration::from_millis(100));
+        let s = stats.to_structure();
+        let ns = s.get::<u64>("time-without-device").unwrap();
+        assert!(
+            ns >= (ended + Duration::from_millis(100)).as_nanos() as u64,
+            "{ns}"
+        );
+        assert_eq!(s.get::<u64>("disconnects").unwrap(), 0);
     }
 }

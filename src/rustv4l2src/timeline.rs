@@ -120,6 +120,67 @@ impl Increasing {
     pub fn forget(&mut self) {
         self.last = None;
     }
+
+    /// The last PTS given out.
+    pub fn last(&self) -> Option<gst::ClockTime> {
+        self.last
+    }
+
+    /// Makes every later PTS come after `floor`: what an earlier stream (before a reconnect)
+    /// and the GAP events since pushed.
+    pub fn raise_to(&mut self, floor: gst::ClockTime) {
+        self.last = Some(self.last.map_or(floor, |last| last.max(floor)));
+    }
+}
+
+/// How far behind the running time the GAP events may fall (the pipeline was paused, the
+/// thread was late) before they start again from now rather than catch up in a burst.
+const MAX_GAPS_BEHIND: u64 = 4;
+
+/// The GAP events sent while the device is away: back to back from where the last frame
+/// ended, one frame duration each, each sent once its time has passed in running time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Gaps {
+    next: gst::ClockTime,
+    duration: gst::ClockTime,
+}
+
+/// What to do at some running time while the device is away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum GapStep {
+    /// Send a GAP event starting at this time, one duration long.
+    Push(gst::ClockTime),
+    /// Nothing is due yet: the next one is due in this much (running) time.
+    Wait(gst::ClockTime),
+}
+
+impl Gaps {
+    /// GAP events from `from` (where the last frame ended), `duration` each.
+    pub fn new(from: gst::ClockTime, duration: gst::ClockTime) -> Gaps {
+        Gaps {
+            next: from,
+            duration: duration.max(gst::ClockTime::from_nseconds(1)),
+        }
+    }
+
+    pub fn duration(&self) -> gst::ClockTime {
+        self.duration
+    }
+
+    /// The next GAP event at running time `now`, or how long until it is due.
+    pub fn step(&mut self, now: gst::ClockTime) -> GapStep {
+        let end = self.next.saturating_add(self.duration);
+        if now < end {
+            return GapStep::Wait(end - now);
+        }
+        let behind = now - end;
+        if behind.nseconds() / self.duration.nseconds() >= MAX_GAPS_BEHIND {
+            self.next = self.next.max(now.saturating_sub(self.duration));
+        }
+        let ts = self.next;
+        self.next = self.next.saturating_add(self.duration);
+        GapStep::Push(ts)
+    }
 }
 
 /// Frames missing between two driver sequence numbers, across the u32 wrap. A jump backwards
@@ -318,6 +379,33 @@ mod tests {
         let mut top = Increasing::default();
         top.next(gst::ClockTime::MAX);
         assert_eq!(top.next(ms(1)), gst::ClockTime::MAX);
+    }
+
+    #[test]
+    fn a_floor_keeps_pts_above_what_came_before_a_reconnect() {
+        let mut inc = Increasing::default();
+        inc.raise_to(ms(100));
+        assert_eq!(inc.last(), Some(ms(100)));
+        assert_eq!(inc.next(ms(90)), ms(100) + gst::ClockTime::from_nseconds(1));
+        inc.raise_to(ms(50));
+        assert_eq!(inc.next(ms(120)), ms(120));
+    }
+
+    #[test]
+    fn gaps_follow_each_other_at_the_frame_duration_and_never_run_ahead() {
+        let mut gaps = Gaps::new(ms(1000), ms(40));
+        assert_eq!(gaps.step(ms(1010)), GapStep::Wait(ms(30)));
+        assert_eq!(gaps.step(ms(1040)), GapStep::Push(ms(1000)));
+        assert_eq!(gaps.step(ms(1041)), GapStep::Wait(ms(39)));
+        // A little late: they catch up one by one.
+        assert_eq!(gaps.step(ms(1130)), GapStep::Push(ms(1040)));
+        assert_eq!(gaps.step(ms(1130)), GapStep::Push(ms(1080)));
+        assert_eq!(gaps.step(ms(1130)), GapStep::Wait(ms(30)));
+        // Far behind (a pause): start again a frame before now, still after the last one.
+        assert_eq!(gaps.step(ms(5000)), GapStep::Push(ms(4960)));
+        assert_eq!(gaps.step(ms(5000)), GapStep::Wait(ms(40)));
+        // A zero duration would never advance.
+        assert_eq!(Gaps::new(ms(0), ms(0)).duration().nseconds(), 1);
     }
 
     #[test]

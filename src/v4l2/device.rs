@@ -142,6 +142,17 @@ impl Device {
         &self.capability
     }
 
+    /// Whether the device behind this open node went away (`VIDIOC_QUERYCAP` answers with a
+    /// disconnect errno), as opposed to refusing a request of its own will.
+    pub fn is_disconnected(&self) -> bool {
+        let mut raw = v4l2_capability::default();
+        // SAFETY: `raw` is a correctly sized, writable v4l2_capability; the fd is open.
+        match retry(|| unsafe { vidioc_querycap(self.fd.as_raw_fd(), &mut raw) }) {
+            Ok(_) => false,
+            Err(errno) => self.err("VIDIOC_QUERYCAP", errno).is_disconnect(),
+        }
+    }
+
     pub fn is_multiplanar(&self) -> bool {
         self.buf_type == V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE
     }

@@ -14,7 +14,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::socket::{
     AddressFamily, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recvfrom, socket,
 };
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -208,8 +208,15 @@ impl Hotplug {
         }
     }
 
-    /// Everything the socket holds now, kept to the video4linux events the kernel sent.
-    fn read_events(&self) -> Result<(Vec<Uevent>, bool)> {
+    /// The uevent socket, for a caller that polls it together with fds of its own (the
+    /// element's wait for a lost device); `read_events` when it is readable.
+    pub fn socket(&self) -> Option<BorrowedFd<'_>> {
+        self.uevents.as_ref().map(|fd| fd.as_fd())
+    }
+
+    /// Everything the socket holds now, kept to the video4linux events the kernel sent, and
+    /// whether some were lost to an overflow. Never blocks.
+    pub fn read_events(&self) -> Result<(Vec<Uevent>, bool)> {
         let Some(uevents) = &self.uevents else {
             return Ok((Vec::new(), false));
         };

@@ -14,6 +14,7 @@ pub mod error;
 pub mod format;
 mod format_ioctls;
 pub mod hotplug;
+pub mod identity;
 mod mapping;
 pub mod poller;
 pub mod queue;
@@ -28,7 +29,8 @@ pub use format::{
     ProbedSize, SizeRange,
 };
 pub use hotplug::Hotplug;
-pub use poller::{Poller, Wait};
+pub use identity::Identity;
+pub use poller::{Awaited, Poller, Wait};
 pub use queue::{DqBuffer, Plane, PlaneDmaBuf, Queue};
 pub use sys::{
     V4L2_CID_BRIGHTNESS, V4L2_CID_CONTRAST, V4L2_CID_HUE, V4L2_CID_SATURATION,

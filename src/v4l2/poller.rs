@@ -3,6 +3,7 @@
 //! things `unlock` touches; nothing here takes an element lock.
 
 use super::error::{Error, Result};
+use super::hotplug::{Hotplug, Uevent};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -20,6 +21,19 @@ pub enum Wait {
     TimedOut,
     /// The device reports an error (`POLLERR`/`POLLHUP`): unplugged, or the stream broke.
     DeviceError,
+}
+
+/// What ended a wait for hot-plug events.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Awaited {
+    Flushing,
+    TimedOut,
+    /// The uevent socket had messages: these video4linux events among them (maybe none);
+    /// `lost` says that some were dropped, so that any node may have changed.
+    Events {
+        events: Vec<Uevent>,
+        lost: bool,
+    },
 }
 
 pub struct Poller {
@@ -89,6 +103,51 @@ impl Poller {
     }
 }
 
+impl Poller {
+    /// Waits until `hotplug` has events (when it listens for them: otherwise only the other
+    /// two end the wait), the poller is flushed, or `timeout` passes. The element waits for a
+    /// lost device so, and `set_flushing` ends that at once as it ends a wait for a frame.
+    pub fn wait_hotplug(
+        &self,
+        hotplug: Option<&Hotplug>,
+        timeout: Option<Duration>,
+    ) -> Result<Awaited> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if self.is_flushing() {
+                return Ok(Awaited::Flushing);
+            }
+            let remaining = timeout_until(deadline);
+            let mut fds = vec![PollFd::new(self.waker.as_fd(), PollFlags::POLLIN)];
+            if let Some(socket) = hotplug.and_then(Hotplug::socket) {
+                fds.push(PollFd::new(socket, PollFlags::POLLIN));
+            }
+            match poll(&mut fds, remaining) {
+                Ok(0) => return Ok(Awaited::TimedOut),
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(errno) => return Err(Error::new("poll", "(uevent socket)", errno)),
+            }
+            let woken = fds[0].revents().unwrap_or(PollFlags::empty());
+            if !woken.is_empty() && self.is_flushing() {
+                return Ok(Awaited::Flushing);
+            }
+            // POLLERR on a netlink socket is an overflow (ENOBUFS), which reading clears.
+            if fds
+                .get(1)
+                .is_some_and(|fd| !fd.revents().unwrap_or(PollFlags::empty()).is_empty())
+                && let Some(hotplug) = hotplug
+            {
+                let (events, lost) = hotplug.read_events()?;
+                return Ok(Awaited::Events { events, lost });
+            }
+            if !woken.is_empty() {
+                let _ = self.waker.read();
+            }
+        }
+    }
+}
+
 /// poll()'s timeout for waiting until `deadline` (forever without one), from now.
 pub(super) fn timeout_until(deadline: Option<Instant>) -> PollTimeout {
     match deadline {
@@ -128,5 +187,25 @@ mod tests {
             .wait(&rx, Path::new("pipe"), Some(Duration::from_millis(30)))
             .unwrap();
         assert_eq!(got, Wait::TimedOut);
+    }
+
+    #[test]
+    fn flushing_ends_a_wait_for_hotplug_events_at_once() {
+        let poller = Arc::new(Poller::new().unwrap());
+        let hotplug = Hotplug::timer().unwrap();
+        let got = poller
+            .wait_hotplug(Some(&hotplug), Some(Duration::from_millis(20)))
+            .unwrap();
+        assert_eq!(got, Awaited::TimedOut);
+        let waker = Arc::clone(&poller);
+        let started = Instant::now();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            waker.set_flushing(true);
+        });
+        let got = poller.wait_hotplug(None, None).unwrap();
+        t.join().unwrap();
+        assert_eq!(got, Awaited::Flushing);
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 }

@@ -1,0 +1,851 @@
+//! Unplug and replug with `reconnect=true` (issue 14), against vivid: its platform device is
+//! unbound from the driver (the nodes go away as on a USB unplug) and bound again while a
+//! pipeline streams, waits, or starts. Each test asserts frames before and after, the messages
+//! on the bus (one warning, `rustv4l2src-device-lost`, `rustv4l2src-device-restored`, their
+//! fields), the GAP events in between and PTS that only grow.
+//!
+//! Needs vivid's nodes (see `common`) and root for unbinding vivid and loading it again: run
+//! through `scripts/vm-run`. vivid makes all its instances on one platform device (`vivid.0`),
+//! so unbinding it removes every vivid node, and binding it makes them again in the same order.
+
+mod common;
+
+use common::{TIMEOUT, bus_problems, setup};
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+
+const CAPS: &str = "video/x-raw,format=YUY2,width=640,height=360,framerate=30/1";
+const VIVID_DRIVER: &str = "/sys/bus/platform/drivers/vivid";
+
+/// The platform device whose driver made `node` (`vivid.0`).
+fn platform_device_of(node: &str) -> String {
+    let name = Path::new(node).file_name().expect("a node has a file name");
+    let link = Path::new("/sys/class/video4linux")
+        .join(name)
+        .join("device");
+    let target = std::fs::read_link(&link)
+        .unwrap_or_else(|e| panic!("reading the link {}: {e}", link.display()));
+    target
+        .file_name()
+        .expect("the link leads to a device")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn bound(platform: &str) -> bool {
+    Path::new(VIVID_DRIVER).join(platform).exists()
+}
+
+/// The video4linux nodes and their sysfs names, and this process's fds on /dev nodes, for
+/// failure messages and the log.
+fn nodes() -> String {
+    let mut out: Vec<String> = std::fs::read_dir("/sys/class/video4linux")
+        .map(|d| {
+            d.flatten()
+                .map(|e| {
+                    let name = std::fs::read_to_string(e.path().join("name")).unwrap_or_default();
+                    format!("{}={}", e.file_name().to_string_lossy(), name.trim())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    let fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter(|t| t.starts_with("/dev/video"))
+                .map(|t| t.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    format!("nodes {out:?}, our fds on them {fds:?}")
+}
+
+/// Unbinds or binds `platform` (`vivid.0`) from vivid's driver; fails the test if that fails
+/// or takes longer than `TIMEOUT` (a file handle the kernel waits for).
+fn vivid_driver(verb: &'static str, platform: &str) {
+    let platform = platform.to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let file = Path::new(VIVID_DRIVER).join(verb);
+        let _ = tx.send(std::fs::write(&file, &platform).map_err(|e| {
+            format!(
+                "writing {platform} to {}: {e} (the test needs root: run it through \
+                 scripts/vm-run)",
+                file.display()
+            )
+        }));
+    });
+    match rx.recv_timeout(TIMEOUT) {
+        Ok(Ok(())) => eprintln!("{verb}: {}", nodes()),
+        Ok(Err(e)) => panic!("{e}"),
+        Err(_) => panic!("{verb} did not finish within {TIMEOUT:?}"),
+    }
+}
+
+/// Puts vivid's devices back as the rig made them when dropped, also when a test fails, so
+/// that the tests after it find their nodes where `common` says.
+struct Restore;
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        if !bound("vivid.0") {
+            let _ = std::fs::write(Path::new(VIVID_DRIVER).join("bind"), "vivid.0");
+        }
+    }
+}
+
+/// What the appsink's pad saw, in order.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Caps(gst::Caps),
+    Buffer(gst::ClockTime),
+    Gap(gst::ClockTime, Option<gst::ClockTime>),
+}
+
+/// `rustv4l2src ! caps ! fakesink`, shut down when dropped. A fakesink that keeps no last
+/// sample, not an appsink, so that no frame of a lost device stays held after it went: a held
+/// frame keeps its mapping, so its node's number stays taken (the device would come back under
+/// another) and vivid's module stays in use.
+struct Capture {
+    pipeline: gst::Pipeline,
+    src: gst::Element,
+    sink: gst::Element,
+}
+
+impl Capture {
+    fn new(device: &str, src_props: &str, caps: &str) -> Capture {
+        let description = format!(
+            "rustv4l2src name=src device={device} {src_props} ! {caps} ! \
+             fakesink name=sink sync=false enable-last-sample=false"
+        );
+        let pipeline = gst::parse::launch(&description)
+            .unwrap_or_else(|e| panic!("cannot build '{description}': {e}"))
+            .downcast::<gst::Pipeline>()
+            .expect("a launch line of several elements gives a pipeline");
+        let src = pipeline.by_name("src").expect("named src");
+        let sink = pipeline.by_name("sink").expect("named sink");
+        Capture {
+            pipeline,
+            src,
+            sink,
+        }
+    }
+
+    fn element(&self) -> &gst::Element {
+        self.pipeline.upcast_ref()
+    }
+
+    fn bus(&self) -> gst::Bus {
+        self.pipeline.bus().expect("a pipeline has a bus")
+    }
+
+    fn play(&self) {
+        common::change_state(self.element(), gst::State::Playing, TIMEOUT);
+    }
+
+    fn stats(&self) -> gst::Structure {
+        self.src.property::<gst::Structure>("stats")
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        common::shut_down(self.element());
+    }
+}
+
+/// Everything that reaches the sink (caps, buffers, GAP events) and the bus, as it comes.
+struct Watch {
+    seen: Arc<Mutex<Vec<(Instant, Seen)>>>,
+    messages: Arc<Mutex<Vec<(Instant, gst::Message)>>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Watch {
+    fn new(capture: &Capture) -> Watch {
+        let seen: Arc<Mutex<Vec<(Instant, Seen)>>> = Arc::default();
+        let record = Arc::clone(&seen);
+        capture
+            .sink
+            .static_pad("sink")
+            .expect("fakesink has a sink pad")
+            .add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+                move |_, info| {
+                    let what = match &info.data {
+                        Some(gst::PadProbeData::Buffer(b)) => b.pts().map(Seen::Buffer),
+                        Some(gst::PadProbeData::Event(e)) => match e.view() {
+                            gst::EventView::Caps(c) => Some(Seen::Caps(c.caps_owned())),
+                            gst::EventView::Gap(g) => {
+                                let (ts, d) = g.get();
+                                Some(Seen::Gap(ts, d))
+                            }
+                            _ => None,
+                        },
+                        _ => None,
+                    };
+                    if let Some(what) = what {
+                        locked(&record).push((Instant::now(), what));
+                    }
+                    gst::PadProbeReturn::Ok
+                },
+            );
+        let messages: Arc<Mutex<Vec<(Instant, gst::Message)>>> = Arc::default();
+        let record = Arc::clone(&messages);
+        capture.bus().set_sync_handler(move |_, msg| {
+            if matches!(
+                msg.type_(),
+                gst::MessageType::Element | gst::MessageType::Warning | gst::MessageType::Error
+            ) {
+                locked(&record).push((Instant::now(), msg.clone()));
+            }
+            gst::BusSyncReply::Pass
+        });
+        Watch { seen, messages }
+    }
+
+    fn seen(&self) -> Vec<(Instant, Seen)> {
+        locked(&self.seen).clone()
+    }
+
+    fn messages(&self) -> Vec<(Instant, gst::Message)> {
+        locked(&self.messages).clone()
+    }
+
+    /// The element messages named `name` so far.
+    fn element_messages(&self, name: &str) -> Vec<(Instant, gst::Structure)> {
+        self.messages()
+            .into_iter()
+            .filter_map(|(at, msg)| match msg.view() {
+                gst::MessageView::Element(e) => e
+                    .structure()
+                    .filter(|s| s.name() == name)
+                    .map(|s| (at, s.to_owned())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.messages()
+            .into_iter()
+            .filter_map(|(_, msg)| match msg.view() {
+                gst::MessageView::Warning(w) => Some(w.error().to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn errors(&self) -> Vec<gst::glib::Error> {
+        self.messages()
+            .into_iter()
+            .filter_map(|(_, msg)| match msg.view() {
+                gst::MessageView::Error(e) => Some(e.error()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Waits for the `n`th element message named `name` (1 = the first); fails the test if it
+    /// does not come within `limit`.
+    fn wait_element(&self, name: &str, n: usize, limit: Duration) -> (Instant, gst::Structure) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(found) = self.element_messages(name).into_iter().nth(n - 1) {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {name} (#{n}) within {limit:?}; messages: {:?}",
+                self.messages()
+                    .iter()
+                    .map(|(_, m)| format!("{:?}", m.view()))
+                    .collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until `count` buffers reached the sink after `after`; returns when.
+    fn wait_buffers(&self, after: Instant, count: usize) -> Instant {
+        self.wait_buffers_after(after, count, TIMEOUT);
+        self.seen()
+            .iter()
+            .filter(|(at, s)| *at > after && matches!(s, Seen::Buffer(_)))
+            .nth(count - 1)
+            .map(|(at, _)| *at)
+            .expect("counted")
+    }
+
+    /// Waits until `count` buffers reached the sink after `after`.
+    fn wait_buffers_after(&self, after: Instant, count: usize, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let got = self
+                .seen()
+                .iter()
+                .filter(|(at, s)| *at > after && matches!(s, Seen::Buffer(_)))
+                .count();
+            if got >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{got} buffers of {count} within {limit:?} after the device came back; \
+                 warnings {:?}, errors {:?}",
+                self.warnings(),
+                self.errors()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Buffers and GAP events come in time order: buffer PTS strictly increasing, GAP events
+/// starting at or after the end of what came before.
+fn assert_monotonic(seen: &[(Instant, Seen)]) {
+    let mut last_buffer: Option<gst::ClockTime> = None;
+    let mut last_end: Option<gst::ClockTime> = None;
+    for (_, what) in seen {
+        match what {
+            Seen::Buffer(pts) => {
+                if let Some(last) = last_buffer {
+                    assert!(*pts > last, "PTS went from {last} to {pts}: {seen:?}");
+                }
+                if let Some(end) = last_end {
+                    assert!(*pts >= end, "a buffer at {pts} before the GAP's end {end}");
+                }
+                last_buffer = Some(*pts);
+            }
+            Seen::Gap(ts, d) => {
+                if let Some(last) = last_buffer {
+                    assert!(*ts > last, "a GAP at {ts} after a buffer at {last}");
+                }
+                if let Some(end) = last_end {
+                    assert!(*ts >= end, "a GAP at {ts} before the last one's end {end}");
+                }
+                last_end = Some(*ts + d.unwrap_or_default());
+            }
+            Seen::Caps(_) => {}
+        }
+    }
+}
+
+fn count<F: Fn(&Seen) -> bool>(seen: &[(Instant, Seen)], f: F) -> usize {
+    seen.iter().filter(|(_, s)| f(s)).count()
+}
+
+/// Unplugs the device a capture streams from, checks what the element says and sends while
+/// it is away for `away`, plugs it back and checks that capture goes on. Returns the wait's
+/// time between the unplug and the restored message.
+fn unplug_and_replug(
+    capture: &Capture,
+    watch: &Watch,
+    device: &str,
+    platform: &str,
+    n: usize,
+    away: Duration,
+) -> Duration {
+    let unplugged = Instant::now();
+    vivid_driver("unbind", platform);
+    let (_, lost) = watch.wait_element("rustv4l2src-device-lost", n, TIMEOUT);
+    assert_eq!(
+        lost.get::<String>("device").as_deref(),
+        Ok(device),
+        "{lost}"
+    );
+    let reason = lost.get::<String>("reason").expect("a reason string");
+    assert!(!reason.is_empty(), "{lost}");
+    std::thread::sleep(away);
+    assert_eq!(
+        capture.pipeline.current_state(),
+        gst::State::Playing,
+        "not PLAYING while the device is away"
+    );
+    vivid_driver("bind", platform);
+    let (back_at, restored) = watch.wait_element("rustv4l2src-device-restored", n, TIMEOUT);
+    assert_eq!(
+        restored.get::<String>("device").as_deref(),
+        Ok(device),
+        "{restored}"
+    );
+    let seconds = restored.get::<f64>("seconds-away").expect("seconds-away");
+    assert!(
+        seconds >= away.as_secs_f64() && seconds < TIMEOUT.as_secs_f64(),
+        "seconds-away {seconds} for {away:?} away"
+    );
+    assert_eq!(
+        restored.get::<bool>("caps-changed"),
+        Ok(false),
+        "{restored}"
+    );
+    watch.wait_buffers_after(back_at, 3, TIMEOUT);
+    back_at.saturating_duration_since(unplugged)
+}
+
+#[test]
+fn unplug_and_replug_while_streaming_goes_on_with_gaps_between() {
+    let _device = setup();
+    let _restore = Restore;
+    let device = common::vivid_sp();
+    let platform = platform_device_of(&device);
+    let capture = Capture::new(&device, "reconnect=true", CAPS);
+    let watch = Watch::new(&capture);
+    let started = Instant::now();
+    capture.play();
+    watch.wait_buffers(started, 5);
+    let took = unplug_and_replug(
+        &capture,
+        &watch,
+        &device,
+        &platform,
+        1,
+        Duration::from_millis(700),
+    );
+    eprintln!("unplug -> restored took {took:?}");
+
+    let seen = watch.seen();
+    assert_monotonic(&seen);
+    let gaps: Vec<_> = seen
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Seen::Gap(ts, d) => Some((*ts, *d)),
+            _ => None,
+        })
+        .collect();
+    eprintln!(
+        "{} buffers, {} GAP events (first {:?}, last {:?})",
+        count(&seen, |s| matches!(s, Seen::Buffer(_))),
+        gaps.len(),
+        gaps.first(),
+        gaps.last()
+    );
+    // 700 ms away at 30 fps: about 20 GAP events of a frame each.
+    assert!(gaps.len() >= 10, "only {} GAP events: {gaps:?}", gaps.len());
+    let frame = gst::ClockTime::SECOND.mul_div_floor(1, 30).expect("fits");
+    assert!(
+        gaps.iter().all(|(_, d)| *d == Some(frame)),
+        "GAP durations other than a frame: {gaps:?}"
+    );
+    let caps: Vec<_> = seen
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Seen::Caps(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        caps.windows(2).all(|w| w[0] == w[1]),
+        "the caps changed across the reconnect: {caps:?}"
+    );
+
+    let warnings = watch.warnings();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one warning for the unplug: {warnings:?}"
+    );
+    assert!(
+        warnings[0].contains(&device) && warnings[0].contains("disconnected"),
+        "{warnings:?}"
+    );
+    assert!(watch.errors().is_empty(), "{:?}", watch.errors());
+    let stats = capture.stats();
+    assert_eq!(stats.get::<u64>("disconnects"), Ok(1), "{stats}");
+    let without = stats.get::<u64>("time-without-device").expect("a count");
+    assert!(
+        without >= 700_000_000 && without < took.as_nanos() as u64 + 100_000_000,
+        "time-without-device {without} ns for {took:?} between unplug and restore"
+    );
+}
+
+#[test]
+fn past_the_reconnect_timeout_the_unplug_error_comes() {
+    let _device = setup();
+    let _restore = Restore;
+    let device = common::vivid_sp();
+    let platform = platform_device_of(&device);
+    let capture = Capture::new(&device, "reconnect=true reconnect-timeout=1", CAPS);
+    let watch = Watch::new(&capture);
+    let started = Instant::now();
+    capture.play();
+    watch.wait_buffers(started, 1);
+    vivid_driver("unbind", &platform);
+    let (lost_at, _) = watch.wait_element("rustv4l2src-device-lost", 1, TIMEOUT);
+    let error = common::TIMEOUT;
+    let msg = capture
+        .bus()
+        .timed_pop_filtered(
+            gst::ClockTime::try_from(error).expect("fits"),
+            &[gst::MessageType::Error],
+        )
+        .unwrap_or_else(|| panic!("no error within {error:?}:{}", bus_problems(&capture.bus())));
+    let after = lost_at.elapsed();
+    let gst::MessageView::Error(e) = msg.view() else {
+        unreachable!("filtered on errors")
+    };
+    eprintln!("error {after:?} after the loss: {}", e.error());
+    assert!(
+        e.error().matches(gst::ResourceError::NotFound),
+        "{:?}",
+        e.error()
+    );
+    assert!(
+        e.error().to_string().contains("disconnected") && e.error().to_string().contains(&device),
+        "{}",
+        e.error()
+    );
+    assert!(
+        after >= Duration::from_millis(900) && after < Duration::from_secs(3),
+        "the error came {after:?} after the loss, for a 1 s timeout"
+    );
+    vivid_driver("bind", &platform);
+}
+
+#[test]
+fn a_device_absent_at_start_is_waited_for() {
+    let _device = setup();
+    let _restore = Restore;
+    let device = common::vivid_sp();
+    let platform = platform_device_of(&device);
+    vivid_driver("unbind", &platform);
+    let capture = Capture::new(&device, "reconnect=true", CAPS);
+    let watch = Watch::new(&capture);
+    capture.play();
+    // The source is PLAYING; the sink waits for a first buffer to complete its own change.
+    let (result, state, _) = capture.src.state(gst::ClockTime::from_seconds(5));
+    assert_eq!(
+        (result, state),
+        (Ok(gst::StateChangeSuccess::Success), gst::State::Playing)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let warnings = watch.warnings();
+    assert_eq!(warnings.len(), 1, "one warning: {warnings:?}");
+    assert!(warnings[0].contains(&device), "{warnings:?}");
+    assert!(watch.errors().is_empty(), "{:?}", watch.errors());
+    assert!(watch.seen().is_empty(), "{:?}", watch.seen());
+
+    let plugged = Instant::now();
+    vivid_driver("bind", &platform);
+    let (back_at, restored) = watch.wait_element("rustv4l2src-device-restored", 1, TIMEOUT);
+    eprintln!("plugged -> restored {:?}: {restored}", back_at - plugged);
+    assert_eq!(restored.get::<String>("device").as_deref(), Ok(&*device));
+    watch.wait_buffers(back_at, 5);
+    let seen = watch.seen();
+    assert!(matches!(seen.first(), Some((_, Seen::Caps(_)))), "{seen:?}");
+    assert_eq!(count(&seen, |s| matches!(s, Seen::Gap(..))), 0, "{seen:?}");
+    assert_monotonic(&seen);
+    assert_eq!(watch.warnings().len(), 1, "{:?}", watch.warnings());
+    let stats = capture.stats();
+    assert_eq!(stats.get::<u64>("disconnects"), Ok(0), "{stats}");
+    assert!(stats.get::<u64>("time-without-device").expect("a count") >= 500_000_000);
+}
+
+fn fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+}
+
+fn video_mappings() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("/dev/video"))
+        .count()
+}
+
+#[test]
+fn ten_unplugs_leak_no_fd_mapping_or_thread() {
+    const CYCLES: usize = 10;
+    let _device = setup();
+    let _restore = Restore;
+    let device = common::vivid_sp();
+    let platform = platform_device_of(&device);
+    let capture = Capture::new(&device, "reconnect=true", CAPS);
+    let watch = Watch::new(&capture);
+    let started = Instant::now();
+    capture.play();
+    watch.wait_buffers(started, 1);
+    let mut baseline = None;
+    for n in 1..=CYCLES {
+        unplug_and_replug(
+            &capture,
+            &watch,
+            &device,
+            &platform,
+            n,
+            Duration::from_millis(100),
+        );
+        let now = (fds(), video_mappings(), threads());
+        eprintln!("after cycle {n}: fds, mappings, threads {now:?}");
+        match baseline {
+            None => baseline = Some(now),
+            Some(base) => assert_eq!(now, base, "after cycle {n} (fds, mappings, threads)"),
+        }
+    }
+    assert_monotonic(&watch.seen());
+    assert_eq!(watch.warnings().len(), CYCLES, "{:?}", watch.warnings());
+    assert!(watch.errors().is_empty(), "{:?}", watch.errors());
+    assert_eq!(capture.stats().get::<u64>("disconnects"), Ok(CYCLES as u64));
+}
+
+/// Runs `modprobe` with `args`, failing the test if it fails.
+fn modprobe(args: &[&str]) {
+    let status = std::process::Command::new("modprobe")
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| panic!("running modprobe {args:?}: {e}"));
+    assert!(status.success(), "modprobe {args:?}: {status}; {}", nodes());
+    eprintln!("modprobe {args:?}: {}", nodes());
+}
+
+/// vivid's module parameters as loaded now, as `modprobe` arguments (its per-instance arrays
+/// cut to the instances there are).
+fn vivid_parameters() -> Vec<String> {
+    let read = |name: &str| {
+        std::fs::read_to_string(format!("/sys/module/vivid/parameters/{name}"))
+            .map(|v| v.trim().to_owned())
+            .ok()
+    };
+    let n_devs = read("n_devs").unwrap_or_else(|| "1".into());
+    let instances: usize = n_devs.parse().unwrap_or(1);
+    let mut params = vec![format!("n_devs={n_devs}")];
+    for name in ["node_types", "multiplanar"] {
+        if let Some(value) = read(name) {
+            let values: Vec<&str> = value.split(',').take(instances).collect();
+            params.push(format!("{name}={}", values.join(",")));
+        }
+    }
+    params
+}
+
+/// Loads vivid as it was when dropped, also when the test fails.
+struct Reload(Vec<String>);
+
+impl Drop for Reload {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("modprobe")
+            .args(["-r", "vivid"])
+            .status();
+        let _ = std::process::Command::new("modprobe")
+            .arg("vivid")
+            .args(&self.0)
+            .status();
+        eprintln!("vivid reloaded with {:?}: {}", self.0, nodes());
+    }
+}
+
+#[test]
+fn another_device_on_the_node_is_not_taken_and_the_device_is_found_on_another() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    assert_eq!(device, "/dev/video0", "the rig's first vivid capture node");
+    let platform = platform_device_of(&device);
+    let _reload = Reload(vivid_parameters());
+    let capture = Capture::new(&device, "reconnect=true", CAPS);
+    let watch = Watch::new(&capture);
+    let started = Instant::now();
+    capture.play();
+    watch.wait_buffers(started, 1);
+    vivid_driver("unbind", &platform);
+    watch.wait_element("rustv4l2src-device-lost", 1, TIMEOUT);
+    // The module goes only once nothing holds a node of it: the element let go of everything.
+    modprobe(&["-r", "vivid"]);
+    // The second instance (another device) takes /dev/video0, the first (the lost one) comes
+    // back as /dev/video2.
+    modprobe(&[
+        "vivid",
+        "n_devs=2",
+        "node_types=0x1,0x1",
+        "multiplanar=1,1",
+        "vid_cap_nr=2,0",
+    ]);
+    let name = |node: &str| {
+        std::fs::read_to_string(format!("/sys/class/video4linux/{node}/name")).unwrap_or_default()
+    };
+    assert_eq!(name("video0").trim(), "vivid-001-vid-cap", "{}", nodes());
+    assert_eq!(name("video2").trim(), "vivid-000-vid-cap", "{}", nodes());
+    let (back_at, restored) = watch.wait_element("rustv4l2src-device-restored", 1, TIMEOUT);
+    let now_at = restored.get::<String>("device").expect("a device path");
+    eprintln!("came back at {now_at}: {restored}");
+    assert_eq!(now_at, "/dev/video2", "{}", nodes());
+    watch.wait_buffers(back_at, 3);
+    assert_eq!(
+        watch.element_messages("rustv4l2src-device-restored").len(),
+        1
+    );
+    assert_monotonic(&watch.seen());
+    assert!(watch.errors().is_empty(), "{:?}", watch.errors());
+}
+
+/// A symbolic link made as udev makes `/dev/v4l/by-id/...`, removed when dropped.
+struct Link(std::path::PathBuf);
+
+impl Link {
+    fn point_at(&self, node: &str) {
+        let _ = std::fs::remove_file(&self.0);
+        std::os::unix::fs::symlink(node, &self.0)
+            .unwrap_or_else(|e| panic!("linking {} to {node}: {e}", self.0.display()));
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn a_stable_link_is_followed_to_wherever_it_points_now() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    assert_eq!(device, "/dev/video0", "the rig's first vivid capture node");
+    let platform = platform_device_of(&device);
+    let _reload = Reload(vivid_parameters());
+    // Where udev makes them (the element knows a stable link by its place, also once udev
+    // removed it on the unplug).
+    std::fs::create_dir_all("/dev/v4l/by-id").expect("make /dev/v4l/by-id");
+    let link = Link(
+        Path::new("/dev/v4l/by-id")
+            .join(format!("rustv4l2-test-{}-video-index0", std::process::id())),
+    );
+    link.point_at(&device);
+    let path = link.0.display().to_string();
+    let capture = Capture::new(&path, "reconnect=true", CAPS);
+    let watch = Watch::new(&capture);
+    let started = Instant::now();
+    capture.play();
+    watch.wait_buffers(started, 1);
+    vivid_driver("unbind", &platform);
+    // As udev does on the remove event.
+    std::fs::remove_file(&link.0).expect("remove the link");
+    watch.wait_element("rustv4l2src-device-lost", 1, TIMEOUT);
+    modprobe(&["-r", "vivid"]);
+    modprobe(&[
+        "vivid",
+        "n_devs=2",
+        "node_types=0x1,0x1",
+        "multiplanar=1,1",
+        "vid_cap_nr=2,0",
+    ]);
+    // udev makes the link a little after the kernel's event.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        watch
+            .element_messages("rustv4l2src-device-restored")
+            .is_empty(),
+        "restored without the link: {:?}",
+        watch.element_messages("rustv4l2src-device-restored")
+    );
+    link.point_at("/dev/video2");
+    let (back_at, restored) = watch.wait_element("rustv4l2src-device-restored", 1, TIMEOUT);
+    eprintln!("came back at {restored}");
+    assert_eq!(
+        restored.get::<String>("device").as_deref(),
+        Ok("/dev/video2")
+    );
+    watch.wait_buffers(back_at, 3);
+    assert_monotonic(&watch.seen());
+    assert!(watch.errors().is_empty(), "{:?}", watch.errors());
+}
+
+/// The id of `device`'s control `name`, from `v4l2-ctl --list-ctrls`.
+fn control_id(device: &str, name: &str) -> u32 {
+    let out = std::process::Command::new("v4l2-ctl")
+        .args(["-d", device, "--list-ctrls"])
+        .output()
+        .expect("v4l2-ctl runs (v4l-utils installed?)");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    listing
+        .lines()
+        .find_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next()? == name).then_some(())?;
+            u32::from_str_radix(words.next()?.strip_prefix("0x")?, 16).ok()
+        })
+        .unwrap_or_else(|| panic!("{device} has no control {name}:\n{listing}"))
+}
+
+/// `struct v4l2_control`, for VIDIOC_S_CTRL.
+#[repr(C)]
+struct V4l2Control {
+    id: u32,
+    value: i32,
+}
+
+nix::ioctl_readwrite!(vidioc_s_ctrl, b'V', 28, V4l2Control);
+
+/// Presses the button control `id` of `device` from this process.
+fn press_button(device: &str, id: u32) {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(device)
+        .unwrap_or_else(|e| panic!("open {device}: {e}"));
+    let mut control = V4l2Control { id, value: 1 };
+    // SAFETY: VIDIOC_S_CTRL reads and writes one `struct v4l2_control`, which `control` is, on
+    // an fd that stays open for the call.
+    unsafe { vidioc_s_ctrl(std::os::fd::AsRawFd::as_raw_fd(&file), &mut control) }
+        .unwrap_or_else(|e| panic!("VIDIOC_S_CTRL {id:#x} on {device}: {e}"));
+}
+
+#[test]
+fn vivids_disconnect_control_then_unbind_and_bind() {
+    let _device = setup();
+    let _restore = Restore;
+    let device = common::vivid_sp();
+    let platform = platform_device_of(&device);
+    let disconnect = control_id(&device, "disconnect");
+    let capture = Capture::new(&device, "reconnect=true", CAPS);
+    let watch = Watch::new(&capture);
+    let started = Instant::now();
+    capture.play();
+    watch.wait_buffers(started, 3);
+    press_button(&device, disconnect);
+    let (_, lost) = watch.wait_element("rustv4l2src-device-lost", 1, TIMEOUT);
+    eprintln!("disconnect control: {lost}");
+    // vivid keeps the node and takes it back into use once nobody has it open, without a
+    // hot-plug event: the element, which let go of it, may find it at once. Unbinding and
+    // binding is the unplug and replug that follows in any case.
+    vivid_driver("unbind", &platform);
+    vivid_driver("bind", &platform);
+    let deadline = Instant::now() + TIMEOUT;
+    let back_at = loop {
+        let lost = watch.element_messages("rustv4l2src-device-lost");
+        let restored = watch.element_messages("rustv4l2src-device-restored");
+        if !restored.is_empty() && restored.len() == lost.len() {
+            let (at, last) = restored.last().cloned().expect("not empty");
+            assert_eq!(last.get::<String>("device").as_deref(), Ok(&*device));
+            break at;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lost {} times, restored {} times: {}",
+            lost.len(),
+            restored.len(),
+            nodes()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    watch.wait_buffers(back_at, 3);
+    assert_monotonic(&watch.seen());
+    assert!(watch.errors().is_empty(), "{:?}", watch.errors());
+    assert_eq!(
+        watch.warnings().len(),
+        watch.element_messages("rustv4l2src-device-lost").len(),
+        "one warning per loss: {:?}",
+        watch.warnings()
+    );
+}
