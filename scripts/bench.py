@@ -646,11 +646,11 @@ def report_low_latency(meta, recs, out, command, date, commit):
             for el, d in understated.items() if el.startswith("rustv4l2src") and d]
     if gaps:
         notes.append(
-            "vivid stamps a frame 0.9 frame period "
-            f"({0.9 * period_ms:.0f} ms) after its tick (end of frame), ahead of the clock when "
-            "it is dequeued at once, and rustv4l2src takes such a stamp as 'just now': its "
-            "latency reads about 0 for a prompt frame and about that much less than the queue "
-            "wait for a stalled one, so the wait columns are the fairer measure of staleness. "
+            "vivid stamps a frame's end 0.9 frame period "
+            f"({0.9 * period_ms:.0f} ms) after its tick, ahead of the clock when it is dequeued "
+            "at once; rustv4l2src's PTS is that stamp less one frame (the start of the capture), "
+            "so its latency reads about 0.1 frame for a prompt frame and less than the queue "
+            "wait for a stalled one: the wait columns are the fairer measure of staleness. "
             "Wait (seq) - latency on the frames whose latency exceeds 10 ms, median [min-max] ms: "
             + "; ".join(gaps) + ".")
     if bad:
