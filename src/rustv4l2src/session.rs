@@ -186,7 +186,7 @@ impl Session {
             return Err(unopened(errors::no_format(path, &probed)));
         }
         let par = match device.cropcap() {
-            Ok(aspect) => caps::pixel_aspect_ratio(aspect),
+            Ok(cap) => caps::pixel_aspect_ratio(cap.and_then(|c| c.pixelaspect)),
             Err(e) => {
                 gst::debug!(CAT, "{}: No pixel aspect ratio: {}", path, e);
                 gst::Fraction::new(1, 1)
