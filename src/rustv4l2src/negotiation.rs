@@ -34,7 +34,7 @@ impl Opened {
                 gst::warning!(CAT, "{}: Probing frame intervals: {}", self.path(), e);
             }
         }
-        let all = caps::probed_to_caps_with_par(&self.probed, self.par);
+        let all = caps::probed_to_caps_with_par(&self.probed, Some(self.par));
         gst::debug!(CAT, "{}: Device caps: {}", self.path(), all);
         self.caps = Some(all.clone());
         all
@@ -63,7 +63,7 @@ impl Opened {
     }
 
     fn choose_within(&mut self, peer: &gst::Caps) -> Option<gst::Caps> {
-        let par = self.par;
+        let par = Some(self.par);
         let candidates = caps::candidates(&self.probed);
         let mut probed = 0;
         let chosen = caps::choose(&candidates, |c| {
