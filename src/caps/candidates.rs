@@ -136,7 +136,7 @@ pub fn choose(
 }
 
 /// One listed size of one format as caps.
-pub fn size_caps(format: &ProbedFormat, size: usize, par: gst::Fraction) -> gst::Caps {
+pub fn size_caps(format: &ProbedFormat, size: usize, par: Option<gst::Fraction>) -> gst::Caps {
     let Some(one) = format.sizes.get(size) else {
         return gst::Caps::new_empty();
     };
@@ -204,7 +204,7 @@ mod tests {
     fn pick(probed: &[ProbedFormat], peer: &str) -> (Option<Fixed>, Vec<(usize, usize)>) {
         gst::init().unwrap();
         let peer: gst::Caps = peer.parse().unwrap();
-        let par = gst::Fraction::new(1, 1);
+        let par = Some(gst::Fraction::new(1, 1));
         let mut looked = Vec::new();
         // As negotiation does: only a candidate downstream can take has its intervals probed.
         let chosen = choose(&candidates(probed), |c| {
@@ -255,10 +255,10 @@ mod tests {
             .collect();
         assert_eq!(order, vec![(3, 0), (1, 1), (0, 0), (1, 2), (1, 0), (0, 1)]);
         gst::init().unwrap();
-        let caps = size_caps(&probed[1], 1, gst::Fraction::new(1, 1));
+        let caps = size_caps(&probed[1], 1, Some(gst::Fraction::new(1, 1)));
         let s = caps.structure(0).expect("one structure");
         assert_eq!(s.get::<i32>("width").unwrap(), 1280);
-        assert!(size_caps(&probed[1], 7, gst::Fraction::new(1, 1)).is_empty());
+        assert!(size_caps(&probed[1], 7, Some(gst::Fraction::new(1, 1))).is_empty());
     }
 
     #[test]

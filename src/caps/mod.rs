@@ -17,6 +17,8 @@
 //! - [`bitstream`]: which H.264/H.265 access units are keyframes, when the driver does not say.
 //! - [`colorimetry`]: V4L2 colorspace and field order <-> GStreamer colorimetry and
 //!   interlacing, and the pixel aspect ratio.
+//! - [`caps_pixel_aspect_ratio`], [`restrict_size`]: the pixel aspect ratio the caps carry
+//!   (`pixel-aspect-ratio`, `force-aspect-ratio`), and the one size of a cropped capture.
 
 pub mod bitstream;
 pub mod colorimetry;
@@ -25,6 +27,7 @@ pub mod formats;
 mod candidates;
 mod fixate;
 mod frame;
+mod geometry;
 mod layout;
 mod probe;
 mod request;
@@ -35,6 +38,7 @@ pub use colorimetry::pixel_aspect_ratio;
 pub use fixate::fixate;
 pub use formats::{FORMATS, FormatEntry, Media, Memory, Payload, entry, fourccs, video_format};
 pub use frame::{field_flags, meta_offsets, picture_bytes};
+pub use geometry::{caps_pixel_aspect_ratio, parse_pixel_aspect_ratio, restrict_size};
 pub use layout::{Framing, Layout};
 pub use probe::{MAX_SIZE, probed_to_caps, probed_to_caps_with_par, template_caps};
 pub use request::{CaptureRequest, caps_to_request, settle};

@@ -47,13 +47,13 @@ struct Spec {
 /// largest size at the highest rate. Formats that map to the same GStreamer format (`YU12`
 /// and `YM12`) do not repeat structures the first one already gave. Pixels are square.
 pub fn probed_to_caps(formats: &[ProbedFormat]) -> gst::Caps {
-    probed_to_caps_with_par(formats, gst::Fraction::new(1, 1))
+    probed_to_caps_with_par(formats, Some(gst::Fraction::new(1, 1)))
 }
 
-/// [`probed_to_caps`] with the `pixel-aspect-ratio` the device reports (see
-/// [`pixel_aspect_ratio`](super::pixel_aspect_ratio)): it depends on the input and TV
-/// standard, not on the format, so every structure gets the same.
-pub fn probed_to_caps_with_par(formats: &[ProbedFormat], par: gst::Fraction) -> gst::Caps {
+/// [`probed_to_caps`] with the `pixel-aspect-ratio` the caps carry (see
+/// [`caps_pixel_aspect_ratio`](super::caps_pixel_aspect_ratio)), or none: it depends on the
+/// input and TV standard, not on the format, so every structure gets the same.
+pub fn probed_to_caps_with_par(formats: &[ProbedFormat], par: Option<gst::Fraction>) -> gst::Caps {
     let mut caps = gst::Caps::new_empty();
     let caps_mut = caps.make_mut();
     let mut seen: HashSet<(Media, Spec)> = HashSet::new();
@@ -86,7 +86,7 @@ pub fn template_caps() -> gst::Caps {
             continue;
         }
         if let Some(base) = entry.media.structure() {
-            let mut s = any_size().structure(base, gst::Fraction::new(1, 1));
+            let mut s = any_size().structure(base, Some(gst::Fraction::new(1, 1)));
             s.remove_field("pixel-aspect-ratio");
             caps_mut.append_structure(s);
         }
@@ -264,11 +264,13 @@ impl Rates {
 }
 
 impl Spec {
-    fn structure(&self, mut s: gst::Structure, par: gst::Fraction) -> gst::Structure {
+    fn structure(&self, mut s: gst::Structure, par: Option<gst::Fraction>) -> gst::Structure {
         s.set_value("width", self.width.value());
         s.set_value("height", self.height.value());
         s.set_value("framerate", self.rates.value());
-        s.set("pixel-aspect-ratio", par);
+        if let Some(par) = par {
+            s.set("pixel-aspect-ratio", par);
+        }
         s
     }
 }
@@ -573,7 +575,7 @@ pub(crate) mod tests {
                 format(b"GRBG", sizes()),
                 format(b"RGGB", sizes()),
             ],
-            gst::Fraction::new(59, 54),
+            Some(gst::Fraction::new(59, 54)),
         );
         let rest = "width=(int)640, height=(int)360, framerate=(fraction)30/1, \
                     pixel-aspect-ratio=(fraction)59/54";
@@ -591,6 +593,20 @@ pub(crate) mod tests {
         .collect();
         // MJPG and JPEG give one structure.
         assert_eq!(got.to_string(), want.join("; "));
+    }
+
+    #[test]
+    fn caps_without_an_aspect_ratio_have_no_such_field() {
+        gst::init().unwrap();
+        let got = probed_to_caps_with_par(
+            &[format(b"YUYV", vec![discrete(640, 360, &[(1, 30)])])],
+            None,
+        );
+        assert_eq!(
+            got.to_string(),
+            "video/x-raw, format=(string)YUY2, width=(int)640, height=(int)360, \
+             framerate=(fraction)30/1"
+        );
     }
 
     #[test]

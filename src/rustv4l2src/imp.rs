@@ -69,7 +69,7 @@ impl RustV4l2Src {
             }
         }
         let settings = lock(&self.settings).clone();
-        let opened = match Session::open(&settings.device) {
+        let mut opened = match Session::open(&settings.device) {
             Ok(opened) => opened,
             Err(unopened) if unopened.absent && settings.reconnect => {
                 let first = {
@@ -95,6 +95,7 @@ impl RustV4l2Src {
             }
             Err(unopened) => return Err(unopened.into()),
         };
+        opened.set_geometry(opened.decide_geometry(&settings)?);
         let warnings = controls::apply_controls(&opened.device, &settings, Which::All).warnings;
         {
             let mut session = lock(&self.session);
@@ -269,11 +270,13 @@ impl ObjectImpl for RustV4l2Src {
             return v.to_value();
         }
         match name {
-            "device-name" => lock(&self.session)
-                .device()
-                .map(|d| d.capability().card.clone())
-                .to_value(),
             "stats" => lock(&self.stats).to_structure().to_value(),
+            "pixel-aspect-ratio" if lock(&self.settings).pixel_aspect_ratio.is_some() => {
+                lock(&self.settings).pixel_aspect_ratio.to_value()
+            }
+            "device-name" | "flags" | "device-fd" | "crop-bounds" | "pixel-aspect-ratio" => {
+                lock(&self.session).property(name)
+            }
             _ => lock(&self.settings)
                 .get(name)
                 .unwrap_or_else(|| unimplemented!("property {}", name)),
@@ -385,12 +388,21 @@ impl BaseSrcImpl for RustV4l2Src {
         }
         let pad = self.obj().src_pad().clone();
         let peer = pad.peer_query_caps(None);
-        let common = lock(&self.session)
+        let settings = lock(&self.settings).clone();
+        let chosen = lock(&self.session)
             .opened_mut()
-            .and_then(|o| o.preferred(&peer));
+            .map(|o| o.preferred_for(&settings, &peer))
+            .transpose();
+        let common = match chosen {
+            Ok(common) => common.flatten(),
+            Err(msg) => {
+                self.post_error_message(msg);
+                return Err(gst::loggable_error!(CAT, "Cannot crop as asked"));
+            }
+        };
         let Some(common) = common else {
             let ours = self.caps(None).unwrap_or_else(gst::Caps::new_empty);
-            let path = lock(&self.settings).device.clone();
+            let path = settings.device;
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Negotiation,

@@ -2,6 +2,7 @@
 //!
 //! `imp.rs` is the GObject glue; beside it, one file per concern: `settings` (properties),
 //! `controls` (control properties on the device), `colorbalance` (the GstColorBalance vtable),
+//! `crop` (the `crop-*` properties on the device),
 //! `errors` (what users read on the bus), `session` (the capture session's state machine),
 //! `negotiation`, `allocation`, `capture` (the capture loop), `reconnect` (waiting for a device
 //! that went away, and bringing it back), `lend` (dmabuf lending and copies),
@@ -15,6 +16,7 @@ mod allocation;
 mod capture;
 mod colorbalance;
 mod controls;
+mod crop;
 mod errors;
 mod imp;
 mod lend;

@@ -2,8 +2,10 @@
 //! sizes downstream accepts, and setting the chosen caps on it (`VIDIOC_S_FMT`, `S_PARM`). The
 //! translation itself is `crate::caps`'s; this is the part that asks the driver.
 
+use super::crop;
 use super::errors;
 use super::session::{Opened, Stream};
+use super::settings::Settings;
 use super::shared::CAT;
 use super::timeline::{self, Increasing, Sequence};
 use crate::caps;
@@ -34,10 +36,25 @@ impl Opened {
                 gst::warning!(CAT, "{}: Probing frame intervals: {}", self.path(), e);
             }
         }
-        let all = caps::probed_to_caps_with_par(&self.probed, self.par);
+        let all = cropped(
+            caps::probed_to_caps_with_par(&self.probed, self.geometry.par),
+            self.geometry.crop,
+        );
         gst::debug!(CAT, "{}: Device caps: {}", self.path(), all);
         self.caps = Some(all.clone());
         all
+    }
+
+    /// `preferred`, for the geometry `settings` ask for now (the properties may have changed
+    /// since open); an error when the device cannot crop as asked.
+    pub fn preferred_for(
+        &mut self,
+        settings: &Settings,
+        peer: &gst::Caps,
+    ) -> Result<Option<gst::Caps>, gst::ErrorMessage> {
+        let geometry = self.decide_geometry(settings)?;
+        self.set_geometry(geometry);
+        Ok(self.preferred(peer))
     }
 
     /// The listed format and size to capture among those downstream accepts (see
@@ -63,13 +80,15 @@ impl Opened {
     }
 
     fn choose_within(&mut self, peer: &gst::Caps) -> Option<gst::Caps> {
-        let par = self.par;
+        let (par, crop) = (self.geometry.par, self.geometry.crop);
+        let size_caps =
+            |format: &v4l2::ProbedFormat, size| cropped(caps::size_caps(format, size, par), crop);
         let candidates = caps::candidates(&self.probed);
         let mut probed = 0;
         let chosen = caps::choose(&candidates, |c| {
             let (f, size) = (c.format, c.size);
             if !self.probed_intervals.contains(&(f, size))
-                && !caps::size_caps(&self.probed[f], size, par).can_intersect(peer)
+                && !size_caps(&self.probed[f], size).can_intersect(peer)
             {
                 return None;
             }
@@ -79,7 +98,7 @@ impl Opened {
                 return None;
             }
             Some(
-                caps::size_caps(&self.probed[f], size, par)
+                size_caps(&self.probed[f], size)
                     .intersect_with_mode(peer, gst::CapsIntersectMode::First),
             )
         });
@@ -94,13 +113,16 @@ impl Opened {
         chosen
     }
 
-    /// `VIDIOC_S_FMT` (and `S_PARM` for the rate) for fixed caps; the stream they make.
+    /// `VIDIOC_S_SELECTION` (the crop), `VIDIOC_S_FMT` and `S_PARM` (the rate) for fixed
+    /// caps; the stream they make.
     pub fn configure(&self, new_caps: &gst::Caps) -> Result<Stream, gst::ErrorMessage> {
         let path = self.path();
         let device = &self.device;
         let request = caps::caps_to_request(new_caps, &self.probed)
             .map_err(|reason| errors::negotiation(path, new_caps, &reason))?;
         let asked = request.format_request();
+        // v4l2src's order: the crop first, as it bounds the sizes the driver then allows.
+        crop::apply(device, self.geometry.crop)?;
         let fmt = device
             .s_fmt(&asked)
             .map_err(|e| errors::device_error("setting the format", &e))?;
@@ -189,5 +211,13 @@ impl Opened {
             clock_kind: None,
             refusals_seen: 0,
         })
+    }
+}
+
+/// `caps` of the cropped size only, when cropping.
+fn cropped(caps: gst::Caps, crop: Option<v4l2::Rect>) -> gst::Caps {
+    match crop {
+        Some(rect) => caps::restrict_size(&caps, rect.width, rect.height),
+        None => caps,
     }
 }

@@ -17,14 +17,18 @@
 //! for the element to post once it has let go of the session's lock.
 
 use super::colorbalance::Channels;
+use super::crop;
 use super::errors;
+use super::settings::{self, DeviceTypeFlags, Settings};
 use super::shared::CAT;
 use super::timeline::{Increasing, Sequence};
 use crate::caps;
 use crate::v4l2::{self, Device, Identity, Queue};
+use gst::glib;
 use gst::prelude::*;
 use std::cell::OnceCell;
 use std::collections::HashSet;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,10 +41,14 @@ pub(super) struct Opened {
     /// thousands of ioctls and negotiation needs only a few.
     pub probed: Vec<v4l2::ProbedFormat>,
     pub probed_intervals: HashSet<(usize, usize)>,
-    /// Everything the device offers, built on the first caps query.
+    /// Everything the device offers, built on the first caps query (for `geometry`).
     pub caps: Option<gst::Caps>,
     /// The pixel aspect ratio the device reports for its current input (`VIDIOC_CROPCAP`).
-    pub par: gst::Fraction,
+    pub device_par: gst::Fraction,
+    /// Where its current input can be cropped; `None` when it cannot.
+    pub crop_bounds: Option<v4l2::Rect>,
+    /// What the properties make of the picture's shape.
+    pub geometry: Geometry,
     /// Who the device is, to know it again should it go away and come back.
     pub identity: Identity,
     /// GstColorBalance's channels for this device: made on first use (most users never ask,
@@ -50,6 +58,17 @@ pub(super) struct Opened {
     /// The caps to try first at the next negotiation: the stream's before the device went
     /// away, so that it comes back as it was when it still can.
     pub caps_before: Option<gst::Caps>,
+}
+
+/// The shape of the picture as the properties ask for it: set at open and before each
+/// negotiation, from `pixel-aspect-ratio`, `force-aspect-ratio` and `crop-*`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Geometry {
+    /// The pixel aspect ratio the caps carry; `None`: no such field.
+    pub par: Option<gst::Fraction>,
+    /// The crop rectangle to set before each format; `None`: the driver's default, and caps
+    /// of any size.
+    pub crop: Option<v4l2::Rect>,
 }
 
 /// One negotiated format and, once allocation has run, its buffers; the counters of its stream.
@@ -185,20 +204,27 @@ impl Session {
         if !probed.iter().any(|f| caps::entry(f.fourcc).is_some()) {
             return Err(unopened(errors::no_format(path, &probed)));
         }
-        let par = match device.cropcap() {
-            Ok(aspect) => caps::pixel_aspect_ratio(aspect),
+        let device_par = match device.cropcap() {
+            Ok(cap) => caps::pixel_aspect_ratio(cap.and_then(|c| c.pixelaspect)),
             Err(e) => {
                 gst::debug!(CAT, "{}: No pixel aspect ratio: {}", path, e);
                 gst::Fraction::new(1, 1)
             }
         };
+        let crop_bounds = crop::bounds(&device);
+        gst::debug!(CAT, "{}: Crop bounds {:?}", path, crop_bounds);
         let identity = Identity::of(&device);
         Ok(Opened {
             device: Arc::new(device),
             probed,
             probed_intervals: HashSet::new(),
             caps: None,
-            par,
+            device_par,
+            crop_bounds,
+            geometry: Geometry {
+                par: Some(device_par),
+                crop: None,
+            },
             identity,
             channels: OnceCell::new(),
             caps_before: None,
@@ -340,6 +366,42 @@ impl Session {
         }
     }
 
+    /// The properties that read the open device: `device-name`, `flags`, `device-fd`,
+    /// `crop-bounds`, and `pixel-aspect-ratio` when none is set (v4l2src reads the device's
+    /// then, once known, if the caps carry it). What each reads while closed is v4l2src's too.
+    pub fn property(&self, name: &str) -> glib::Value {
+        let opened = self.opened();
+        match name {
+            "device-name" => opened
+                .map(|o| o.device.capability().card.clone())
+                .to_value(),
+            "flags" => opened
+                .map_or(DeviceTypeFlags::empty(), |o| {
+                    settings::device_type_flags(o.device.capability().device_caps)
+                })
+                .to_value(),
+            "device-fd" => opened
+                .map_or(settings::NO_FD, |o| o.device.as_fd().as_raw_fd())
+                .to_value(),
+            "crop-bounds" => {
+                let bounds = opened.and_then(|o| o.crop_bounds).unwrap_or_default();
+                let size = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+                gst::Array::new([
+                    bounds.left,
+                    bounds.top,
+                    size(bounds.width),
+                    size(bounds.height),
+                ])
+                .to_value()
+            }
+            "pixel-aspect-ratio" => opened
+                .and_then(|o| o.geometry.par)
+                .map(|p| format!("{}/{}", p.numer(), p.denom()))
+                .to_value(),
+            _ => unimplemented!("property {name}"),
+        }
+    }
+
     /// Starts streaming if it does not yet; returns the queue to capture from.
     pub fn stream_on(&mut self) -> Result<Arc<Queue>, gst::ErrorMessage> {
         if let Session::Streaming(_, Stream { queue: Some(q), .. }) = self {
@@ -370,6 +432,33 @@ impl Session {
         );
         *self = Session::Streaming(o, s);
         Ok(queue)
+    }
+}
+
+impl Opened {
+    /// The geometry `settings` ask of this device: an error when it cannot crop as asked.
+    pub fn decide_geometry(&self, settings: &Settings) -> Result<Geometry, gst::ErrorMessage> {
+        let user_par = settings
+            .pixel_aspect_ratio
+            .as_deref()
+            .and_then(caps::parse_pixel_aspect_ratio);
+        Ok(Geometry {
+            par: caps::caps_pixel_aspect_ratio(
+                settings.force_aspect_ratio,
+                user_par,
+                self.device_par,
+            ),
+            crop: crop::decide(path_of(self), self.crop_bounds, settings.crop)?,
+        })
+    }
+
+    /// Takes `geometry`, forgetting the caps built for another.
+    pub fn set_geometry(&mut self, geometry: Geometry) {
+        if geometry != self.geometry {
+            gst::debug!(CAT, "{}: {:?}", path_of(self), geometry);
+            self.geometry = geometry;
+            self.caps = None;
+        }
     }
 }
 

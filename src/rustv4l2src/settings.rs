@@ -1,6 +1,8 @@
 //! The element's properties: their defaults, ranges and descriptions, and the plain settings
 //! they fill in. Copied out under a short lock before use; nothing here touches the device.
 
+use super::crop::Sides;
+use super::shared::CAT;
 use crate::v4l2;
 use gst::glib;
 use gst::prelude::*;
@@ -20,6 +22,10 @@ pub(super) const DEFAULT_TIMEOUT_ACTION: TimeoutAction = TimeoutAction::Error;
 pub(super) const DEFAULT_RECONNECT: bool = false;
 /// 0: wait for the device for ever.
 pub(super) const DEFAULT_RECONNECT_TIMEOUT_S: u32 = 0;
+/// As v4l2src: the caps carry the pixel aspect ratio.
+pub(super) const DEFAULT_FORCE_ASPECT_RATIO: bool = true;
+/// What `device-fd` reads while no device is open.
+pub(super) const NO_FD: i32 = -1;
 
 /// What happens when no frame arrives within `timeout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, glib::Enum)]
@@ -48,6 +54,40 @@ pub enum IoMode {
         nick = "dmabuf"
     )]
     Dmabuf = 4,
+}
+
+/// What kind of device is open (`flags`). The values and nicks are v4l2src's
+/// (`GstV4l2DeviceTypeFlags`), which are the `V4L2_CAP_*` bits; the type has a name of its own
+/// so that both elements can live in one process.
+#[glib::flags(name = "GstRustV4l2SrcDeviceTypeFlags")]
+pub enum DeviceTypeFlags {
+    #[flags_value(name = "Device supports video capture", nick = "capture")]
+    CAPTURE = v4l2::V4L2_CAP_VIDEO_CAPTURE,
+    #[flags_value(name = "Device supports video playback", nick = "output")]
+    OUTPUT = v4l2::V4L2_CAP_VIDEO_OUTPUT,
+    #[flags_value(name = "Device supports video overlay", nick = "overlay")]
+    OVERLAY = v4l2::V4L2_CAP_VIDEO_OVERLAY,
+    #[flags_value(name = "Device supports the VBI capture", nick = "vbi-capture")]
+    VBI_CAPTURE = v4l2::V4L2_CAP_VBI_CAPTURE,
+    #[flags_value(name = "Device supports the VBI output", nick = "vbi-output")]
+    VBI_OUTPUT = v4l2::V4L2_CAP_VBI_OUTPUT,
+    #[flags_value(name = "Device has a tuner or modulator", nick = "tuner")]
+    TUNER = v4l2::V4L2_CAP_TUNER,
+    #[flags_value(name = "Device has audio inputs or outputs", nick = "audio")]
+    AUDIO = v4l2::V4L2_CAP_AUDIO,
+}
+
+/// The `flags` of a device with these capabilities (`VIDIOC_QUERYCAP`'s device caps), as
+/// v4l2src reads them: multi-planar capture and output count as capture and output.
+pub(super) fn device_type_flags(device_caps: u32) -> DeviceTypeFlags {
+    let mut flags = DeviceTypeFlags::from_bits_truncate(device_caps);
+    if device_caps & v4l2::V4L2_CAP_VIDEO_CAPTURE_MPLANE != 0 {
+        flags |= DeviceTypeFlags::CAPTURE;
+    }
+    if device_caps & v4l2::V4L2_CAP_VIDEO_OUTPUT_MPLANE != 0 {
+        flags |= DeviceTypeFlags::OUTPUT;
+    }
+    flags
 }
 
 /// The colour-balance properties and the V4L2 controls behind them, in the order of
@@ -79,6 +119,11 @@ pub(super) struct Settings {
     pub extra_controls: Option<gst::Structure>,
     pub reconnect: bool,
     pub reconnect_timeout_s: u32,
+    /// The `pixel-aspect-ratio` property as set (a string, as in v4l2src); `None` leaves the
+    /// device's.
+    pub pixel_aspect_ratio: Option<String>,
+    pub force_aspect_ratio: bool,
+    pub crop: Sides,
 }
 
 impl Default for Settings {
@@ -95,6 +140,9 @@ impl Default for Settings {
             extra_controls: None,
             reconnect: DEFAULT_RECONNECT,
             reconnect_timeout_s: DEFAULT_RECONNECT_TIMEOUT_S,
+            pixel_aspect_ratio: None,
+            force_aspect_ratio: DEFAULT_FORCE_ASPECT_RATIO,
+            crop: Sides::default(),
         }
     }
 }
@@ -133,13 +181,35 @@ impl Settings {
             "reconnect-timeout" => {
                 self.reconnect_timeout_s = value.get().expect("type checked upstream")
             }
+            "pixel-aspect-ratio" => {
+                let text: Option<String> = value.get().expect("type checked upstream");
+                if let Some(text) = &text
+                    && crate::caps::parse_pixel_aspect_ratio(text).is_none()
+                {
+                    gst::warning!(
+                        CAT,
+                        "pixel-aspect-ratio '{}' is not a positive fraction like 59/54; the \
+                         device's is used",
+                        text
+                    );
+                }
+                self.pixel_aspect_ratio = text;
+            }
+            "force-aspect-ratio" => {
+                self.force_aspect_ratio = value.get().expect("type checked upstream")
+            }
+            "crop-top" => self.crop.top = value.get().expect("type checked upstream"),
+            "crop-left" => self.crop.left = value.get().expect("type checked upstream"),
+            "crop-bottom" => self.crop.bottom = value.get().expect("type checked upstream"),
+            "crop-right" => self.crop.right = value.get().expect("type checked upstream"),
             _ => unimplemented!("property {name}"),
         }
         Followup::Nothing
     }
 
     /// A property's stored value; `None` for those that are not settings (`stats`,
-    /// `device-name`) or that read the device (the colour controls while it is open).
+    /// `device-name`, `device-fd`, `flags`, `crop-bounds`). The element reads the device
+    /// instead for the colour controls, and for `pixel-aspect-ratio` when none is set.
     pub fn get(&self, name: &str) -> Option<glib::Value> {
         if let Some(i) = color_index(name) {
             return Some(self.color[i].unwrap_or(0).to_value());
@@ -155,6 +225,12 @@ impl Settings {
             "timeout-action" => self.timeout_action.to_value(),
             "reconnect" => self.reconnect.to_value(),
             "reconnect-timeout" => self.reconnect_timeout_s.to_value(),
+            "pixel-aspect-ratio" => self.pixel_aspect_ratio.to_value(),
+            "force-aspect-ratio" => self.force_aspect_ratio.to_value(),
+            "crop-top" => self.crop.top.to_value(),
+            "crop-left" => self.crop.left.to_value(),
+            "crop-bottom" => self.crop.bottom.to_value(),
+            "crop-right" => self.crop.right.to_value(),
             _ => return None,
         })
     }
@@ -306,6 +382,121 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
             .default_value(DEFAULT_RECONNECT_TIMEOUT_S)
             .mutable_playing()
             .build(),
+        glib::ParamSpecString::builder("pixel-aspect-ratio")
+            .nick("Pixel Aspect Ratio")
+            .blurb(
+                "Overwrite the pixel aspect ratio of the device: width over height of one \
+                 pixel, as a fraction string (\"59/54\"), put in the caps instead of what the \
+                 driver reports (VIDIOC_CROPCAP). NULL = the device's, which this reads once \
+                 the device is open. Takes effect at the next negotiation",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecBoolean::builder("force-aspect-ratio")
+            .nick("Force aspect ratio")
+            .blurb(
+                "When enabled, the pixel aspect ratio (the device's, or pixel-aspect-ratio) \
+                 will be enforced: the caps carry it. false = the caps carry none, and \
+                 downstream may choose any",
+            )
+            .default_value(DEFAULT_FORCE_ASPECT_RATIO)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecFlags::builder::<DeviceTypeFlags>("flags")
+            .nick("Flags")
+            .blurb(
+                "Device type flags: the open device's capabilities (VIDIOC_QUERYCAP), as \
+                 v4l2src shows them; none (0) while no device is open",
+            )
+            .read_only()
+            .build(),
+        glib::ParamSpecInt::builder("device-fd")
+            .nick("File descriptor")
+            .blurb(
+                "File descriptor of the device while it is open (READY and up), owned by \
+                 the element: do not close it. -1 = no device open",
+            )
+            .minimum(NO_FD)
+            .default_value(NO_FD)
+            .read_only()
+            .build(),
     ]);
+    for (name, side) in [
+        ("crop-top", "top"),
+        ("crop-left", "left"),
+        ("crop-bottom", "bottom"),
+        ("crop-right", "right"),
+    ] {
+        let nick = format!("Crop {side}");
+        specs.push(
+            glib::ParamSpecUInt::builder(name)
+                .nick(&nick)
+                .blurb(&format!(
+                    "Pixels to crop at {side} of video capture input (VIDIOC_S_SELECTION, \
+                     applied before each VIDIOC_S_FMT, so the frames are that much smaller), \
+                     counted from the edge of crop-bounds. 0 = none; all four 0 = the \
+                     driver's default crop. A device that cannot crop gets an error"
+                ))
+                .default_value(0)
+                .mutable_ready()
+                .build(),
+        );
+    }
+    specs.push(
+        gst::ParamSpecArray::builder("crop-bounds")
+            .nick("Crop bounds")
+            .blurb(
+                "The bounding region for crop rectangles ('<x, y, width, height>'), in \
+                 pixels, once the device is open; <0, 0, 0, 0> while closed or for a \
+                 device that cannot crop",
+            )
+            .element_spec(
+                &glib::ParamSpecInt::builder("rect-value")
+                    .nick("Rectangle Value")
+                    .blurb("One of x, y, width or height value.")
+                    .default_value(-1)
+                    .read_only()
+                    .build(),
+            )
+            .read_only()
+            .build(),
+    );
     specs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_v4l2src_s_of_the_device_caps() {
+        use crate::v4l2::*;
+        gst::init().unwrap();
+        // vivid's capture node: capture, tuner, audio, plus bits flags does not show.
+        let vivid = V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_TUNER | V4L2_CAP_AUDIO | 0x0500_0000;
+        assert_eq!(
+            device_type_flags(vivid),
+            DeviceTypeFlags::CAPTURE | DeviceTypeFlags::TUNER | DeviceTypeFlags::AUDIO
+        );
+        assert_eq!(
+            device_type_flags(V4L2_CAP_VIDEO_CAPTURE_MPLANE | V4L2_CAP_VIDEO_OUTPUT_MPLANE),
+            DeviceTypeFlags::CAPTURE | DeviceTypeFlags::OUTPUT
+        );
+        assert_eq!(device_type_flags(0), DeviceTypeFlags::empty());
+        // The nicks launch lines and gst-inspect use.
+        let class = glib::FlagsClass::with_type(DeviceTypeFlags::static_type()).unwrap();
+        let nicks: Vec<_> = class.values().iter().map(|v| v.nick()).collect();
+        assert_eq!(
+            nicks,
+            [
+                "capture",
+                "output",
+                "overlay",
+                "vbi-capture",
+                "vbi-output",
+                "tuner",
+                "audio"
+            ]
+        );
+    }
 }

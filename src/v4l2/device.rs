@@ -4,8 +4,9 @@
 //!
 //! This file is the node itself: opening it, `VIDIOC_QUERYCAP`, and the helpers every ioctl
 //! function uses. The ioctls themselves are grouped by concern in sibling files, each adding an
-//! `impl Device` block: `format_ioctls.rs` (formats, sizes, rates), `buffer_ioctls.rs`
-//! (buffers and streaming, for `Queue` alone), `controls.rs` (controls).
+//! `impl Device` block: `format_ioctls.rs` (formats, sizes, rates), `crop_ioctls.rs`
+//! (cropping), `buffer_ioctls.rs` (buffers and streaming, for `Queue` alone), `controls.rs`
+//! (controls).
 
 use super::error::Error;
 use super::sys::*;

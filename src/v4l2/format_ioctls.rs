@@ -1,9 +1,9 @@
 //! The format ioctls of a capture node: what it can capture (`VIDIOC_ENUM_FMT`,
 //! `VIDIOC_ENUM_FRAMESIZES`, `VIDIOC_ENUM_FRAMEINTERVALS`) and what it captures
-//! (`VIDIOC_G_FMT`/`S_FMT`/`TRY_FMT`, `VIDIOC_G_PARM`/`S_PARM`, `VIDIOC_CROPCAP`,
-//! `VIDIOC_G_STD`), one safe function per ioctl as in `device.rs`, and the probing of formats,
-//! sizes and rates built on them. The plain data they fill in is `format.rs`. Knows nothing of
-//! GStreamer, nor of buffers.
+//! (`VIDIOC_G_FMT`/`S_FMT`/`TRY_FMT`, `VIDIOC_G_PARM`/`S_PARM`, `VIDIOC_G_STD`), one safe
+//! function per ioctl as in `device.rs`, and the probing of formats, sizes and rates built on
+//! them. The plain data they fill in is `format.rs`; cropping is `crop_ioctls.rs`. Knows
+//! nothing of GStreamer, nor of buffers.
 
 use super::device::{Device, c_string, retry};
 use super::error::Result;
@@ -298,28 +298,6 @@ impl Device {
         retry(|| unsafe { vidioc_try_fmt(self.raw(), &mut raw) })
             .map_err(|e| self.err("VIDIOC_TRY_FMT", e))?;
         Ok(self.format_from_raw(&raw))
-    }
-
-    /// `VIDIOC_CROPCAP`: the pixel aspect as the kernel gives it, height over width (11/10 for
-    /// NTSC sampled per BT.601: pixels taller than wide). `None` when the driver does not say,
-    /// which means square pixels.
-    pub fn cropcap(&self) -> Result<Option<Fract>> {
-        let mut raw = v4l2_cropcap {
-            type_: self.buf_type(),
-            ..Default::default()
-        };
-        // SAFETY: `raw` is a valid v4l2_cropcap the kernel fills in place.
-        match retry(|| unsafe { vidioc_cropcap(self.raw(), &mut raw) }) {
-            Ok(_) => {}
-            // No cropping on this input (vivid's webcam answers ENODATA), or none at all.
-            Err(Errno::ENOTTY) | Err(Errno::EINVAL) | Err(Errno::ENODATA) => return Ok(None),
-            Err(errno) => return Err(self.err("VIDIOC_CROPCAP", errno)),
-        }
-        let p = raw.pixelaspect;
-        Ok(
-            (p.numerator != 0 && p.denominator != 0)
-                .then(|| Fract::new(p.numerator, p.denominator)),
-        )
     }
 
     /// `VIDIOC_G_STD`: the analogue TV standard of the current input (`V4L2_STD_*` bits);

@@ -9,6 +9,7 @@
 
 mod buffer_ioctls;
 pub mod controls;
+mod crop_ioctls;
 pub mod device;
 pub mod error;
 pub mod format;
@@ -22,6 +23,7 @@ mod sys;
 
 pub use buffer_ioctls::{Dequeued, DmaBufFd};
 pub use controls::{ControlError, ControlInfo, ControlRangeError};
+pub use crop_ioctls::{CropCap, CropTarget, Rect};
 pub use device::{Capability, Device, OpenError};
 pub use error::{Error, Result};
 pub use format::{
@@ -33,8 +35,11 @@ pub use identity::Identity;
 pub use poller::{Awaited, Poller, Wait};
 pub use queue::{DqBuffer, Plane, PlaneDmaBuf, Queue};
 pub use sys::{
-    V4L2_CID_BRIGHTNESS, V4L2_CID_CONTRAST, V4L2_CID_HUE, V4L2_CID_SATURATION,
-    V4L2_CTRL_FLAG_DISABLED, V4L2_FIELD_ALTERNATE, V4L2_FIELD_ANY, V4L2_FIELD_BOTTOM,
-    V4L2_FIELD_INTERLACED, V4L2_FIELD_INTERLACED_BT, V4L2_FIELD_INTERLACED_TB, V4L2_FIELD_NONE,
-    V4L2_FIELD_SEQ_BT, V4L2_FIELD_SEQ_TB, V4L2_FIELD_TOP, V4L2_STD_525_60,
+    V4L2_CAP_AUDIO, V4L2_CAP_TUNER, V4L2_CAP_VBI_CAPTURE, V4L2_CAP_VBI_OUTPUT,
+    V4L2_CAP_VIDEO_CAPTURE, V4L2_CAP_VIDEO_CAPTURE_MPLANE, V4L2_CAP_VIDEO_OUTPUT,
+    V4L2_CAP_VIDEO_OUTPUT_MPLANE, V4L2_CAP_VIDEO_OVERLAY, V4L2_CID_BRIGHTNESS, V4L2_CID_CONTRAST,
+    V4L2_CID_HUE, V4L2_CID_SATURATION, V4L2_CTRL_FLAG_DISABLED, V4L2_FIELD_ALTERNATE,
+    V4L2_FIELD_ANY, V4L2_FIELD_BOTTOM, V4L2_FIELD_INTERLACED, V4L2_FIELD_INTERLACED_BT,
+    V4L2_FIELD_INTERLACED_TB, V4L2_FIELD_NONE, V4L2_FIELD_SEQ_BT, V4L2_FIELD_SEQ_TB,
+    V4L2_FIELD_TOP, V4L2_STD_525_60,
 };

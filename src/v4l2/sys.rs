@@ -13,7 +13,14 @@ pub const V4L2_MEMORY_MMAP: u32 = 1;
 
 // Device capabilities (`v4l2_capability.capabilities` / `device_caps`).
 pub const V4L2_CAP_VIDEO_CAPTURE: u32 = 0x0000_0001;
+pub const V4L2_CAP_VIDEO_OUTPUT: u32 = 0x0000_0002;
+pub const V4L2_CAP_VIDEO_OVERLAY: u32 = 0x0000_0004;
+pub const V4L2_CAP_VBI_CAPTURE: u32 = 0x0000_0010;
+pub const V4L2_CAP_VBI_OUTPUT: u32 = 0x0000_0020;
 pub const V4L2_CAP_VIDEO_CAPTURE_MPLANE: u32 = 0x0000_1000;
+pub const V4L2_CAP_VIDEO_OUTPUT_MPLANE: u32 = 0x0000_2000;
+pub const V4L2_CAP_TUNER: u32 = 0x0001_0000;
+pub const V4L2_CAP_AUDIO: u32 = 0x0002_0000;
 pub const V4L2_CAP_STREAMING: u32 = 0x0400_0000;
 pub const V4L2_CAP_DEVICE_CAPS: u32 = 0x8000_0000;
 
@@ -71,6 +78,11 @@ pub const V4L2_CTRL_FLAG_NEXT_CTRL: u32 = 0x8000_0000;
 pub const V4L2_CTRL_FLAG_DISABLED: u32 = 0x0001;
 
 pub const VIDEO_MAX_PLANES: usize = 8;
+
+// Selection targets (`V4L2_SEL_TGT_*`) of the crop rectangle.
+pub const V4L2_SEL_TGT_CROP: u32 = 0x0000;
+pub const V4L2_SEL_TGT_CROP_DEFAULT: u32 = 0x0001;
+pub const V4L2_SEL_TGT_CROP_BOUNDS: u32 = 0x0002;
 
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
@@ -378,6 +390,28 @@ pub struct v4l2_rect {
     pub width: u32,
     pub height: u32,
 }
+const _: () = assert!(size_of::<v4l2_rect>() == 16);
+
+/// `v4l2_selection`: one rectangle (`target`: crop, its default or its bounds) of a buffer type.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct v4l2_selection {
+    pub type_: u32,
+    pub target: u32,
+    pub flags: u32,
+    pub r: v4l2_rect,
+    pub reserved: [u32; 9],
+}
+const _: () = assert!(size_of::<v4l2_selection>() == 64);
+
+/// `v4l2_crop`: the crop rectangle of the older API (`VIDIOC_S_CROP`).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct v4l2_crop {
+    pub type_: u32,
+    pub c: v4l2_rect,
+}
+const _: () = assert!(size_of::<v4l2_crop>() == 20);
 
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
@@ -444,9 +478,12 @@ nix::ioctl_readwrite!(vidioc_s_ctrl, b'V', 28, v4l2_control);
 nix::ioctl_read!(vidioc_g_std, b'V', 23, u64);
 nix::ioctl_readwrite!(vidioc_queryctrl, b'V', 36, v4l2_queryctrl);
 nix::ioctl_readwrite!(vidioc_cropcap, b'V', 58, v4l2_cropcap);
+nix::ioctl_write_ptr!(vidioc_s_crop, b'V', 60, v4l2_crop);
 nix::ioctl_readwrite!(vidioc_try_fmt, b'V', 64, v4l2_format);
 nix::ioctl_readwrite!(vidioc_enum_framesizes, b'V', 74, v4l2_frmsizeenum);
 nix::ioctl_readwrite!(vidioc_enum_frameintervals, b'V', 75, v4l2_frmivalenum);
+nix::ioctl_readwrite!(vidioc_g_selection, b'V', 94, v4l2_selection);
+nix::ioctl_readwrite!(vidioc_s_selection, b'V', 95, v4l2_selection);
 
 #[cfg(test)]
 mod tests {
@@ -465,6 +502,8 @@ mod tests {
         assert_eq!(offset_of!(v4l2_pix_format_mplane, num_planes), 180);
         assert_eq!(offset_of!(v4l2_frmivalenum, stepwise), 20);
         assert_eq!(offset_of!(v4l2_exportbuffer, fd), 16);
+        assert_eq!(offset_of!(v4l2_selection, r), 12);
+        assert_eq!(offset_of!(v4l2_crop, c), 4);
     }
 
     #[test]
@@ -493,6 +532,18 @@ mod tests {
         assert_eq!(
             nix::request_code_readwrite!(b'V', 58, size_of::<v4l2_cropcap>()),
             0xc02c_563a
+        );
+        assert_eq!(
+            nix::request_code_readwrite!(b'V', 94, size_of::<v4l2_selection>()),
+            0xc040_565e
+        );
+        assert_eq!(
+            nix::request_code_readwrite!(b'V', 95, size_of::<v4l2_selection>()),
+            0xc040_565f
+        );
+        assert_eq!(
+            nix::request_code_write!(b'V', 60, size_of::<v4l2_crop>()),
+            0x4014_563c
         );
     }
 }
