@@ -4,9 +4,8 @@
 //! downstream are the cropped size. The ioctls are `crate::v4l2`'s; the caps of that size are
 //! `crate::caps::restrict_size`'s.
 
-use super::errors;
 use super::shared::CAT;
-use crate::v4l2::{Device, Rect};
+use crate::v4l2::{self, Device, Rect};
 
 /// Pixels to cut at each side of the picture (the `crop-*` properties).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -78,7 +77,7 @@ pub(super) fn decide(
     bounds: Option<Rect>,
     sides: Sides,
 ) -> Result<Option<Rect>, gst::ErrorMessage> {
-    rect(bounds, sides).map_err(|why| errors::uncroppable(path, sides, &why))
+    rect(bounds, sides).map_err(|why| uncroppable(path, sides, &why))
 }
 
 /// Sets the crop rectangle before a format is set: `crop` if any, else the driver's default
@@ -94,9 +93,7 @@ pub(super) fn apply(device: &Device, crop: Option<Rect>) -> Result<(), gst::Erro
         }
         return Ok(());
     };
-    let got = device
-        .set_crop(crop)
-        .map_err(|e| errors::crop_refused(crop, &e))?;
+    let got = device.set_crop(crop).map_err(|e| crop_refused(crop, &e))?;
     if got != crop {
         gst::warning!(
             CAT,
@@ -109,6 +106,54 @@ pub(super) fn apply(device: &Device, crop: Option<Rect>) -> Result<(), gst::Erro
         gst::debug!(CAT, "{}: Cropped to {:?}", path, crop);
     }
     Ok(())
+}
+
+/// The `crop-*` properties ask for what the device cannot do.
+fn uncroppable(path: &str, sides: Sides, why: &Uncroppable) -> gst::ErrorMessage {
+    let asked = format!(
+        "crop-top={} crop-left={} crop-bottom={} crop-right={}",
+        sides.top, sides.left, sides.bottom, sides.right
+    );
+    match why {
+        Uncroppable::NoBounds => gst::error_msg!(
+            gst::ResourceError::Settings,
+            (
+                "Device '{}' cannot crop on its current input (it reports no crop bounds: VIDIOC_G_SELECTION and VIDIOC_CROPCAP fail), so {} cannot be applied. Set the crop-* properties to 0 and crop downstream (videocrop), or select an input that can crop.",
+                path,
+                asked
+            )
+        ),
+        Uncroppable::TooMuch(bounds) => gst::error_msg!(
+            gst::ResourceError::Settings,
+            (
+                "Device '{}' cannot apply {}: its picture is {}x{} (crop-bounds <{}, {}, {}, {}>), so nothing would be left. Crop less.",
+                path,
+                asked,
+                bounds.width,
+                bounds.height,
+                bounds.left,
+                bounds.top,
+                bounds.width,
+                bounds.height
+            )
+        ),
+    }
+}
+
+/// The driver refused the crop rectangle.
+fn crop_refused(rect: v4l2::Rect, e: &v4l2::Error) -> gst::ErrorMessage {
+    gst::error_msg!(
+        gst::ResourceError::Settings,
+        (
+            "Device '{}' refused to crop to {}x{} at ({}, {}): {}. Check the crop-* properties against crop-bounds.",
+            e.device.display(),
+            rect.width,
+            rect.height,
+            rect.left,
+            rect.top,
+            e
+        )
+    )
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! can fail, as a GStreamer error naming the device, the cause and what to try. Builders only:
 //! whoever holds an element lock returns these and posts them after letting go.
 
-use super::crop::{Sides, Uncroppable};
 use crate::v4l2::{self, OpenError};
 
 /// Opening the device failed.
@@ -155,54 +154,6 @@ pub(super) fn timed_out(path: &str, timeout_ms: u32) -> gst::ErrorMessage {
             "Device '{}' delivered no frame for {} ms (the 'timeout' property). Is the source connected and producing video?",
             path,
             timeout_ms
-        )
-    )
-}
-
-/// The `crop-*` properties ask for what the device cannot do.
-pub(super) fn uncroppable(path: &str, sides: Sides, why: &Uncroppable) -> gst::ErrorMessage {
-    let asked = format!(
-        "crop-top={} crop-left={} crop-bottom={} crop-right={}",
-        sides.top, sides.left, sides.bottom, sides.right
-    );
-    match why {
-        Uncroppable::NoBounds => gst::error_msg!(
-            gst::ResourceError::Settings,
-            (
-                "Device '{}' cannot crop on its current input (it reports no crop bounds: VIDIOC_G_SELECTION and VIDIOC_CROPCAP fail), so {} cannot be applied. Set the crop-* properties to 0 and crop downstream (videocrop), or select an input that can crop.",
-                path,
-                asked
-            )
-        ),
-        Uncroppable::TooMuch(bounds) => gst::error_msg!(
-            gst::ResourceError::Settings,
-            (
-                "Device '{}' cannot apply {}: its picture is {}x{} (crop-bounds <{}, {}, {}, {}>), so nothing would be left. Crop less.",
-                path,
-                asked,
-                bounds.width,
-                bounds.height,
-                bounds.left,
-                bounds.top,
-                bounds.width,
-                bounds.height
-            )
-        ),
-    }
-}
-
-/// The driver refused the crop rectangle.
-pub(super) fn crop_refused(rect: v4l2::Rect, e: &v4l2::Error) -> gst::ErrorMessage {
-    gst::error_msg!(
-        gst::ResourceError::Settings,
-        (
-            "Device '{}' refused to crop to {}x{} at ({}, {}): {}. Check the crop-* properties against crop-bounds.",
-            e.device.display(),
-            rect.width,
-            rect.height,
-            rect.left,
-            rect.top,
-            e
         )
     )
 }

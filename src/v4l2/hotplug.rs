@@ -185,7 +185,7 @@ impl Hotplug {
             if self.is_stopped() {
                 return Ok(Woken::Stopped);
             }
-            let left = super::poller::timeout_until(deadline);
+            let left = super::deadline::timeout_until(deadline);
             let mut fds = vec![PollFd::new(self.waker.as_fd(), PollFlags::POLLIN)];
             if let Some(uevents) = uevents {
                 fds.push(PollFd::new(uevents.as_fd(), PollFlags::POLLIN));

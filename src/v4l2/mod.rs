@@ -10,6 +10,7 @@
 mod buffer_ioctls;
 pub mod controls;
 mod crop_ioctls;
+mod deadline;
 pub mod device;
 pub mod error;
 pub mod format;

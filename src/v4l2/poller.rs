@@ -2,10 +2,11 @@
 //! element's `unlock`) can end a wait at once. The flushing flag and the eventfd are the only
 //! things `unlock` touches; nothing here takes an element lock.
 
+use super::deadline::timeout_until;
 use super::error::{Error, Result};
 use super::hotplug::{Hotplug, Uevent};
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -144,17 +145,6 @@ impl Poller {
             if !woken.is_empty() {
                 let _ = self.waker.read();
             }
-        }
-    }
-}
-
-/// poll()'s timeout for waiting until `deadline` (forever without one), from now.
-pub(super) fn timeout_until(deadline: Option<Instant>) -> PollTimeout {
-    match deadline {
-        None => PollTimeout::NONE,
-        Some(d) => {
-            let left = d.saturating_duration_since(Instant::now());
-            PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)
         }
     }
 }
