@@ -516,22 +516,23 @@ impl PushSrcImpl for RustV4l2Src {
         _buffer: Option<&mut gst::BufferRef>,
     ) -> Result<CreateSuccess, gst::FlowError> {
         let poller = lock(&self.poller).clone().ok_or(gst::FlowError::Flushing)?;
-        let settings = lock(&self.settings).clone();
-        let knobs = Knobs {
-            timeout_ms: settings.timeout_ms,
-            timeout_action: settings.timeout_action,
-            copy_threshold: settings.copy_threshold,
-            low_latency: settings.low_latency,
-            reconnect: settings.reconnect,
+        let knobs = {
+            let settings = lock(&self.settings);
+            Knobs {
+                timeout_ms: settings.timeout_ms,
+                timeout_action: settings.timeout_action,
+                copy_threshold: settings.copy_threshold,
+                low_latency: settings.low_latency,
+                reconnect: settings.reconnect,
+            }
         };
         let obj = self.obj();
-        let reconnect = settings.reconnect;
         let waiting = Reconnect {
             element: obj.upcast_ref(),
             session: &self.session,
             stats: &self.stats,
             poller: Arc::clone(&poller),
-            settings,
+            settings: &self.settings,
         };
         let capture = Capture {
             element: obj.upcast_ref(),
@@ -541,7 +542,7 @@ impl PushSrcImpl for RustV4l2Src {
             knobs,
         };
         loop {
-            if reconnect {
+            if knobs.reconnect {
                 waiting.wait()?;
             }
             match capture.next_buffer()? {

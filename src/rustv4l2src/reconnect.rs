@@ -93,7 +93,7 @@ pub(super) struct Reconnect<'a> {
     pub session: &'a Mutex<Session>,
     pub stats: &'a Mutex<Stats>,
     pub poller: Arc<Poller>,
-    pub settings: Settings,
+    pub settings: &'a Mutex<Settings>,
 }
 
 impl Reconnect<'_> {
@@ -105,12 +105,14 @@ impl Reconnect<'_> {
             return Ok(());
         };
         lock(self.stats).begin_wait(gone.since);
+        // Copied only now that there is a device to wait for: never on the way to a frame.
+        let settings = lock(self.settings).clone();
         let element = self.element.upcast_ref::<gst::Element>();
         // Listen first, then look: a device that came back in between is found by the look.
         let hotplug = listen();
-        let mut finder = Finder::new(&self.settings.device, gone.identity.clone());
-        let timeout = (self.settings.reconnect_timeout_s > 0)
-            .then(|| Duration::from_secs(self.settings.reconnect_timeout_s.into()));
+        let mut finder = Finder::new(&settings.device, gone.identity.clone());
+        let timeout = (settings.reconnect_timeout_s > 0)
+            .then(|| Duration::from_secs(settings.reconnect_timeout_s.into()));
         let mut gaps = self.gaps(&gone);
         gst::debug!(
             CAT,
@@ -122,7 +124,7 @@ impl Reconnect<'_> {
         );
         loop {
             if let Some(found) = finder.look() {
-                match self.reopen(&found, &gone) {
+                match self.reopen(&found, &gone, &settings) {
                     Ok(()) => return Ok(()),
                     Err(Retry::Later) => finder.retry(&found),
                     Err(Retry::Stop(flow)) => return Err(flow),
@@ -221,7 +223,7 @@ impl Reconnect<'_> {
 
     /// Opens the device found at `path`, applies the control properties, renegotiates and
     /// says it is back.
-    fn reopen(&self, path: &Path, gone: &Gone) -> Result<(), Retry> {
+    fn reopen(&self, path: &Path, gone: &Gone, settings: &Settings) -> Result<(), Retry> {
         let element = self.element.upcast_ref::<gst::Element>();
         let path_str = path.to_string_lossy().into_owned();
         let mut opened = match Session::open(&path_str) {
@@ -252,8 +254,7 @@ impl Reconnect<'_> {
             return Err(Retry::Later);
         }
         opened.caps_before = gone.asked.clone();
-        let warnings =
-            controls::apply_controls(&opened.device, &self.settings, Which::All).warnings;
+        let warnings = controls::apply_controls(&opened.device, settings, Which::All).warnings;
         let floor = {
             let mut session = lock(self.session);
             let Some(now_gone) = session.lost() else {
