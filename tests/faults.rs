@@ -13,9 +13,9 @@ mod common;
 
 use common::tools::ToolEnv;
 use common::{
-    Capture, TIMEOUT, assert_no_problems, bus_problems, change_state, element_bus_problems, fds_on,
-    hash_of, in_device_memory, memory_spans, open_fds, setup, try_change_state, v4l2_ctl,
-    v4l2_ctl_ok, wait_for_node,
+    Capture, TIMEOUT, assert_no_problems, bus_problems, change_state, control_id,
+    element_bus_problems, fds_on, hash_of, in_device_memory, memory_spans, open_fds, press_button,
+    setup, try_change_state, v4l2_ctl, v4l2_ctl_ok, wait_for_node,
 };
 
 use std::io::Read;
@@ -260,49 +260,6 @@ fn frame_period(fps: u64) -> gst::ClockTime {
 
 fn set_control(device: &str, name: &str, value: i64) {
     v4l2_ctl_ok(&["-d", device, "-c", &format!("{name}={value}")]);
-}
-
-/// The id of `device`'s control `name`, from `v4l2-ctl --list-ctrls`.
-fn control_id(device: &str, name: &str) -> u32 {
-    let out = v4l2_ctl(&["-d", device, "--list-ctrls"]);
-    let listing = String::from_utf8_lossy(&out.stdout);
-    listing
-        .lines()
-        .find_map(|line| {
-            let mut words = line.split_whitespace();
-            (words.next()? == name).then_some(())?;
-            u32::from_str_radix(words.next()?.strip_prefix("0x")?, 16).ok()
-        })
-        .unwrap_or_else(|| panic!("{device} has no control {name}:\n{listing}"))
-}
-
-/// `struct v4l2_control`, for VIDIOC_S_CTRL.
-#[repr(C)]
-struct V4l2Control {
-    id: u32,
-    value: i32,
-}
-
-nix::ioctl_readwrite!(vidioc_s_ctrl, b'V', 28, V4l2Control);
-
-/// Presses the button control `id` of `device` from this process, and returns when the driver
-/// had handled it: a precise start for measuring what follows (`v4l2-ctl` takes a while to
-/// start and to exit under emulation).
-fn press_button(device: &str, id: u32) -> Instant {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(device)
-        .unwrap_or_else(|e| panic!("open {device}: {e}"));
-    let mut control = V4l2Control { id, value: 1 };
-    // SAFETY: VIDIOC_S_CTRL reads and writes one `struct v4l2_control`, which `control` is, on
-    // an fd that stays open for the call.
-    unsafe { vidioc_s_ctrl(std::os::fd::AsRawFd::as_raw_fd(&file), &mut control) }
-        .unwrap_or_else(|e| panic!("VIDIOC_S_CTRL {id:#x} on {device}: {e}"));
-    let pressed = Instant::now();
-    // The element still has the node open, so closing ours does not bring it back yet.
-    drop(file);
-    pressed
 }
 
 /// Sets a vivid control for the rest of the test and puts it back to `default` when dropped.

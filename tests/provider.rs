@@ -9,7 +9,9 @@
 
 mod common;
 
-use common::{NullOnDrop, TIMEOUT, change_state, element_bus_problems, fds_on, setup};
+use common::{
+    NullOnDrop, TIMEOUT, change_state, element_bus_problems, fds_on, platform_device_of, setup,
+};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -485,23 +487,6 @@ impl Drop for Recorder {
     fn drop(&mut self) {
         self.hotplug.stop();
     }
-}
-
-/// The platform device whose driver made `node` (vivid makes all its instances on one).
-fn platform_device_of(node: &str) -> String {
-    let name = Path::new(node)
-        .file_name()
-        .unwrap_or_else(|| panic!("{node} has no file name"));
-    let link = Path::new("/sys/class/video4linux")
-        .join(name)
-        .join("device");
-    let target = std::fs::read_link(&link)
-        .unwrap_or_else(|e| panic!("reading the link {}: {e}", link.display()));
-    target
-        .file_name()
-        .unwrap_or_else(|| panic!("{} leads nowhere", link.display()))
-        .to_string_lossy()
-        .into_owned()
 }
 
 const VIVID_DRIVER: &str = "/sys/bus/platform/drivers/vivid";

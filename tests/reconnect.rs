@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{TIMEOUT, bus_problems, setup};
+use common::{TIMEOUT, bus_problems, control_id, platform_device_of, press_button, setup};
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -20,21 +20,6 @@ use gst::prelude::*;
 
 const CAPS: &str = "video/x-raw,format=YUY2,width=640,height=360,framerate=30/1";
 const VIVID_DRIVER: &str = "/sys/bus/platform/drivers/vivid";
-
-/// The platform device whose driver made `node` (`vivid.0`).
-fn platform_device_of(node: &str) -> String {
-    let name = Path::new(node).file_name().expect("a node has a file name");
-    let link = Path::new("/sys/class/video4linux")
-        .join(name)
-        .join("device");
-    let target = std::fs::read_link(&link)
-        .unwrap_or_else(|e| panic!("reading the link {}: {e}", link.display()));
-    target
-        .file_name()
-        .expect("the link leads to a device")
-        .to_string_lossy()
-        .into_owned()
-}
 
 fn bound(platform: &str) -> bool {
     Path::new(VIVID_DRIVER).join(platform).exists()
@@ -768,46 +753,6 @@ fn a_stable_link_is_followed_to_wherever_it_points_now() {
     watch.wait_buffers(back_at, 3);
     assert_monotonic(&watch.seen());
     assert!(watch.errors().is_empty(), "{:?}", watch.errors());
-}
-
-/// The id of `device`'s control `name`, from `v4l2-ctl --list-ctrls`.
-fn control_id(device: &str, name: &str) -> u32 {
-    let out = std::process::Command::new("v4l2-ctl")
-        .args(["-d", device, "--list-ctrls"])
-        .output()
-        .expect("v4l2-ctl runs (v4l-utils installed?)");
-    let listing = String::from_utf8_lossy(&out.stdout);
-    listing
-        .lines()
-        .find_map(|line| {
-            let mut words = line.split_whitespace();
-            (words.next()? == name).then_some(())?;
-            u32::from_str_radix(words.next()?.strip_prefix("0x")?, 16).ok()
-        })
-        .unwrap_or_else(|| panic!("{device} has no control {name}:\n{listing}"))
-}
-
-/// `struct v4l2_control`, for VIDIOC_S_CTRL.
-#[repr(C)]
-struct V4l2Control {
-    id: u32,
-    value: i32,
-}
-
-nix::ioctl_readwrite!(vidioc_s_ctrl, b'V', 28, V4l2Control);
-
-/// Presses the button control `id` of `device` from this process.
-fn press_button(device: &str, id: u32) {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(device)
-        .unwrap_or_else(|e| panic!("open {device}: {e}"));
-    let mut control = V4l2Control { id, value: 1 };
-    // SAFETY: VIDIOC_S_CTRL reads and writes one `struct v4l2_control`, which `control` is, on
-    // an fd that stays open for the call.
-    unsafe { vidioc_s_ctrl(std::os::fd::AsRawFd::as_raw_fd(&file), &mut control) }
-        .unwrap_or_else(|e| panic!("VIDIOC_S_CTRL {id:#x} on {device}: {e}"));
 }
 
 #[test]

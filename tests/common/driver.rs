@@ -1,6 +1,8 @@
 //! The driver seen from beside the element: `v4l2-ctl` (vivid's controls and inputs, what the
-//! driver really holds) and a node that comes back after vivid disconnected it.
+//! driver really holds), its button controls pressed from this process, the platform device
+//! behind a node, and a node that comes back after vivid disconnected it.
 
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -58,4 +60,64 @@ pub fn wait_for_node(device: &str, limit: Duration) -> Option<Duration> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The platform device whose driver made `node` (vivid makes all its instances on one).
+pub fn platform_device_of(node: &str) -> String {
+    let name = Path::new(node)
+        .file_name()
+        .unwrap_or_else(|| panic!("{node} has no file name"));
+    let link = Path::new("/sys/class/video4linux")
+        .join(name)
+        .join("device");
+    let target = std::fs::read_link(&link)
+        .unwrap_or_else(|e| panic!("reading the link {}: {e}", link.display()));
+    target
+        .file_name()
+        .unwrap_or_else(|| panic!("{} leads nowhere", link.display()))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The id of `device`'s control `name`, from `v4l2-ctl --list-ctrls`.
+pub fn control_id(device: &str, name: &str) -> u32 {
+    let out = v4l2_ctl(&["-d", device, "--list-ctrls"]);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    listing
+        .lines()
+        .find_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next()? == name).then_some(())?;
+            u32::from_str_radix(words.next()?.strip_prefix("0x")?, 16).ok()
+        })
+        .unwrap_or_else(|| panic!("{device} has no control {name}:\n{listing}"))
+}
+
+/// `struct v4l2_control`, for VIDIOC_S_CTRL.
+#[repr(C)]
+struct V4l2Control {
+    id: u32,
+    value: i32,
+}
+
+nix::ioctl_readwrite!(vidioc_s_ctrl, b'V', 28, V4l2Control);
+
+/// Presses the button control `id` of `device` from this process, and returns when the driver
+/// had handled it: a precise start for measuring what follows (`v4l2-ctl` takes a while to
+/// start and to exit under emulation).
+pub fn press_button(device: &str, id: u32) -> Instant {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(device)
+        .unwrap_or_else(|e| panic!("open {device}: {e}"));
+    let mut control = V4l2Control { id, value: 1 };
+    // SAFETY: VIDIOC_S_CTRL reads and writes one `struct v4l2_control`, which `control` is, on
+    // an fd that stays open for the call.
+    unsafe { vidioc_s_ctrl(std::os::fd::AsRawFd::as_raw_fd(&file), &mut control) }
+        .unwrap_or_else(|e| panic!("VIDIOC_S_CTRL {id:#x} on {device}: {e}"));
+    let pressed = Instant::now();
+    // The element still has the node open, so closing ours does not bring it back yet.
+    drop(file);
+    pressed
 }

@@ -13,7 +13,9 @@ pub mod tools;
 
 // As dead_code above: each test binary uses some of these.
 #[allow(unused_imports)]
-pub use driver::{v4l2_ctl, v4l2_ctl_ok, wait_for_node};
+pub use driver::{
+    control_id, platform_device_of, press_button, v4l2_ctl, v4l2_ctl_ok, wait_for_node,
+};
 #[allow(unused_imports)]
 pub use memory::{
     device_mappings, fds_on, hash_of, in_device_memory, lies_in, memory_spans, open_fds,
