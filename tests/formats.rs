@@ -10,10 +10,9 @@
 mod common;
 
 use common::loopback::{self, Writer};
-use common::{Capture, in_device_memory, setup, v4l2_ctl_ok};
+use common::{Capture, SVideoInput, in_device_memory, setup};
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use gst::prelude::*;
 use gstrustv4l2::caps::colorimetry::{self, V4l2Colorimetry};
@@ -199,30 +198,6 @@ fn video_flags(buffer: &gst::BufferRef) -> gst_video::VideoBufferFlags {
     // word is read.
     let bits = unsafe { (*buffer.as_ptr()).mini_object.flags };
     gst_video::VideoBufferFlags::from_bits_truncate(bits)
-}
-
-/// Switches vivid's node to its S-Video input (a PAL camera) and back to the webcam input
-/// when dropped, pass or fail.
-struct SVideoInput(String);
-
-impl SVideoInput {
-    fn select(device: &str) -> SVideoInput {
-        v4l2_ctl_ok(&["-d", device, "-i", "2"]);
-        v4l2_ctl_ok(&["-d", device, "-s", "pal"]);
-        SVideoInput(device.to_string())
-    }
-}
-
-impl Drop for SVideoInput {
-    fn drop(&mut self) {
-        let _ = Command::new("v4l2-ctl")
-            .args(["-d", &self.0, "-i", "0"])
-            .stdout(Stdio::null())
-            .status();
-        if let Ok(device) = Device::open(Path::new(&self.0)) {
-            let _ = device.s_fmt(&FormatRequest::new(Fourcc::new(b"YUYV"), 640, 360));
-        }
-    }
 }
 
 /// vivid's S-Video input is PAL: interlaced frames, top field first, and BT.601's sampling

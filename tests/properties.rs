@@ -9,16 +9,15 @@
 mod common;
 
 use common::{
-    Capture, NullOnDrop, TIMEOUT, assert_no_problems, change_state, setup, try_change_state,
-    v4l2_ctl_ok,
+    Capture, NullOnDrop, SVideoInput, TIMEOUT, assert_no_problems, change_state, setup,
+    try_change_state, v4l2_ctl_ok,
 };
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use gst::glib;
 use gst::prelude::*;
-use gstrustv4l2::v4l2::{CropTarget, Device, FormatRequest, Fourcc, Rect};
+use gstrustv4l2::v4l2::{CropTarget, Device, Rect};
 
 /// A lone `rustv4l2src` on `device`, brought to NULL when dropped.
 fn source(device: &str) -> NullOnDrop {
@@ -70,35 +69,6 @@ fn first_error(bus: &gst::Bus) -> (glib::Error, String) {
     };
     let src = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
     (e.error(), src)
-}
-
-/// Switches vivid's node to its S-Video input, PAL (720x576, crop bounds that size), and back
-/// to the webcam input at 640x360 when dropped, pass or fail.
-struct SVideoInput(String);
-
-impl SVideoInput {
-    fn select(device: &str) -> SVideoInput {
-        v4l2_ctl_ok(&["-d", device, "-i", "2"]);
-        v4l2_ctl_ok(&["-d", device, "-s", "pal"]);
-        SVideoInput(device.to_string())
-    }
-}
-
-impl Drop for SVideoInput {
-    fn drop(&mut self) {
-        if let Ok(device) = Device::open(Path::new(&self.0))
-            && let Ok(Some(default)) = device.crop_default()
-        {
-            let _ = device.set_crop(default);
-        }
-        let _ = Command::new("v4l2-ctl")
-            .args(["-d", &self.0, "-i", "0"])
-            .stdout(Stdio::null())
-            .status();
-        if let Ok(device) = Device::open(Path::new(&self.0)) {
-            let _ = device.s_fmt(&FormatRequest::new(Fourcc::new(b"YUYV"), 640, 360));
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::TIMEOUT;
+use gstrustv4l2::v4l2::{Device, FormatRequest, Fourcc};
 
 /// Runs `v4l2-ctl args`, failing the test if it does not finish within `TIMEOUT`.
 pub fn v4l2_ctl(args: &[&str]) -> Output {
@@ -120,4 +121,34 @@ pub fn press_button(device: &str, id: u32) -> Instant {
     // The element still has the node open, so closing ours does not bring it back yet.
     drop(file);
     pressed
+}
+
+/// Switches vivid's node to its S-Video input, PAL (720x576, crop bounds that size), and back
+/// to the webcam input at 640x360, with its default crop, when dropped, pass or fail.
+pub struct SVideoInput(String);
+
+impl SVideoInput {
+    pub fn select(device: &str) -> SVideoInput {
+        v4l2_ctl_ok(&["-d", device, "-i", "2"]);
+        v4l2_ctl_ok(&["-d", device, "-s", "pal"]);
+        SVideoInput(device.to_string())
+    }
+}
+
+impl Drop for SVideoInput {
+    fn drop(&mut self) {
+        if let Ok(device) = Device::open(Path::new(&self.0))
+            && let Ok(Some(default)) = device.crop_default()
+        {
+            let _ = device.set_crop(default);
+        }
+        // Not `v4l2_ctl`, which panics on a hang: this may run while a failed test unwinds.
+        let _ = Command::new("v4l2-ctl")
+            .args(["-d", &self.0, "-i", "0"])
+            .stdout(Stdio::null())
+            .status();
+        if let Ok(device) = Device::open(Path::new(&self.0)) {
+            let _ = device.s_fmt(&FormatRequest::new(Fourcc::new(b"YUYV"), 640, 360));
+        }
+    }
 }

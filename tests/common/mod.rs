@@ -14,7 +14,7 @@ pub mod tools;
 // As dead_code above: each test binary uses some of these.
 #[allow(unused_imports)]
 pub use driver::{
-    control_id, platform_device_of, press_button, v4l2_ctl, v4l2_ctl_ok, wait_for_node,
+    SVideoInput, control_id, platform_device_of, press_button, v4l2_ctl, v4l2_ctl_ok, wait_for_node,
 };
 #[allow(unused_imports)]
 pub use memory::{
