@@ -12,10 +12,6 @@ use crate::caps;
 use crate::v4l2;
 
 impl Opened {
-    fn path(&self) -> &str {
-        self.device.path().to_str().unwrap_or("(device)")
-    }
-
     /// Fills in the frame intervals of one listed size, once.
     fn probe_intervals(&mut self, format: usize, size: usize) -> Result<(), v4l2::Error> {
         if !self.probed_intervals.insert((format, size)) {

@@ -281,7 +281,7 @@ impl Session {
         *self = match std::mem::replace(self, Session::Closed) {
             Session::Configured(o, mut s) | Session::Streaming(o, mut s) => {
                 s.stop();
-                gst::debug!(CAT, "{}: Stream stopped", path_of(&o));
+                gst::debug!(CAT, "{}: Stream stopped", o.path());
                 Session::Open(o)
             }
             other => other,
@@ -315,7 +315,7 @@ impl Session {
         self.stop();
         if let Some(o) = self.opened() {
             *self = Session::Lost(Gone {
-                path: path_of(o).to_string(),
+                path: o.path().to_string(),
                 since: Instant::now(),
                 identity: Some(o.identity.clone()),
                 asked,
@@ -424,18 +424,18 @@ impl Session {
             *self = Session::Configured(o, s);
             return Err(errors::device_error("starting capture", &e));
         }
-        gst::debug!(
-            CAT,
-            "{}: Streaming with {} buffers",
-            path_of(&o),
-            queue.len()
-        );
+        gst::debug!(CAT, "{}: Streaming with {} buffers", o.path(), queue.len());
         *self = Session::Streaming(o, s);
         Ok(queue)
     }
 }
 
 impl Opened {
+    /// The device's path, for log lines and messages.
+    pub fn path(&self) -> &str {
+        self.device.path().to_str().unwrap_or("(device)")
+    }
+
     /// The geometry `settings` ask of this device: an error when it cannot crop as asked.
     pub fn decide_geometry(&self, settings: &Settings) -> Result<Geometry, gst::ErrorMessage> {
         let user_par = settings
@@ -448,20 +448,16 @@ impl Opened {
                 user_par,
                 self.device_par,
             ),
-            crop: crop::decide(path_of(self), self.crop_bounds, settings.crop)?,
+            crop: crop::decide(self.path(), self.crop_bounds, settings.crop)?,
         })
     }
 
     /// Takes `geometry`, forgetting the caps built for another.
     pub fn set_geometry(&mut self, geometry: Geometry) {
         if geometry != self.geometry {
-            gst::debug!(CAT, "{}: {:?}", path_of(self), geometry);
+            gst::debug!(CAT, "{}: {:?}", self.path(), geometry);
             self.geometry = geometry;
             self.caps = None;
         }
     }
-}
-
-fn path_of(o: &Opened) -> &str {
-    o.device.path().to_str().unwrap_or("(device)")
 }
