@@ -44,6 +44,37 @@ pub fn restrict_size(caps: &gst::CapsRef, width: u32, height: u32) -> gst::Caps 
     out
 }
 
+/// The picture the source itself sends, as a norm or the receiver's DV timings say: what the
+/// element captures when nothing downstream asks for another size (a driver that scales would
+/// otherwise offer its largest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Native {
+    pub width: u32,
+    pub height: u32,
+    /// Frames per second; `None` when the source does not say.
+    pub rate: Option<gst::Fraction>,
+    pub interlaced: bool,
+}
+
+/// `caps` narrowed to the source's own size and, with `with_rate`, its own frame rate.
+pub fn restrict_to_native(caps: &gst::CapsRef, native: &Native, with_rate: bool) -> gst::Caps {
+    let sized = restrict_size(caps, native.width, native.height);
+    let Some(rate) = native.rate.filter(|_| with_rate) else {
+        return sized;
+    };
+    let mut out = gst::Caps::new_empty();
+    let out_mut = out.make_mut();
+    for (s, features) in sized.iter_with_features() {
+        let timed = gst::Structure::builder(s.name())
+            .field("framerate", rate)
+            .build();
+        if let Some(narrowed) = s.intersect(&timed) {
+            out_mut.append_structure_full(narrowed, Some(features.to_owned()));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +82,41 @@ mod tests {
     fn caps(s: &str) -> gst::Caps {
         gst::init().unwrap();
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn native_narrows_size_then_rate_and_keeps_out_what_cannot() {
+        let offered = caps(
+            "video/x-raw, format=YUY2, width=(int)[16, 16384], height=(int)[16, 8640], \
+             framerate=(fraction){ 60/1, 30/1 }; image/jpeg, width=640, height=480",
+        );
+        let native = Native {
+            width: 1280,
+            height: 720,
+            rate: Some(gst::Fraction::new(60, 1)),
+            interlaced: false,
+        };
+        let sized = restrict_to_native(&offered, &native, false);
+        assert_eq!(sized.size(), 1, "{sized}");
+        let s = sized.structure(0).unwrap();
+        assert_eq!(s.get::<i32>("width").unwrap(), 1280);
+        assert_eq!(s.get::<i32>("height").unwrap(), 720);
+        assert!(!sized.is_fixed());
+        let timed = restrict_to_native(&offered, &native, true);
+        assert_eq!(
+            timed
+                .structure(0)
+                .unwrap()
+                .get::<gst::Fraction>("framerate")
+                .unwrap(),
+            gst::Fraction::new(60, 1)
+        );
+        let odd_rate = Native {
+            rate: Some(gst::Fraction::new(50, 1)),
+            ..native
+        };
+        assert!(restrict_to_native(&offered, &odd_rate, true).is_empty());
+        assert!(!restrict_to_native(&offered, &odd_rate, false).is_empty());
     }
 
     #[test]

@@ -38,7 +38,9 @@ pub use colorimetry::pixel_aspect_ratio;
 pub use fixate::fixate;
 pub use formats::{FORMATS, FormatEntry, Media, Memory, Payload, entry, fourccs, video_format};
 pub use frame::{field_flags, meta_offsets, picture_bytes};
-pub use geometry::{caps_pixel_aspect_ratio, parse_pixel_aspect_ratio, restrict_size};
+pub use geometry::{
+    Native, caps_pixel_aspect_ratio, parse_pixel_aspect_ratio, restrict_size, restrict_to_native,
+};
 pub use layout::{Framing, Layout};
 pub use probe::{MAX_SIZE, probed_to_caps, probed_to_caps_with_par, template_caps};
 pub use request::{CaptureRequest, caps_to_request, settle};

@@ -72,13 +72,41 @@ impl Opened {
                 return Some(common);
             }
         }
+        // The source's own size and rate first (and its size at another rate, which a driver
+        // may list differently), then anything the driver can scale to.
+        if let Some(native) = self.native {
+            for with_rate in [true, false] {
+                if with_rate && native.rate.is_none() {
+                    continue;
+                }
+                if let Some(common) = self.choose_narrowed(peer, Some((native, with_rate))) {
+                    gst::debug!(CAT, "{}: The source's own {:?}", self.path(), native);
+                    return Some(common);
+                }
+            }
+        }
         self.choose_within(peer)
     }
 
     fn choose_within(&mut self, peer: &gst::Caps) -> Option<gst::Caps> {
+        self.choose_narrowed(peer, None)
+    }
+
+    /// The rule's choice among the listed sizes, each narrowed to the source's own size (and
+    /// rate) when `native` says so.
+    fn choose_narrowed(
+        &mut self,
+        peer: &gst::Caps,
+        native: Option<(caps::Native, bool)>,
+    ) -> Option<gst::Caps> {
         let (par, crop) = (self.geometry.par, self.geometry.crop);
-        let size_caps =
-            |format: &v4l2::ProbedFormat, size| cropped(caps::size_caps(format, size, par), crop);
+        let size_caps = |format: &v4l2::ProbedFormat, size| {
+            let all = cropped(caps::size_caps(format, size, par), crop);
+            match native {
+                Some((native, with_rate)) => caps::restrict_to_native(&all, &native, with_rate),
+                None => all,
+            }
+        };
         let candidates = caps::candidates(&self.probed);
         let mut probed = 0;
         let chosen = caps::choose(&candidates, |c| {

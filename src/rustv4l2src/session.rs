@@ -58,6 +58,10 @@ pub(super) struct Opened {
     /// The caps to try first at the next negotiation: the stream's before the device went
     /// away, so that it comes back as it was when it still can.
     pub caps_before: Option<gst::Caps>,
+    /// The picture the source sends on the current input (its norm's, or the DV timings the
+    /// receiver detected): preferred over the driver's other sizes when downstream does not
+    /// ask for one.
+    pub native: Option<caps::Native>,
 }
 
 /// The shape of the picture as the properties ask for it: set at open and before each
@@ -228,6 +232,7 @@ impl Session {
             identity,
             channels: OnceCell::new(),
             caps_before: None,
+            native: None,
         })
     }
 
