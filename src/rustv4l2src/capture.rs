@@ -36,6 +36,11 @@ pub(super) enum Captured {
         path: String,
         reason: String,
     },
+    /// The driver says the source on its input changed (a capture card's resolution or
+    /// signal): the stream goes on as it was until the element looks (`signal.rs`).
+    SourceChanged,
+    /// The source has no signal (`signal.rs` waits for it); nothing was posted.
+    NoSignal,
 }
 
 /// What the loop needs of the element.
@@ -51,9 +56,17 @@ pub(super) struct Capture<'a> {
 struct Failure {
     flow: gst::FlowError,
     error: Option<gst::ErrorMessage>,
-    /// The device went away and `reconnect` is on: the path and the reason, instead of an
-    /// error (boxed: a rare case that should not make every failure bigger).
-    lost: Option<Box<(String, String)>>,
+    /// Not an error after all: what the element is told instead.
+    instead: Option<Instead>,
+}
+
+/// What ended a frame request without a frame or an error.
+enum Instead {
+    /// The device went away and `reconnect` is on: the path and the reason (boxed: a rare case
+    /// that should not make every failure bigger).
+    Lost(Box<(String, String)>),
+    SourceChanged,
+    NoSignal,
 }
 
 impl From<gst::FlowError> for Failure {
@@ -61,7 +74,17 @@ impl From<gst::FlowError> for Failure {
         Failure {
             flow,
             error: None,
-            lost: None,
+            instead: None,
+        }
+    }
+}
+
+impl From<Instead> for Failure {
+    fn from(instead: Instead) -> Self {
+        Failure {
+            flow: gst::FlowError::Flushing,
+            error: None,
+            instead: Some(instead),
         }
     }
 }
@@ -70,7 +93,7 @@ fn fail(flow: gst::FlowError, error: gst::ErrorMessage) -> Failure {
     Failure {
         flow,
         error: Some(error),
-        lost: None,
+        instead: None,
     }
 }
 
@@ -89,11 +112,16 @@ impl Capture<'_> {
         match self.run() {
             Ok(buffer) => Ok(Captured::Buffer(buffer)),
             Err(Failure {
-                lost: Some(lost), ..
-            }) => {
-                let (path, reason) = *lost;
-                Ok(Captured::Lost { path, reason })
-            }
+                instead: Some(instead),
+                ..
+            }) => Ok(match instead {
+                Instead::Lost(lost) => {
+                    let (path, reason) = *lost;
+                    Captured::Lost { path, reason }
+                }
+                Instead::SourceChanged => Captured::SourceChanged,
+                Instead::NoSignal => Captured::NoSignal,
+            }),
             Err(failure) => {
                 if let Some(msg) = failure.error {
                     self.element.post_error_message(msg);
@@ -111,20 +139,22 @@ impl Capture<'_> {
         let msg = errors::stream_failure(&path, Err(e));
         lock(self.session).lose(msg.clone());
         if self.knobs.reconnect {
-            Failure {
-                flow: gst::FlowError::Error,
-                error: None,
-                lost: Some(Box::new((path, reason))),
-            }
+            Instead::Lost(Box::new((path, reason))).into()
         } else {
             fail(gst::FlowError::Error, msg)
         }
     }
 
     fn run(&self) -> Result<gst::Buffer, Failure> {
-        let queue = lock(self.session)
-            .stream_on()
-            .map_err(|msg| fail(gst::FlowError::NotNegotiated, msg))?;
+        let queue = {
+            let mut session = lock(self.session);
+            if session.signal_absent() {
+                return Err(Instead::NoSignal.into());
+            }
+            session
+                .stream_on()
+                .map_err(|msg| fail(gst::FlowError::NotNegotiated, msg))?
+        };
         let picked = self.wait_and_dequeue(&queue)?;
         let buffer = self.wrap(&queue, picked)?;
         Ok(buffer)
@@ -145,6 +175,12 @@ impl Capture<'_> {
         let mut frame = loop {
             match self.poller.wait(&**device, device.path(), timeout) {
                 Ok(Wait::Ready) => {}
+                Ok(Wait::Event) => {
+                    if self.source_changed(queue)? {
+                        return Err(Instead::SourceChanged.into());
+                    }
+                    continue;
+                }
                 Ok(Wait::Flushing) => return Err(gst::FlowError::Flushing.into()),
                 Ok(Wait::TimedOut) if knobs.timeout_action == TimeoutAction::Eos => {
                     gst::info!(
@@ -222,6 +258,29 @@ impl Capture<'_> {
             corrupted,
             skipped,
         })
+    }
+
+    /// Reads the driver's pending events: whether one says the source changed.
+    fn source_changed(&self, queue: &Queue) -> Result<bool, Failure> {
+        let device = queue.device();
+        let mut changed = false;
+        loop {
+            match device.dequeue_event() {
+                Ok(Some(Some(change))) => {
+                    gst::debug!(CAT, obj = self.element, "Source change: {:?}", change);
+                    changed |= change.resolution;
+                }
+                Ok(Some(None)) => {}
+                Ok(None) => return Ok(changed),
+                Err(e) if e.is_disconnect() => return Err(self.disconnected(queue, e)),
+                Err(e) => {
+                    return Err(fail(
+                        gst::FlowError::Error,
+                        errors::device_error("reading the device's events", &e),
+                    ));
+                }
+            }
+        }
     }
 
     /// Re-queues a frame that is not pushed. A refusal is counted by the queue, as a drop

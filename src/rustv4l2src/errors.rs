@@ -157,3 +157,15 @@ pub(super) fn timed_out(path: &str, timeout_ms: u32) -> gst::ErrorMessage {
         )
     )
 }
+
+/// The source on a capture card's input has no picture, and `no-signal=error`.
+pub(super) fn no_signal(path: &str, reason: &str) -> gst::ErrorMessage {
+    gst::error_msg!(
+        gst::ResourceError::Read,
+        (
+            "The source on device '{}' has no usable signal ({}). Check the cable and the source, or set no-signal=gap to wait for it.",
+            path,
+            reason
+        )
+    )
+}

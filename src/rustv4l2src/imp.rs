@@ -16,6 +16,7 @@ use super::reconnect::{self, Reconnect};
 use super::session::{Gone, Session};
 use super::settings::{self, COLOR_CONTROLS, Followup, IoMode, Settings};
 use super::shared::{CAT, lock};
+use super::signal::{self, Signal};
 use super::stats::Stats;
 use super::timeline;
 use crate::caps;
@@ -97,6 +98,7 @@ impl RustV4l2Src {
         };
         opened.set_geometry(opened.decide_geometry(&settings)?);
         let warnings = controls::apply_controls(&opened.device, &settings, Which::All).warnings;
+        let absent = opened.source.absent.as_ref().map(|a| a.loss);
         {
             let mut session = lock(&self.session);
             if session.is_closed() {
@@ -104,7 +106,7 @@ impl RustV4l2Src {
             }
         }
         self.post_warnings(warnings);
-        Ok(())
+        signal::at_start(self.obj().upcast_ref(), &settings, absent)
     }
 
     fn close(&self) {
@@ -381,9 +383,13 @@ impl BaseSrcImpl for RustV4l2Src {
         // Not the base class's way, which starts from everything the device offers and takes
         // its first structure: the caps module's rule (the largest size that reaches 30 fps)
         // walks the listed sizes from the largest and probes frame rates only until it knows.
-        if lock(&self.session).lost().is_some() && lock(&self.settings).reconnect {
-            // Waiting for the device: it negotiates when it is back.
-            gst::debug!(CAT, imp = self, "No device to negotiate for yet");
+        let waiting = {
+            let session = lock(&self.session);
+            session.signal_absent() || session.lost().is_some() && lock(&self.settings).reconnect
+        };
+        if waiting {
+            // Waiting for the device or its signal: it negotiates once there is a picture.
+            gst::debug!(CAT, imp = self, "Nothing to negotiate for yet");
             return Ok(());
         }
         let pad = self.obj().src_pad().clone();
@@ -450,8 +456,8 @@ impl BaseSrcImpl for RustV4l2Src {
         while query.allocation_pools().next().is_some() {
             query.remove_nth_allocation_pool(0);
         }
-        if lock(&self.session).lost().is_some() {
-            // Waiting for the device (`reconnect`): buffers come once it is back.
+        if lock(&self.session).lost().is_some() || lock(&self.session).signal_absent() {
+            // Waiting for the device (`reconnect`) or its signal: buffers come once it is back.
             return Ok(());
         }
         let request = {
@@ -534,6 +540,12 @@ impl PushSrcImpl for RustV4l2Src {
             poller: Arc::clone(&poller),
             settings: &self.settings,
         };
+        let signal = Signal {
+            element: obj.upcast_ref(),
+            session: &self.session,
+            poller: Arc::clone(&poller),
+            settings: &self.settings,
+        };
         let capture = Capture {
             element: obj.upcast_ref(),
             session: &self.session,
@@ -554,6 +566,12 @@ impl PushSrcImpl for RustV4l2Src {
                     &path,
                     &reason,
                 ),
+                Captured::SourceChanged => signal.changed()?,
+                Captured::NoSignal => {
+                    if let Some(black) = signal.wait()? {
+                        return Ok(CreateSuccess::NewBuffer(black));
+                    }
+                }
             }
         }
     }

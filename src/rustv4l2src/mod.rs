@@ -5,7 +5,8 @@
 //! `crop` (the `crop-*` properties on the device),
 //! `errors` (what users read on the bus), `session` (the capture session's state machine),
 //! `negotiation`, `allocation`, `capture` (the capture loop), `reconnect` (waiting for a device
-//! that went away, and bringing it back), `lend` (dmabuf lending and copies),
+//! that went away, and bringing it back), `source` and `signal` (a capture card's source: its
+//! timings, changes and signal loss), `lend` (dmabuf lending and copies),
 //! `timeline` (timestamps, sequence numbers, latency), `stats`, and `shared` (the debug category
 //! and the lock helper every file uses).
 
@@ -25,6 +26,8 @@ mod reconnect;
 mod session;
 mod settings;
 mod shared;
+mod signal;
+mod source;
 mod stats;
 mod timeline;
 

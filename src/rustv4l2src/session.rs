@@ -21,6 +21,7 @@ use super::crop;
 use super::errors;
 use super::settings::{self, DeviceTypeFlags, Settings};
 use super::shared::CAT;
+use super::source::Source;
 use super::timeline::{Increasing, Sequence};
 use crate::caps;
 use crate::v4l2::{self, Device, Identity, Queue};
@@ -62,6 +63,8 @@ pub(super) struct Opened {
     /// receiver detected): preferred over the driver's other sizes when downstream does not
     /// ask for one.
     pub native: Option<caps::Native>,
+    /// The source on the current input: its timings and signal (capture cards).
+    pub source: Source,
 }
 
 /// The shape of the picture as the properties ask for it: set at open and before each
@@ -194,9 +197,10 @@ impl Session {
             error,
             absent: false,
         };
-        let probed = device
-            .list_formats(|fourcc| caps::entry(fourcc).is_some())
-            .map_err(|e| unopened(errors::device_error("listing formats", &e)))?;
+        // The receiver's timings first: the formats and sizes listed follow them.
+        let source = Source::at_open(&device)
+            .map_err(|e| unopened(errors::device_error("asking what the source sends", &e)))?;
+        let probed = list_formats(&device).map_err(unopened)?;
         gst::info!(
             CAT,
             "{}: Opened ('{}', driver {}): {} formats",
@@ -232,8 +236,14 @@ impl Session {
             identity,
             channels: OnceCell::new(),
             caps_before: None,
-            native: None,
+            native: source.native(),
+            source,
         })
+    }
+
+    /// The source on the input has no signal: there is no stream to capture until it comes.
+    pub fn signal_absent(&self) -> bool {
+        self.opened().is_some_and(|o| o.source.absent.is_some())
     }
 
     pub fn is_closed(&self) -> bool {
@@ -433,6 +443,13 @@ impl Session {
         *self = Session::Streaming(o, s);
         Ok(queue)
     }
+}
+
+/// The formats the device lists that the element can capture.
+pub(super) fn list_formats(device: &Device) -> Result<Vec<v4l2::ProbedFormat>, gst::ErrorMessage> {
+    device
+        .list_formats(|fourcc| caps::entry(fourcc).is_some())
+        .map_err(|e| errors::device_error("listing formats", &e))
 }
 
 impl Opened {

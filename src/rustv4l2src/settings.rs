@@ -22,6 +22,8 @@ pub(super) const DEFAULT_TIMEOUT_ACTION: TimeoutAction = TimeoutAction::Error;
 pub(super) const DEFAULT_RECONNECT: bool = false;
 /// 0: wait for the device for ever.
 pub(super) const DEFAULT_RECONNECT_TIMEOUT_S: u32 = 0;
+/// GAP events while a capture card's source has no signal: downstream goes on.
+pub(super) const DEFAULT_NO_SIGNAL: NoSignal = NoSignal::Gap;
 /// As v4l2src: the caps carry the pixel aspect ratio.
 pub(super) const DEFAULT_FORCE_ASPECT_RATIO: bool = true;
 /// What `device-fd` reads while no device is open.
@@ -36,6 +38,19 @@ pub enum TimeoutAction {
     Error,
     #[enum_value(name = "End the stream (EOS)", nick = "eos")]
     Eos,
+}
+
+/// What the element sends while its source has no signal (`no-signal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstRustV4l2SrcNoSignal")]
+pub enum NoSignal {
+    #[enum_value(name = "GAP events at the frame duration", nick = "gap")]
+    Gap,
+    #[enum_value(name = "Black frames of the last caps", nick = "black")]
+    Black,
+    #[enum_value(name = "Post an error and stop, as v4l2src", nick = "error")]
+    Error,
 }
 
 /// How captured frames reach downstream. The numbers and nicks are v4l2src's for the same
@@ -119,6 +134,7 @@ pub(super) struct Settings {
     pub extra_controls: Option<gst::Structure>,
     pub reconnect: bool,
     pub reconnect_timeout_s: u32,
+    pub no_signal: NoSignal,
     /// The `pixel-aspect-ratio` property as set (a string, as in v4l2src); `None` leaves the
     /// device's.
     pub pixel_aspect_ratio: Option<String>,
@@ -140,6 +156,7 @@ impl Default for Settings {
             extra_controls: None,
             reconnect: DEFAULT_RECONNECT,
             reconnect_timeout_s: DEFAULT_RECONNECT_TIMEOUT_S,
+            no_signal: DEFAULT_NO_SIGNAL,
             pixel_aspect_ratio: None,
             force_aspect_ratio: DEFAULT_FORCE_ASPECT_RATIO,
             crop: Sides::default(),
@@ -178,6 +195,7 @@ impl Settings {
             "io-mode" => self.io_mode = value.get().expect("type checked upstream"),
             "buffer-count" => self.buffer_count = value.get().expect("type checked upstream"),
             "reconnect" => self.reconnect = value.get().expect("type checked upstream"),
+            "no-signal" => self.no_signal = value.get().expect("type checked upstream"),
             "reconnect-timeout" => {
                 self.reconnect_timeout_s = value.get().expect("type checked upstream")
             }
@@ -224,6 +242,7 @@ impl Settings {
             "low-latency" => self.low_latency.to_value(),
             "timeout-action" => self.timeout_action.to_value(),
             "reconnect" => self.reconnect.to_value(),
+            "no-signal" => self.no_signal.to_value(),
             "reconnect-timeout" => self.reconnect_timeout_s.to_value(),
             "pixel-aspect-ratio" => self.pixel_aspect_ratio.to_value(),
             "force-aspect-ratio" => self.force_aspect_ratio.to_value(),
@@ -380,6 +399,17 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
                  an unplug posts without it (0 = wait forever)",
             )
             .default_value(DEFAULT_RECONNECT_TIMEOUT_S)
+            .mutable_playing()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default("no-signal", DEFAULT_NO_SIGNAL)
+            .nick("No signal")
+            .blurb(
+                "What to send while the source of a capture card's input has no signal (no \
+                 signal, no lock, out of range): gap = GAP events at the last frame duration, \
+                 black = black frames of the last caps, error = post an error as v4l2src. The \
+                 loss and the return are posted as warning and the element message \
+                 rustv4l2src-signal",
+            )
             .mutable_playing()
             .build(),
         glib::ParamSpecString::builder("pixel-aspect-ratio")

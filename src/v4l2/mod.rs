@@ -20,6 +20,7 @@ pub mod identity;
 mod mapping;
 pub mod poller;
 pub mod queue;
+mod source_ioctls;
 mod sys;
 
 pub use buffer_ioctls::{Dequeued, DmaBufFd};
@@ -35,6 +36,7 @@ pub use hotplug::Hotplug;
 pub use identity::Identity;
 pub use poller::{Awaited, Poller, Wait};
 pub use queue::{DqBuffer, Plane, PlaneDmaBuf, Queue};
+pub use source_ioctls::{Detected, DvTimings, SignalLoss, SourceChange};
 pub use sys::{
     V4L2_CAP_AUDIO, V4L2_CAP_TUNER, V4L2_CAP_VBI_CAPTURE, V4L2_CAP_VBI_OUTPUT,
     V4L2_CAP_VIDEO_CAPTURE, V4L2_CAP_VIDEO_CAPTURE_MPLANE, V4L2_CAP_VIDEO_OUTPUT,

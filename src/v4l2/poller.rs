@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 pub enum Wait {
     /// A buffer is ready to dequeue.
     Ready,
+    /// The driver has an event to dequeue (`POLLPRI`: a source change on a capture card's
+    /// input, where subscribed); comes before `Ready` when both are true.
+    Event,
     /// `set_flushing(true)` was called: stop waiting.
     Flushing,
     TimedOut,
@@ -67,8 +70,36 @@ impl Poller {
         self.flushing.load(Ordering::SeqCst)
     }
 
-    /// Waits until the device has a frame, the poller is flushed, or `timeout` passes.
+    /// Waits until the device has a frame or an event, the poller is flushed, or `timeout`
+    /// passes.
     pub fn wait(&self, device: impl AsFd, path: &Path, timeout: Option<Duration>) -> Result<Wait> {
+        self.wait_for(
+            device,
+            path,
+            timeout,
+            PollFlags::POLLIN | PollFlags::POLLPRI,
+        )
+    }
+
+    /// Waits until the device has an event (a source change), the poller is flushed, or
+    /// `timeout` passes: for a device that is not streaming, which would report `POLLERR` to
+    /// a wait for frames.
+    pub fn wait_event(
+        &self,
+        device: impl AsFd,
+        path: &Path,
+        timeout: Option<Duration>,
+    ) -> Result<Wait> {
+        self.wait_for(device, path, timeout, PollFlags::POLLPRI)
+    }
+
+    fn wait_for(
+        &self,
+        device: impl AsFd,
+        path: &Path,
+        timeout: Option<Duration>,
+        events: PollFlags,
+    ) -> Result<Wait> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             if self.is_flushing() {
@@ -76,7 +107,7 @@ impl Poller {
             }
             let remaining = timeout_until(deadline);
             let mut fds = [
-                PollFd::new(device.as_fd(), PollFlags::POLLIN),
+                PollFd::new(device.as_fd(), events),
                 PollFd::new(self.waker.as_fd(), PollFlags::POLLIN),
             ];
             match poll(&mut fds, remaining) {
@@ -89,6 +120,9 @@ impl Poller {
             let woken = fds[1].revents().unwrap_or(PollFlags::empty());
             if !woken.is_empty() && self.is_flushing() {
                 return Ok(Wait::Flushing);
+            }
+            if dev.intersects(PollFlags::POLLPRI) {
+                return Ok(Wait::Event);
             }
             if dev.intersects(PollFlags::POLLIN) {
                 return Ok(Wait::Ready);

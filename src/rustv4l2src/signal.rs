@@ -1,0 +1,443 @@
+//! A capture card's source while streaming: following a change of resolution, and keeping the
+//! pipeline going while the signal is away (`no-signal`).
+//!
+//! Source changes come as `V4L2_EVENT_SOURCE_CHANGE` in the capture loop's own poll
+//! (`Captured::SourceChanged`); the element then asks the receiver what it sees. New timings:
+//! stop, set them, list the formats again and renegotiate through BaseSrc's `negotiate()`
+//! (which runs allocation too), so downstream has the new caps before the first new frame.
+//! No signal: stop, say so (one warning and `rustv4l2src-signal`), and wait on the device's
+//! events, looking again now and then, with GAP events or black frames at the frame duration
+//! meanwhile; when it returns, the same as a change. Timestamps go on from where they were.
+//!
+//! All of it runs in `create()`, on the streaming thread; `unlock()` ends a wait at once.
+//! Nothing is posted while a lock is held.
+
+use super::errors;
+use super::session::Session;
+use super::settings::{NoSignal, Settings};
+use super::shared::{CAT, lock};
+use super::source::{Absence, Look};
+use super::timeline::{GapStep, Gaps};
+use crate::v4l2::{Device, DvTimings, Poller, SignalLoss, Wait};
+use gst::prelude::*;
+use gst_base::prelude::*;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often to ask the receiver again while the signal is away, for drivers that raise no
+/// event when it returns.
+const LOOK_AGAIN: Duration = Duration::from_millis(250);
+/// The pace of GAP events and black frames when the stream before had no frame rate.
+const DEFAULT_FRAME: gst::ClockTime = gst::ClockTime::from_mseconds(40);
+
+/// What following the source needs of the element.
+pub(super) struct Signal<'a> {
+    pub element: &'a gst_base::BaseSrc,
+    pub session: &'a Mutex<Session>,
+    pub poller: Arc<Poller>,
+    pub settings: &'a Mutex<Settings>,
+}
+
+impl Signal<'_> {
+    /// The driver says the source changed: look, and follow it.
+    pub fn changed(&self) -> Result<(), gst::FlowError> {
+        let Some((device, source)) = ({
+            let session = lock(self.session);
+            session
+                .opened()
+                .map(|o| (Arc::clone(&o.device), o.source.clone()))
+        }) else {
+            return Ok(());
+        };
+        match source.look(&device) {
+            Ok(Look::Same) => {
+                gst::debug!(CAT, obj = self.element, "Source change: same timings");
+                Ok(())
+            }
+            Ok(Look::Changed(timings)) => self.follow(&device, &timings, None),
+            Ok(Look::Lost(loss)) => self.lose(&device, loss),
+            // Gone: the next wait for a frame finds out and says so.
+            Err(e) if e.is_disconnect() => Ok(()),
+            Err(e) => Err(self.fail(errors::device_error("asking what the source sends", &e))),
+        }
+    }
+
+    /// The signal went away: stop the stream and say so. With `no-signal=error`, the error.
+    fn lose(&self, device: &Device, loss: SignalLoss) -> Result<(), gst::FlowError> {
+        let mode = lock(self.settings).no_signal;
+        {
+            let mut session = lock(self.session);
+            let (caps, frame_duration, last_pts) = match session.stream() {
+                Some(s) => (Some(s.caps.clone()), s.frame_duration, s.pts.last()),
+                None => (None, None, None),
+            };
+            session.stop();
+            if let Some(o) = session.opened_mut() {
+                o.source.absent = Some(Absence {
+                    loss,
+                    since: Instant::now(),
+                    caps,
+                    frame_duration,
+                    last_pts,
+                });
+                o.native = None;
+            }
+        }
+        let path = device.path().to_string_lossy();
+        announce_loss(self.element.upcast_ref(), &path, loss, mode);
+        if mode == NoSignal::Error {
+            return Err(self.fail(errors::no_signal(&path, loss.describe())));
+        }
+        Ok(())
+    }
+
+    /// No signal: waits for it, sending GAP events meanwhile (`no-signal=gap`) or returning a
+    /// black frame when one is due (`black`); `Flushing` when `unlock()` ends the wait.
+    pub fn wait(&self) -> Result<Option<gst::Buffer>, gst::FlowError> {
+        let mode = lock(self.settings).no_signal;
+        loop {
+            let Some((device, source)) = ({
+                let session = lock(self.session);
+                session
+                    .opened()
+                    .filter(|o| o.source.absent.is_some())
+                    .map(|o| (Arc::clone(&o.device), o.source.clone()))
+            }) else {
+                return Ok(None);
+            };
+            let Some(absence) = source.absent.clone() else {
+                return Ok(None);
+            };
+            match source.look(&device) {
+                Ok(Look::Changed(timings)) => {
+                    self.follow(&device, &timings, Some(&absence))?;
+                    return Ok(None);
+                }
+                Ok(Look::Lost(loss)) if loss != absence.loss => {
+                    gst::info!(
+                        CAT,
+                        obj = self.element,
+                        "Still no picture: {}",
+                        loss.describe()
+                    );
+                    if let Some(o) = lock(self.session).opened_mut()
+                        && let Some(a) = &mut o.source.absent
+                    {
+                        a.loss = loss;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) if e.is_disconnect() => {
+                    return Err(self.fail(errors::stream_failure(
+                        &device.path().to_string_lossy(),
+                        Err(e),
+                    )));
+                }
+                Err(e) => {
+                    return Err(self.fail(errors::device_error("asking what the source sends", &e)));
+                }
+            }
+            let mut next = LOOK_AGAIN;
+            if let Some(mut paced) = self.pace(&absence) {
+                match self.due(&mut paced) {
+                    GapStep::Push(ts) => {
+                        let duration = paced.duration();
+                        self.note_pushed(ts);
+                        match (mode, absence.caps.as_ref().and_then(black_frame)) {
+                            (NoSignal::Black, Some(mut frame)) => {
+                                let frame_mut = frame.make_mut();
+                                frame_mut.set_pts(ts);
+                                frame_mut.set_duration(duration);
+                                return Ok(Some(frame));
+                            }
+                            _ => {
+                                gst::trace!(CAT, obj = self.element, "GAP at {}", ts);
+                                let _ = self.element.src_pad().push_event(
+                                    gst::event::Gap::builder(ts).duration(duration).build(),
+                                );
+                            }
+                        }
+                        continue;
+                    }
+                    GapStep::Wait(due) => next = next.min(due.into()),
+                }
+            }
+            match self.poller.wait_event(&*device, device.path(), Some(next)) {
+                Ok(Wait::Flushing) => return Err(gst::FlowError::Flushing),
+                Ok(Wait::Event) => drain_events(&device),
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(self.fail(errors::device_error("waiting for the signal", &e)));
+                }
+            }
+        }
+    }
+
+    /// Where GAP events or black frames go while the signal is away: after the last PTS, one
+    /// frame duration each; none before downstream has caps.
+    fn pace(&self, absence: &Absence) -> Option<Gaps> {
+        self.element.src_pad().current_caps()?;
+        let duration = absence.frame_duration.unwrap_or(DEFAULT_FRAME);
+        let from = match absence.last_pts {
+            Some(pts) => pts.saturating_add(duration),
+            None => self.running_time()?,
+        };
+        Some(Gaps::new(from, duration))
+    }
+
+    fn due(&self, gaps: &mut Gaps) -> GapStep {
+        match self.running_time() {
+            Some(now) => gaps.step(now),
+            None => GapStep::Wait(gaps.duration()),
+        }
+    }
+
+    fn running_time(&self) -> Option<gst::ClockTime> {
+        let clock = self.element.clock()?;
+        let base_time = self.element.base_time()?;
+        Some(clock.time().saturating_sub(base_time))
+    }
+
+    fn note_pushed(&self, ts: gst::ClockTime) {
+        if let Some(o) = lock(self.session).opened_mut()
+            && let Some(a) = &mut o.source.absent
+        {
+            a.last_pts = Some(ts);
+        }
+    }
+
+    /// New timings, or the signal back (`absence`): stop, set them, renegotiate, and say what
+    /// changed. Timestamps go on after the last one pushed.
+    fn follow(
+        &self,
+        device: &Device,
+        timings: &DvTimings,
+        absence: Option<&Absence>,
+    ) -> Result<(), gst::FlowError> {
+        let element = self.element.upcast_ref::<gst::Element>();
+        let before = self.element.src_pad().current_caps();
+        let (floor, old_duration) = {
+            let mut session = lock(self.session);
+            let floor = match session.stream() {
+                Some(s) => s.pts.last(),
+                None => absence.and_then(|a| a.last_pts),
+            };
+            let old_duration = session
+                .stream()
+                .map(|s| s.frame_duration)
+                .or(absence.map(|a| a.frame_duration));
+            session.stop();
+            let Some(opened) = session.opened_mut() else {
+                return Err(gst::FlowError::Flushing);
+            };
+            if let Err(msg) = opened.retime(timings) {
+                drop(session);
+                return Err(self.fail(msg));
+            }
+            (floor, old_duration)
+        };
+        let path = device.path().to_string_lossy().into_owned();
+        gst::info!(CAT, obj = element, "{}: source now {:?}", path, timings);
+        if !self.element.negotiate() {
+            gst::warning!(
+                CAT,
+                obj = element,
+                "Renegotiation after the source change failed"
+            );
+            return Err(gst::FlowError::NotNegotiated);
+        }
+        let latency_changed = {
+            let mut session = lock(self.session);
+            match session.stream_mut() {
+                Some(stream) => {
+                    if let Some(floor) = floor {
+                        stream.pts.raise_to(floor);
+                    }
+                    old_duration.is_some_and(|d| d != stream.frame_duration)
+                }
+                None => false,
+            }
+        };
+        if latency_changed {
+            let _ = element.post_message(gst::message::Latency::builder().src(element).build());
+        }
+        let after = self.element.src_pad().current_caps();
+        if let Some(absence) = absence {
+            announce_return(element, &path, absence.since.elapsed());
+        }
+        if let (Some(before), Some(after)) = (&before, &after)
+            && before != after
+        {
+            let _ = element.post_message(
+                gst::message::Element::builder(source_changed(&path, before, after))
+                    .src(element)
+                    .build(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Posts `msg` (no lock is held) and gives the flow error that goes with it.
+    fn fail(&self, msg: gst::ErrorMessage) -> gst::FlowError {
+        self.element.post_error_message(msg);
+        gst::FlowError::Error
+    }
+}
+
+/// Reads every pending event: the next look at the source says what they meant.
+fn drain_events(device: &Device) {
+    while let Ok(Some(_)) = device.dequeue_event() {}
+}
+
+/// At open: a source without a signal is said so, and with `no-signal=error` it is an error.
+pub(super) fn at_start(
+    element: &gst::Element,
+    settings: &Settings,
+    absent: Option<SignalLoss>,
+) -> Result<(), gst::ErrorMessage> {
+    let Some(loss) = absent else { return Ok(()) };
+    announce_loss(element, &settings.device, loss, settings.no_signal);
+    if settings.no_signal == NoSignal::Error {
+        return Err(errors::no_signal(&settings.device, loss.describe()));
+    }
+    Ok(())
+}
+
+/// One warning naming the device and the cause, and `rustv4l2src-signal` with `present=false`.
+pub(super) fn announce_loss(element: &gst::Element, path: &str, loss: SignalLoss, mode: NoSignal) {
+    let then = match mode {
+        NoSignal::Gap => "GAP events are sent until it returns (no-signal=gap)",
+        NoSignal::Black => "black frames are sent until it returns (no-signal=black)",
+        NoSignal::Error => "stopping (no-signal=error)",
+    };
+    gst::element_warning!(
+        element,
+        gst::ResourceError::Read,
+        (
+            "The source on device '{}' has {}: {}.",
+            path,
+            match loss {
+                SignalLoss::NoSignal => "no signal",
+                SignalLoss::NoLock => "a signal the receiver cannot lock to (no lock)",
+                SignalLoss::OutOfRange => "timings out of the receiver's range",
+            },
+            then
+        )
+    );
+    let _ = element.post_message(
+        gst::message::Element::builder(
+            gst::Structure::builder("rustv4l2src-signal")
+                .field("device", path)
+                .field("present", false)
+                .field("reason", loss.describe())
+                .build(),
+        )
+        .src(element)
+        .build(),
+    );
+}
+
+fn announce_return(element: &gst::Element, path: &str, away: Duration) {
+    gst::info!(CAT, obj = element, "{}: signal back after {:?}", path, away);
+    let _ = element.post_message(
+        gst::message::Element::builder(
+            gst::Structure::builder("rustv4l2src-signal")
+                .field("device", path)
+                .field("present", true)
+                .field("seconds-away", away.as_secs_f64())
+                .build(),
+        )
+        .src(element)
+        .build(),
+    );
+}
+
+/// `rustv4l2src-source-changed`: the picture before and after, as an application reads them.
+fn source_changed(path: &str, before: &gst::Caps, after: &gst::Caps) -> gst::Structure {
+    let mut s = gst::Structure::builder("rustv4l2src-source-changed")
+        .field("device", path)
+        .build();
+    for (prefix, caps) in [("old-", before), ("", after)] {
+        let Some(st) = caps.structure(0) else {
+            continue;
+        };
+        for field in ["width", "height", "framerate", "interlace-mode"] {
+            if let Ok(value) = st.value(field) {
+                s.set_value(format!("{prefix}{field}").as_str(), value.clone());
+            } else if field == "interlace-mode" {
+                s.set(format!("{prefix}{field}").as_str(), "progressive");
+            }
+        }
+    }
+    s
+}
+
+/// A black frame of raw video `caps` (other media: none, and GAP events instead).
+fn black_frame(caps: &gst::Caps) -> Option<gst::Buffer> {
+    let info = gst_video::VideoInfo::from_caps(caps).ok()?;
+    let argb =
+        gst_video::VideoInfo::builder(gst_video::VideoFormat::Argb, info.width(), info.height())
+            .fps(info.fps())
+            .interlace_mode(info.interlace_mode())
+            .build()
+            .ok()?;
+    let mut source = gst::Buffer::with_size(argb.size()).ok()?;
+    {
+        let mut map = source.get_mut()?.map_writable().ok()?;
+        for pixel in map.as_mut_slice().chunks_exact_mut(4) {
+            pixel.copy_from_slice(&[0xff, 0, 0, 0]);
+        }
+    }
+    let source = gst_video::VideoFrame::from_buffer_readable(source, &argb).ok()?;
+    let mut black = gst::Buffer::with_size(info.size()).ok()?;
+    {
+        let mut frame =
+            gst_video::VideoFrameRef::from_buffer_ref_writable(black.get_mut()?, &info).ok()?;
+        let converter = gst_video::VideoConverter::new(&argb, &info, None).ok()?;
+        converter.frame_ref(&source.as_video_frame_ref(), &mut frame);
+    }
+    Some(black)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn black_frames_are_black_in_the_stream_s_own_format() {
+        gst::init().unwrap();
+        let caps: gst::Caps = "video/x-raw, format=YUY2, width=8, height=2, framerate=30/1"
+            .parse()
+            .unwrap();
+        let frame = black_frame(&caps).unwrap();
+        let map = frame.map_readable().unwrap();
+        assert_eq!(map.len(), 8 * 2 * 2);
+        // Y 16, U and V 128: video-range black.
+        for yuyv in map.chunks_exact(4) {
+            assert_eq!(yuyv, [16, 128, 16, 128]);
+        }
+        let jpeg: gst::Caps = "image/jpeg, width=8, height=2".parse().unwrap();
+        assert!(black_frame(&jpeg).is_none());
+    }
+
+    #[test]
+    fn the_change_message_has_both_pictures() {
+        gst::init().unwrap();
+        let before: gst::Caps = "video/x-raw, format=YUY2, width=1280, height=720, framerate=60/1"
+            .parse()
+            .unwrap();
+        let after: gst::Caps = "video/x-raw, format=YUY2, width=720, height=576, \
+             framerate=50/1, interlace-mode=interleaved"
+            .parse()
+            .unwrap();
+        let s = source_changed("/dev/video0", &before, &after);
+        assert_eq!(s.get::<i32>("old-width").unwrap(), 1280);
+        assert_eq!(s.get::<i32>("height").unwrap(), 576);
+        assert_eq!(
+            s.get::<gst::Fraction>("framerate").unwrap(),
+            gst::Fraction::new(50, 1)
+        );
+        assert_eq!(s.get::<&str>("old-interlace-mode").unwrap(), "progressive");
+        assert_eq!(s.get::<&str>("interlace-mode").unwrap(), "interleaved");
+    }
+}
