@@ -152,3 +152,57 @@ impl Drop for SVideoInput {
         }
     }
 }
+
+/// vivid's HDMI input (3), playing a source of one of its DV-timings presets (`dv_timings`
+/// menu: 0 640x480p59, 4 720x576p50, 9 1280x720p60, ...) with the signal as `mode` says
+/// (`dv_timings_signal_mode`: 1 no signal, 2 no lock, 3 out of range, 4 the selected preset).
+/// Dropping it puts back the webcam input and the signal as it was.
+pub struct HdmiInput(String);
+
+pub const SIGNAL_NO_SIGNAL: u32 = 1;
+pub const SIGNAL_NO_LOCK: u32 = 2;
+pub const SIGNAL_OUT_OF_RANGE: u32 = 3;
+pub const SIGNAL_SELECTED: u32 = 4;
+
+impl HdmiInput {
+    /// Selects the HDMI input with the receiver set to `current` (a preset index) and the
+    /// source sending `preset`.
+    pub fn select(device: &str, current: u32, preset: u32) -> HdmiInput {
+        v4l2_ctl_ok(&["-d", device, "-i", "3"]);
+        v4l2_ctl_ok(&[
+            "-d",
+            device,
+            &format!("--set-dv-bt-timings=index={current}"),
+        ]);
+        let input = HdmiInput(device.to_string());
+        input.send(SIGNAL_SELECTED, preset);
+        input
+    }
+
+    /// The source now sends `preset`, or no signal as `mode` says.
+    pub fn send(&self, mode: u32, preset: u32) {
+        v4l2_ctl_ok(&[
+            "-d",
+            &self.0,
+            "-c",
+            &format!("dv_timings_signal_mode={mode},dv_timings={preset}"),
+        ]);
+    }
+}
+
+impl Drop for HdmiInput {
+    fn drop(&mut self) {
+        // Not `v4l2_ctl`, which panics on a hang: this may run while a failed test unwinds.
+        for args in [
+            vec!["-c", "dv_timings_signal_mode=0,dv_timings=0"],
+            vec!["--set-dv-bt-timings=index=9"],
+            vec!["-i", "0"],
+        ] {
+            let _ = Command::new("v4l2-ctl")
+                .args(["-d", &self.0])
+                .args(args)
+                .stdout(Stdio::null())
+                .status();
+        }
+    }
+}
