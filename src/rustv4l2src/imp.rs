@@ -69,7 +69,7 @@ impl RustV4l2Src {
             }
         }
         let settings = lock(&self.settings).clone();
-        let mut opened = match Session::open(&settings.device) {
+        let mut opened = match Session::open(&settings.device, &settings) {
             Ok(opened) => opened,
             Err(unopened) if unopened.absent && settings.reconnect => {
                 let first = {
@@ -262,12 +262,9 @@ impl ObjectImpl for RustV4l2Src {
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         let name = pspec.name();
-        if let Some(i) = settings::color_index(name)
-            && let Some(device) = self.device()
-            && let Ok(v) = device.g_ctrl(COLOR_CONTROLS[i].1)
-        {
-            // The device's value once open, read without the session's lock.
-            return v.to_value();
+        // The device's value once open, read without the session's lock.
+        if let Some(v) = controls::device_value(name, || self.device()) {
+            return v;
         }
         match name {
             "stats" => lock(&self.stats).to_structure().to_value(),

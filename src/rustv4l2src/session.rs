@@ -19,6 +19,7 @@
 use super::colorbalance::Channels;
 use super::crop;
 use super::errors;
+use super::inputs;
 use super::settings::{self, DeviceTypeFlags, Settings};
 use super::shared::CAT;
 use super::timeline::{Increasing, Sequence};
@@ -180,8 +181,9 @@ pub(super) struct Rebuilt {
 }
 
 impl Session {
-    /// Opens the device at `path` and lists what it can capture.
-    pub fn open(path: &str) -> Result<Opened, Unopened> {
+    /// Opens the device at `path`, selects the input and norm `settings` ask for, and lists
+    /// what it can capture.
+    pub fn open(path: &str, settings: &Settings) -> Result<Opened, Unopened> {
         let device = Device::open(Path::new(path)).map_err(|e| Unopened {
             absent: match &e {
                 v4l2::OpenError::NotFound => true,
@@ -194,6 +196,8 @@ impl Session {
             error,
             absent: false,
         };
+        // Before listing formats: which ones there are depends on the input.
+        let native = inputs::select(&device, settings).map_err(unopened)?;
         let probed = device
             .list_formats(|fourcc| caps::entry(fourcc).is_some())
             .map_err(|e| unopened(errors::device_error("listing formats", &e)))?;
@@ -232,7 +236,7 @@ impl Session {
             identity,
             channels: OnceCell::new(),
             caps_before: None,
-            native: None,
+            native,
         })
     }
 

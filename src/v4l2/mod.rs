@@ -17,6 +17,7 @@ pub mod format;
 mod format_ioctls;
 pub mod hotplug;
 pub mod identity;
+pub mod input_ioctls;
 mod mapping;
 pub mod poller;
 pub mod queue;
@@ -33,6 +34,10 @@ pub use format::{
 };
 pub use hotplug::Hotplug;
 pub use identity::Identity;
+pub use input_ioctls::{
+    Input, Standard, V4L2_IN_CAP_DV_TIMINGS, V4L2_IN_CAP_STD, V4L2_IN_ST_NO_PICTURE,
+    V4L2_INPUT_TYPE_CAMERA, V4L2_INPUT_TYPE_TUNER,
+};
 pub use poller::{Awaited, Poller, Wait};
 pub use queue::{DqBuffer, Plane, PlaneDmaBuf, Queue};
 pub use sys::{
