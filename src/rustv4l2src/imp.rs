@@ -30,8 +30,8 @@ use gst_video::prelude::*;
 use std::sync::{Arc, LazyLock, Mutex};
 
 pub struct RustV4l2Src {
-    settings: Mutex<Settings>,
-    session: Mutex<Session>,
+    pub(super) settings: Mutex<Settings>,
+    pub(super) session: Mutex<Session>,
     /// Reached by `unlock()` from another thread; cloned out before any wait.
     poller: Mutex<Option<Arc<Poller>>>,
     stats: Mutex<Stats>,
@@ -52,7 +52,7 @@ impl RustV4l2Src {
     /// Opens the device and probes what it can capture, unless already open; applies the
     /// control properties before anything streams. With `reconnect`, a device that is not
     /// there is no error: the session is `Lost` and capture waits for it.
-    fn open(&self) -> Result<(), gst::ErrorMessage> {
+    pub(super) fn open(&self) -> Result<(), gst::ErrorMessage> {
         {
             let session = lock(&self.session);
             if !session.is_closed() {
@@ -119,7 +119,7 @@ impl RustV4l2Src {
     }
 
     /// The open device, taken out of the session so that ioctls on it run without its lock.
-    fn device(&self) -> Option<Arc<Device>> {
+    pub(super) fn device(&self) -> Option<Arc<Device>> {
         lock(&self.session).device().cloned()
     }
 

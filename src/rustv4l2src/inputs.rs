@@ -79,8 +79,8 @@ fn set_norm(
     if supported & norm.std_id() == 0 {
         let offered = device.enum_std().unwrap_or_default();
         let offered = if supported == 0 || offered.is_empty() {
-            "it supports no TV norm (it is not an analogue video input): choose an analogue \
-             input with 'input', or leave 'norm' at none"
+            "it supports no TV norm, as it is not an analogue video input. Choose an \
+             analogue input with 'input', or leave 'norm' at none"
                 .to_string()
         } else {
             format!("it supports {}", list_norms(&offered))

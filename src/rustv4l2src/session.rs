@@ -23,6 +23,7 @@ use super::inputs;
 use super::settings::{self, DeviceTypeFlags, Settings};
 use super::shared::CAT;
 use super::timeline::{Increasing, Sequence};
+use super::tuner;
 use crate::caps;
 use crate::v4l2::{self, Device, Identity, Queue};
 use gst::glib;
@@ -63,6 +64,8 @@ pub(super) struct Opened {
     /// receiver detected): preferred over the driver's other sizes when downstream does not
     /// ask for one.
     pub native: Option<caps::Native>,
+    /// GstTuner's channels and norms for this device (see `tuner::Lists`).
+    pub tuner: tuner::Lists,
 }
 
 /// The shape of the picture as the properties ask for it: set at open and before each
@@ -237,6 +240,7 @@ impl Session {
             channels: OnceCell::new(),
             caps_before: None,
             native,
+            tuner: tuner::Lists::default(),
         })
     }
 
