@@ -125,7 +125,7 @@ fn add_interface(type_: glib::Type, plugin: &gst::Plugin) -> Option<Types> {
     let Some(tuner) = glib::Type::from_name("GstTuner") else {
         gst::info!(
             CAT,
-            "No GstTuner: the v4l2 plugin (gst-plugins-good) is not loaded, and GStreamer {} \
+            "No GstTuner: the v4l2 plugin (gst-plugins-good) is not loaded, and {} \
              cannot load it while loading this plugin; load it first",
             gst::version_string()
         );
