@@ -103,7 +103,8 @@ pub(super) fn install(type_: glib::Type, plugin: &gst::Plugin) {
     TYPES.get_or_init(|| add_interface(type_, plugin));
 }
 
-/// Whether GstTuner's types exist and match the structures above.
+/// Adds the interface when GstTuner's types exist (loading the v4l2 plugin where that is safe)
+/// and match the structures above; the channel and norm types, for making them.
 fn add_interface(type_: glib::Type, plugin: &gst::Plugin) -> Option<Types> {
     // SAFETY: `type_` is a registered class type; peeking takes no reference.
     if !unsafe { gobject_ffi::g_type_class_peek(type_.into_glib()) }.is_null() {
@@ -145,12 +146,12 @@ fn add_interface(type_: glib::Type, plugin: &gst::Plugin) -> Option<Types> {
         (channel, std::mem::size_of::<TunerChannel>()),
         (norm, std::mem::size_of::<TunerNorm>()),
     ];
-    for (type_, size) in sizes {
+    for (checked, size) in sizes {
         let mut query = std::mem::MaybeUninit::<gobject_ffi::GTypeQuery>::zeroed();
         // SAFETY: `query` is a GTypeQuery for GLib to fill in; it is zeroed, which GLib leaves
         // it as for an unknown type.
         let query = unsafe {
-            gobject_ffi::g_type_query(type_.into_glib(), query.as_mut_ptr());
+            gobject_ffi::g_type_query(checked.into_glib(), query.as_mut_ptr());
             query.assume_init()
         };
         let registered = query.instance_size;
@@ -158,7 +159,7 @@ fn add_interface(type_: glib::Type, plugin: &gst::Plugin) -> Option<Types> {
             gst::warning!(
                 CAT,
                 "No GstTuner: {} is {} bytes, not the {} this element was built for",
-                type_,
+                checked,
                 registered,
                 size
             );
