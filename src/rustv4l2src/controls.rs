@@ -140,3 +140,27 @@ pub(super) fn color_channels(device: &Device) -> Result<Vec<ChannelSpec>, v4l2::
     }
     Ok(specs)
 }
+
+/// What a property that reads the open device reads, from `device` (the open one, if any,
+/// taken only for such a property): a colour control's value (`VIDIOC_G_CTRL`), `norm`
+/// (`VIDIOC_G_STD`) or `input` (`VIDIOC_G_INPUT`). `None` for other properties, while closed,
+/// or when the driver does not answer; the property then reads its setting.
+pub(super) fn device_value(
+    name: &str,
+    device: impl FnOnce() -> Option<std::sync::Arc<Device>>,
+) -> Option<gst::glib::Value> {
+    use gst::prelude::*;
+    if let Some(i) = super::settings::color_index(name) {
+        return device()?
+            .g_ctrl(COLOR_CONTROLS[i].1)
+            .ok()
+            .map(|v| v.to_value());
+    }
+    match name {
+        "norm" => Some(super::inputs::device_norm(&*device()?).to_value()),
+        "input" => i32::try_from(device()?.g_input().ok()?)
+            .ok()
+            .map(|i| i.to_value()),
+        _ => None,
+    }
+}

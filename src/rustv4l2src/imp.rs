@@ -31,8 +31,8 @@ use gst_video::prelude::*;
 use std::sync::{Arc, LazyLock, Mutex};
 
 pub struct RustV4l2Src {
-    settings: Mutex<Settings>,
-    session: Mutex<Session>,
+    pub(super) settings: Mutex<Settings>,
+    pub(super) session: Mutex<Session>,
     /// Reached by `unlock()` from another thread; cloned out before any wait.
     poller: Mutex<Option<Arc<Poller>>>,
     stats: Mutex<Stats>,
@@ -53,7 +53,7 @@ impl RustV4l2Src {
     /// Opens the device and probes what it can capture, unless already open; applies the
     /// control properties before anything streams. With `reconnect`, a device that is not
     /// there is no error: the session is `Lost` and capture waits for it.
-    fn open(&self) -> Result<(), gst::ErrorMessage> {
+    pub(super) fn open(&self) -> Result<(), gst::ErrorMessage> {
         {
             let session = lock(&self.session);
             if !session.is_closed() {
@@ -70,7 +70,7 @@ impl RustV4l2Src {
             }
         }
         let settings = lock(&self.settings).clone();
-        let mut opened = match Session::open(&settings.device) {
+        let mut opened = match Session::open(&settings.device, &settings) {
             Ok(opened) => opened,
             Err(unopened) if unopened.absent && settings.reconnect => {
                 let first = {
@@ -121,7 +121,7 @@ impl RustV4l2Src {
     }
 
     /// The open device, taken out of the session so that ioctls on it run without its lock.
-    fn device(&self) -> Option<Arc<Device>> {
+    pub(super) fn device(&self) -> Option<Arc<Device>> {
         lock(&self.session).device().cloned()
     }
 
@@ -264,12 +264,9 @@ impl ObjectImpl for RustV4l2Src {
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         let name = pspec.name();
-        if let Some(i) = settings::color_index(name)
-            && let Some(device) = self.device()
-            && let Ok(v) = device.g_ctrl(COLOR_CONTROLS[i].1)
-        {
-            // The device's value once open, read without the session's lock.
-            return v.to_value();
+        // The device's value once open, read without the session's lock.
+        if let Some(v) = controls::device_value(name, || self.device()) {
+            return v;
         }
         match name {
             "stats" => lock(&self.stats).to_structure().to_value(),

@@ -2,7 +2,8 @@
 //!
 //! `imp.rs` is the GObject glue; beside it, one file per concern: `settings` (properties),
 //! `controls` (control properties on the device), `colorbalance` (the GstColorBalance vtable),
-//! `crop` (the `crop-*` properties on the device),
+//! `crop` (the `crop-*` properties on the device), `inputs` (`input` and `norm` on the
+//! device), `tuner` (the GstTuner vtable),
 //! `errors` (what users read on the bus), `session` (the capture session's state machine),
 //! `negotiation`, `allocation`, `capture` (the capture loop), `reconnect` (waiting for a device
 //! that went away, and bringing it back), `source` and `signal` (a capture card's source: its
@@ -20,6 +21,7 @@ mod controls;
 mod crop;
 mod errors;
 mod imp;
+mod inputs;
 mod lend;
 mod negotiation;
 mod reconnect;
@@ -30,6 +32,7 @@ mod signal;
 mod source;
 mod stats;
 mod timeline;
+mod tuner;
 
 glib::wrapper! {
     pub struct RustV4l2Src(ObjectSubclass<imp::RustV4l2Src>)
@@ -38,10 +41,8 @@ glib::wrapper! {
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    gst::Element::register(
-        Some(plugin),
-        "rustv4l2src",
-        gst::Rank::NONE,
-        RustV4l2Src::static_type(),
-    )
+    let type_ = RustV4l2Src::static_type();
+    // Between registering the type and registering the element, which initialises its class.
+    tuner::install(type_, plugin);
+    gst::Element::register(Some(plugin), "rustv4l2src", gst::Rank::NONE, type_)
 }

@@ -226,7 +226,7 @@ impl Reconnect<'_> {
     fn reopen(&self, path: &Path, gone: &Gone, settings: &Settings) -> Result<(), Retry> {
         let element = self.element.upcast_ref::<gst::Element>();
         let path_str = path.to_string_lossy().into_owned();
-        let mut opened = match Session::open(&path_str) {
+        let mut opened = match Session::open(&path_str, settings) {
             Ok(opened) => opened,
             Err(unopened) => {
                 // Not ready yet (udev still setting it up), or gone again: keep waiting.

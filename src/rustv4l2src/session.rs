@@ -19,10 +19,12 @@
 use super::colorbalance::Channels;
 use super::crop;
 use super::errors;
+use super::inputs;
 use super::settings::{self, DeviceTypeFlags, Settings};
 use super::shared::CAT;
 use super::source::Source;
 use super::timeline::{Increasing, Sequence};
+use super::tuner;
 use crate::caps;
 use crate::v4l2::{self, Device, Identity, Queue};
 use gst::glib;
@@ -65,6 +67,8 @@ pub(super) struct Opened {
     pub native: Option<caps::Native>,
     /// The source on the current input: its timings and signal (capture cards).
     pub source: Source,
+    /// GstTuner's channels and norms for this device (see `tuner::Lists`).
+    pub tuner: tuner::Lists,
 }
 
 /// The shape of the picture as the properties ask for it: set at open and before each
@@ -183,8 +187,9 @@ pub(super) struct Rebuilt {
 }
 
 impl Session {
-    /// Opens the device at `path` and lists what it can capture.
-    pub fn open(path: &str) -> Result<Opened, Unopened> {
+    /// Opens the device at `path`, selects the input and norm `settings` ask for, and lists
+    /// what it can capture.
+    pub fn open(path: &str, settings: &Settings) -> Result<Opened, Unopened> {
         let device = Device::open(Path::new(path)).map_err(|e| Unopened {
             absent: match &e {
                 v4l2::OpenError::NotFound => true,
@@ -197,7 +202,9 @@ impl Session {
             error,
             absent: false,
         };
-        // The receiver's timings first: the formats and sizes listed follow them.
+        // Before listing formats, which depend on them: the input and norm asked for, then
+        // the receiver's timings.
+        let norm_native = inputs::select(&device, settings).map_err(unopened)?;
         let source = Source::at_open(&device)
             .map_err(|e| unopened(errors::device_error("asking what the source sends", &e)))?;
         let probed = list_formats(&device).map_err(unopened)?;
@@ -236,8 +243,9 @@ impl Session {
             identity,
             channels: OnceCell::new(),
             caps_before: None,
-            native: source.native(),
+            native: source.native().or(norm_native),
             source,
+            tuner: tuner::Lists::default(),
         })
     }
 

@@ -26,6 +26,8 @@ pub(super) const DEFAULT_RECONNECT_TIMEOUT_S: u32 = 0;
 pub(super) const DEFAULT_NO_SIGNAL: NoSignal = NoSignal::Gap;
 /// As v4l2src: the caps carry the pixel aspect ratio.
 pub(super) const DEFAULT_FORCE_ASPECT_RATIO: bool = true;
+/// -1: keep the input the device is on.
+pub(super) const DEFAULT_INPUT: i32 = -1;
 /// What `device-fd` reads while no device is open.
 pub(super) const NO_FD: i32 = -1;
 
@@ -92,6 +94,140 @@ pub enum DeviceTypeFlags {
     AUDIO = v4l2::V4L2_CAP_AUDIO,
 }
 
+/// Analogue TV standards (`norm`): v4l2src's values (the `V4L2_STD_*` bits) and nicks, under a
+/// type name of its own (v4l2src's is `V4L2_TV_norms`; two plugins cannot register one name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstRustV4l2SrcTvNorm")]
+pub enum TvNorm {
+    #[enum_value(name = "none", nick = "none")]
+    None = 0,
+    #[enum_value(name = "NTSC", nick = "NTSC")]
+    Ntsc = 0xb000,
+    #[enum_value(name = "NTSC-M", nick = "NTSC-M")]
+    NtscM = 0x1000,
+    #[enum_value(name = "NTSC-M-JP", nick = "NTSC-M-JP")]
+    NtscMJp = 0x2000,
+    #[enum_value(name = "NTSC-M-KR", nick = "NTSC-M-KR")]
+    NtscMKr = 0x8000,
+    #[enum_value(name = "NTSC-443", nick = "NTSC-443")]
+    Ntsc443 = 0x4000,
+    #[enum_value(name = "PAL", nick = "PAL")]
+    Pal = 0xff,
+    #[enum_value(name = "PAL-BG", nick = "PAL-BG")]
+    PalBg = 0x7,
+    #[enum_value(name = "PAL-B", nick = "PAL-B")]
+    PalB = 0x1,
+    #[enum_value(name = "PAL-B1", nick = "PAL-B1")]
+    PalB1 = 0x2,
+    #[enum_value(name = "PAL-G", nick = "PAL-G")]
+    PalG = 0x4,
+    #[enum_value(name = "PAL-H", nick = "PAL-H")]
+    PalH = 0x8,
+    #[enum_value(name = "PAL-I", nick = "PAL-I")]
+    PalI = 0x10,
+    #[enum_value(name = "PAL-DK", nick = "PAL-DK")]
+    PalDk = 0xe0,
+    #[enum_value(name = "PAL-D", nick = "PAL-D")]
+    PalD = 0x20,
+    #[enum_value(name = "PAL-D1", nick = "PAL-D1")]
+    PalD1 = 0x40,
+    #[enum_value(name = "PAL-K", nick = "PAL-K")]
+    PalK = 0x80,
+    #[enum_value(name = "PAL-M", nick = "PAL-M")]
+    PalM = 0x100,
+    #[enum_value(name = "PAL-N", nick = "PAL-N")]
+    PalN = 0x200,
+    #[enum_value(name = "PAL-Nc", nick = "PAL-Nc")]
+    PalNc = 0x400,
+    #[enum_value(name = "PAL-60", nick = "PAL-60")]
+    Pal60 = 0x800,
+    #[enum_value(name = "SECAM", nick = "SECAM")]
+    Secam = 0xff_0000,
+    #[enum_value(name = "SECAM-B", nick = "SECAM-B")]
+    SecamB = 0x1_0000,
+    #[enum_value(name = "SECAM-G", nick = "SECAM-G")]
+    SecamG = 0x4_0000,
+    #[enum_value(name = "SECAM-H", nick = "SECAM-H")]
+    SecamH = 0x8_0000,
+    #[enum_value(name = "SECAM-DK", nick = "SECAM-DK")]
+    SecamDk = 0x32_0000,
+    #[enum_value(name = "SECAM-D", nick = "SECAM-D")]
+    SecamD = 0x2_0000,
+    #[enum_value(name = "SECAM-K", nick = "SECAM-K")]
+    SecamK = 0x10_0000,
+    #[enum_value(name = "SECAM-K1", nick = "SECAM-K1")]
+    SecamK1 = 0x20_0000,
+    #[enum_value(name = "SECAM-L", nick = "SECAM-L")]
+    SecamL = 0x40_0000,
+    #[enum_value(name = "SECAM-Lc", nick = "SECAM-Lc")]
+    SecamLc = 0x80_0000,
+}
+
+impl TvNorm {
+    /// Every norm, in the enum's order (groups before their members), `None` last.
+    pub const ALL: [TvNorm; 31] = [
+        TvNorm::Ntsc,
+        TvNorm::NtscM,
+        TvNorm::NtscMJp,
+        TvNorm::NtscMKr,
+        TvNorm::Ntsc443,
+        TvNorm::Pal,
+        TvNorm::PalBg,
+        TvNorm::PalB,
+        TvNorm::PalB1,
+        TvNorm::PalG,
+        TvNorm::PalH,
+        TvNorm::PalI,
+        TvNorm::PalDk,
+        TvNorm::PalD,
+        TvNorm::PalD1,
+        TvNorm::PalK,
+        TvNorm::PalM,
+        TvNorm::PalN,
+        TvNorm::PalNc,
+        TvNorm::Pal60,
+        TvNorm::Secam,
+        TvNorm::SecamB,
+        TvNorm::SecamG,
+        TvNorm::SecamH,
+        TvNorm::SecamDk,
+        TvNorm::SecamD,
+        TvNorm::SecamK,
+        TvNorm::SecamK1,
+        TvNorm::SecamL,
+        TvNorm::SecamLc,
+        TvNorm::None,
+    ];
+
+    /// Its `V4L2_STD_*` bits.
+    pub fn std_id(self) -> u64 {
+        self as u64
+    }
+
+    /// The norm a driver's standard reads as: the one with exactly its bits, else the smallest
+    /// group that holds all of them, else the first that shares any; `None` for no standard.
+    pub fn of_std(std: u64) -> TvNorm {
+        let norms = || Self::ALL.into_iter().filter(|n| *n != TvNorm::None);
+        norms()
+            .find(|n| n.std_id() == std)
+            .or_else(|| {
+                norms()
+                    .filter(|n| std != 0 && std & !n.std_id() == 0)
+                    .min_by_key(|n| n.std_id().count_ones())
+            })
+            .or_else(|| norms().find(|n| std & n.std_id() != 0))
+            .unwrap_or(TvNorm::None)
+    }
+
+    /// The nick, as launch lines and the enum show it.
+    pub fn nick(self) -> &'static str {
+        glib::EnumClass::with_type(Self::static_type())
+            .and_then(|class| class.value(self as i32).map(|v| v.nick()))
+            .unwrap_or("?")
+    }
+}
+
 /// The `flags` of a device with these capabilities (`VIDIOC_QUERYCAP`'s device caps), as
 /// v4l2src reads them: multi-planar capture and output count as capture and output.
 pub(super) fn device_type_flags(device_caps: u32) -> DeviceTypeFlags {
@@ -140,6 +276,10 @@ pub(super) struct Settings {
     pub pixel_aspect_ratio: Option<String>,
     pub force_aspect_ratio: bool,
     pub crop: Sides,
+    /// The input to select at open; negative: the device's current one.
+    pub input: i32,
+    /// The TV standard to set at open; `None`: the input's current one.
+    pub norm: TvNorm,
 }
 
 impl Default for Settings {
@@ -160,6 +300,8 @@ impl Default for Settings {
             pixel_aspect_ratio: None,
             force_aspect_ratio: DEFAULT_FORCE_ASPECT_RATIO,
             crop: Sides::default(),
+            input: DEFAULT_INPUT,
+            norm: TvNorm::None,
         }
     }
 }
@@ -220,6 +362,8 @@ impl Settings {
             "crop-left" => self.crop.left = value.get().expect("type checked upstream"),
             "crop-bottom" => self.crop.bottom = value.get().expect("type checked upstream"),
             "crop-right" => self.crop.right = value.get().expect("type checked upstream"),
+            "input" => self.input = value.get().expect("type checked upstream"),
+            "norm" => self.norm = value.get().expect("type checked upstream"),
             _ => unimplemented!("property {name}"),
         }
         Followup::Nothing
@@ -250,6 +394,8 @@ impl Settings {
             "crop-left" => self.crop.left.to_value(),
             "crop-bottom" => self.crop.bottom.to_value(),
             "crop-right" => self.crop.right.to_value(),
+            "input" => self.input.to_value(),
+            "norm" => self.norm.to_value(),
             _ => return None,
         })
     }
@@ -491,12 +637,58 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
             .read_only()
             .build(),
     );
+    specs.extend([
+        glib::ParamSpecInt::builder("input")
+            .nick("Input")
+            .blurb(
+                "Index of the video input to capture from (VIDIOC_S_INPUT, as v4l2-ctl \
+                 --list-inputs numbers them), selected when the device opens, before \
+                 negotiation; -1 = keep the device's current input. Reads the device's current \
+                 input while it is open",
+            )
+            .minimum(DEFAULT_INPUT)
+            .default_value(DEFAULT_INPUT)
+            .build(),
+        glib::ParamSpecEnum::builder_with_default("norm", TvNorm::None)
+            .nick("TV norm")
+            .blurb(
+                "video standard: the analogue TV standard to set (VIDIOC_S_STD) when the \
+                 device opens, after 'input'; none = keep the input's. Takes effect at the next \
+                 open, as with v4l2src; reads the device's current standard while it is open. A \
+                 norm the input does not support is an error",
+            )
+            .build(),
+    ]);
     specs
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn norms_are_v4l2src_s_and_read_back_from_a_driver_s_standard() {
+        gst::init().unwrap();
+        let class = glib::EnumClass::with_type(TvNorm::static_type()).unwrap();
+        assert_eq!(class.values().len(), 31);
+        for value in class.values() {
+            // v4l2src's names and nicks are the same strings.
+            assert_eq!(value.name(), value.nick());
+        }
+        assert_eq!(class.value_by_nick("PAL").unwrap().value(), 0xff);
+        assert_eq!(class.value_by_nick("NTSC").unwrap().value(), 0xb000);
+        assert_eq!(class.value_by_nick("SECAM-Lc").unwrap().value(), 0x80_0000);
+        assert_eq!(class.value_by_nick("none").unwrap().value(), 0);
+        assert_eq!(TvNorm::Pal.nick(), "PAL");
+        assert_eq!(TvNorm::of_std(0xff), TvNorm::Pal);
+        assert_eq!(TvNorm::of_std(0x1000), TvNorm::NtscM);
+        // Two PAL variants: the group that holds both.
+        assert_eq!(TvNorm::of_std(0x5), TvNorm::PalBg);
+        // Bits of two families: the first that shares any.
+        assert_eq!(TvNorm::of_std(0x1001), TvNorm::Ntsc);
+        assert_eq!(TvNorm::of_std(0), TvNorm::None);
+        assert_eq!(TvNorm::ALL.len(), class.values().len());
+    }
 
     #[test]
     fn flags_are_v4l2src_s_of_the_device_caps() {

@@ -49,7 +49,8 @@ impl Source {
     /// Subscribes to source changes and asks the receiver what it sees, setting the detected
     /// timings; before the formats are listed, which depend on them.
     pub fn at_open(device: &Device) -> Result<Source, v4l2::Error> {
-        let input = device.g_input()?;
+        // A driver with no inputs to choose has only the first.
+        let input = device.g_input().unwrap_or(0);
         let subscribed = device.subscribe_source_change(input)?;
         // Without events (a driver that raises none) a change shows only as frames of another
         // size or none at all: the element cannot follow it.

@@ -1,11 +1,12 @@
 //! The V4L2 kernel interface: raw structures, one safe function per ioctl, the device, the
 //! buffer queue, the poller, and the kernel's hot-plug events for video4linux. Knows nothing of
 //! GStreamer; the element and the device provider reach the kernel only through this module.
-//! All unsafe code of the crate lives here, but for two places that need GStreamer: handing a
+//! All unsafe code of the crate lives here, but for three places that need GStreamer: handing a
 //! `DmaBufFd` to GStreamer's dmabuf allocator sits in the element (`rustv4l2src/lend.rs`,
-//! `dmabuf_memory`), which can only get such an fd from here; and the GstColorBalance
+//! `dmabuf_memory`), which can only get such an fd from here; the GstColorBalance
 //! interface, filled in by hand through its C vtable, is `rustv4l2src/colorbalance.rs` (installed
-//! on the element's type by one `unsafe impl` in `rustv4l2src/imp.rs`).
+//! on the element's type by one `unsafe impl` in `rustv4l2src/imp.rs`); and the GstTuner
+//! interface, whose types only the v4l2 plugin registers, is `rustv4l2src/tuner.rs`.
 
 mod buffer_ioctls;
 pub mod controls;
@@ -17,6 +18,7 @@ pub mod format;
 mod format_ioctls;
 pub mod hotplug;
 pub mod identity;
+pub mod input_ioctls;
 mod mapping;
 pub mod poller;
 pub mod queue;
@@ -34,6 +36,10 @@ pub use format::{
 };
 pub use hotplug::Hotplug;
 pub use identity::Identity;
+pub use input_ioctls::{
+    Input, Standard, V4L2_IN_CAP_DV_TIMINGS, V4L2_IN_CAP_STD, V4L2_IN_ST_NO_PICTURE,
+    V4L2_INPUT_TYPE_CAMERA, V4L2_INPUT_TYPE_TUNER,
+};
 pub use poller::{Awaited, Poller, Wait};
 pub use queue::{DqBuffer, Plane, PlaneDmaBuf, Queue};
 pub use source_ioctls::{Detected, DvTimings, SignalLoss, SourceChange};

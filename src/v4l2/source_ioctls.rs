@@ -81,7 +81,6 @@ const _: () = assert!(size_of::<v4l2_event>() == 136);
 const V4L2_EVENT_SOURCE_CHANGE: u32 = 5;
 const V4L2_EVENT_SRC_CH_RESOLUTION: u32 = 1;
 
-nix::ioctl_read!(vidioc_g_input, b'V', 38, i32);
 nix::ioctl_readwrite!(vidioc_s_dv_timings, b'V', 87, v4l2_dv_timings);
 nix::ioctl_readwrite!(vidioc_g_dv_timings, b'V', 88, v4l2_dv_timings);
 nix::ioctl_read!(vidioc_dqevent, b'V', 89, v4l2_event);
@@ -243,17 +242,6 @@ pub struct SourceChange {
 }
 
 impl Device {
-    /// `VIDIOC_G_INPUT`: the input in use (0 where the driver has no inputs to choose).
-    pub fn g_input(&self) -> Result<u32> {
-        let mut index = 0i32;
-        // SAFETY: `index` is an int the kernel writes.
-        match retry(|| unsafe { vidioc_g_input(self.raw(), &mut index) }) {
-            Ok(_) => Ok(u32::try_from(index).unwrap_or(0)),
-            Err(Errno::ENOTTY) => Ok(0),
-            Err(errno) => Err(self.err("VIDIOC_G_INPUT", errno)),
-        }
-    }
-
     /// `VIDIOC_QUERY_DV_TIMINGS`: what the receiver sees on the current input now.
     pub fn query_dv_timings(&self) -> Result<Detected> {
         let mut raw = zeroed_timings();

@@ -133,6 +133,12 @@ impl SVideoInput {
         v4l2_ctl_ok(&["-d", device, "-s", "pal"]);
         SVideoInput(device.to_string())
     }
+
+    /// Puts the node back as when dropped, without switching it now: for a test whose element
+    /// selects the input itself.
+    pub fn restore_later(device: &str) -> SVideoInput {
+        SVideoInput(device.to_string())
+    }
 }
 
 impl Drop for SVideoInput {

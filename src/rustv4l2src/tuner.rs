@@ -1,0 +1,582 @@
+//! The GstTuner interface of `rustv4l2src`, as C `v4l2src` has it: the channels are the
+//! device's video inputs (`VIDIOC_ENUMINPUT`), the norms the current input's analogue TV
+//! standards (`VIDIOC_ENUMSTD`), and a channel's signal strength comes from its input's status.
+//!
+//! GstTuner, GstTunerChannel and GstTunerNorm are not in any library: gst-plugins-good's v4l2
+//! plugin (`video4linux2`) registers them for itself (sys/v4l2/tuner.c), and no Rust binding
+//! exists. So the plugin is loaded, the types are found by name, and the interface's vtable and
+//! the channels' and norms' public fields are written through `#[repr(C)]` mirrors of their C
+//! structures (tuner.h, tunerchannel.h, tunernorm.h); the channel's and norm's are checked
+//! against the sizes GLib registered before any is used. Without that plugin the element simply has no GstTuner.
+//!
+//! The interface must be on the element's type before its class is initialised (GLib refuses it
+//! after), which happens in this plugin's `plugin_init`. Loading the v4l2 plugin from there is
+//! safe when this plugin is registered statically (`plugin_register_static`, as the tests do)
+//! and on GStreamer 1.27.50 and later; on earlier versions a plugin loaded from a file runs its
+//! `plugin_init` under a non-recursive lock that loading another plugin takes too, so there the
+//! element has GstTuner only if the v4l2 plugin was loaded before it (an application that
+//! made a `v4l2src`, or called `gst_plugin_load_by_name ("video4linux2")`, first).
+//!
+//! This is GStreamer's C ABI, not the kernel's, hence here and not in `src/v4l2/`; all of this
+//! module's unsafe code is that FFI. What the calls do (S_INPUT, S_STD, reopening) is decided
+//! in safe code below, on the element's session and settings.
+
+use super::imp::RustV4l2Src;
+use super::inputs;
+use super::session::Session;
+use super::settings::TvNorm;
+use super::shared::{CAT, lock};
+use crate::v4l2::{self, Device};
+use gst::glib;
+use gst::glib::gobject_ffi;
+use gst::glib::translate::*;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_ulong, c_void};
+use std::sync::{Arc, OnceLock};
+
+/// `GstTunerInterface` (tuner.h).
+#[repr(C)]
+struct TunerInterface {
+    parent: gobject_ffi::GTypeInterface,
+    list_channels:
+        Option<unsafe extern "C" fn(*mut gobject_ffi::GObject) -> *const glib::ffi::GList>,
+    set_channel: Option<unsafe extern "C" fn(*mut gobject_ffi::GObject, *mut gobject_ffi::GObject)>,
+    get_channel:
+        Option<unsafe extern "C" fn(*mut gobject_ffi::GObject) -> *mut gobject_ffi::GObject>,
+    list_norms: Option<unsafe extern "C" fn(*mut gobject_ffi::GObject) -> *const glib::ffi::GList>,
+    set_norm: Option<unsafe extern "C" fn(*mut gobject_ffi::GObject, *mut gobject_ffi::GObject)>,
+    get_norm: Option<unsafe extern "C" fn(*mut gobject_ffi::GObject) -> *mut gobject_ffi::GObject>,
+    set_frequency:
+        Option<unsafe extern "C" fn(*mut gobject_ffi::GObject, *mut gobject_ffi::GObject, c_ulong)>,
+    get_frequency: Option<
+        unsafe extern "C" fn(*mut gobject_ffi::GObject, *mut gobject_ffi::GObject) -> c_ulong,
+    >,
+    signal_strength:
+        Option<unsafe extern "C" fn(*mut gobject_ffi::GObject, *mut gobject_ffi::GObject) -> c_int>,
+    // The signals' class handlers, which the interface leaves NULL.
+    signal_handlers: [*const c_void; 4],
+}
+
+/// `GstTunerChannel` (tunerchannel.h).
+#[repr(C)]
+struct TunerChannel {
+    parent: gobject_ffi::GObject,
+    label: *mut c_char,
+    flags: u32,
+    freq_multiplicator: f32,
+    min_frequency: c_ulong,
+    max_frequency: c_ulong,
+    min_signal: c_int,
+    max_signal: c_int,
+    reserved: [*mut c_void; 4],
+}
+
+/// `GstTunerNorm` (tunernorm.h).
+#[repr(C)]
+struct TunerNorm {
+    parent: gobject_ffi::GObject,
+    label: *mut c_char,
+    framerate: gobject_ffi::GValue,
+    reserved: [*mut c_void; 4],
+}
+
+/// `GST_TUNER_CHANNEL_INPUT`, `_AUDIO`.
+const CHANNEL_INPUT: u32 = 1 << 0;
+const CHANNEL_AUDIO: u32 = 1 << 3;
+/// The signal strength of an input that receives a picture: V4L2's full scale, as `v4l2src`
+/// reports a tuner's (`VIDIOC_G_TUNER`'s `signal`).
+const FULL_SIGNAL: c_int = 0xffff;
+
+/// The v4l2 plugin's types, once found.
+struct Types {
+    channel: glib::Type,
+    norm: glib::Type,
+}
+
+static TYPES: OnceLock<Option<Types>> = OnceLock::new();
+
+/// Adds GstTuner to the element's type `type_`, once, if the v4l2 plugin has it; `plugin` is
+/// the plugin registering the element. Must run before the type's class is initialised.
+pub(super) fn install(type_: glib::Type, plugin: &gst::Plugin) {
+    TYPES.get_or_init(|| add_interface(type_, plugin));
+}
+
+/// Adds the interface when GstTuner's types exist (loading the v4l2 plugin where that is safe)
+/// and match the structures above; the channel and norm types, for making them.
+fn add_interface(type_: glib::Type, plugin: &gst::Plugin) -> Option<Types> {
+    // SAFETY: `type_` is a registered class type; peeking takes no reference.
+    if !unsafe { gobject_ffi::g_type_class_peek(type_.into_glib()) }.is_null() {
+        gst::info!(
+            CAT,
+            "No GstTuner: {} was initialised before the plugin registered it",
+            type_
+        );
+        return None;
+    }
+    let loading_is_safe = plugin.filename().is_none() || gst::version() >= (1, 27, 50, 0);
+    if glib::Type::from_name("GstTuner").is_none()
+        && loading_is_safe
+        && let Err(e) = gst::Plugin::load_by_name("video4linux2")
+    {
+        gst::info!(CAT, "No GstTuner: the v4l2 plugin is not there ({})", e);
+        return None;
+    }
+    let Some(tuner) = glib::Type::from_name("GstTuner") else {
+        gst::info!(
+            CAT,
+            "No GstTuner: the v4l2 plugin (gst-plugins-good) is not loaded, and {} \
+             cannot load it while loading this plugin; load it first",
+            gst::version_string()
+        );
+        return None;
+    };
+    // SAFETY: `tuner` is a registered interface type. Taking a reference to its default vtable
+    // runs its default_init, which registers GstTunerChannel and GstTunerNorm and the signals.
+    // The reference is kept for the life of the process, as the plugin is never unloaded.
+    unsafe { gobject_ffi::g_type_default_interface_ref(tuner.into_glib()) };
+    let (channel, norm) = (
+        glib::Type::from_name("GstTunerChannel")?,
+        glib::Type::from_name("GstTunerNorm")?,
+    );
+    // GLib tells the instance sizes, not an interface's vtable size: TunerInterface is
+    // tuner.h's, unchanged since the interface moved into the plugin.
+    let sizes = [
+        (channel, std::mem::size_of::<TunerChannel>()),
+        (norm, std::mem::size_of::<TunerNorm>()),
+    ];
+    for (checked, size) in sizes {
+        let mut query = std::mem::MaybeUninit::<gobject_ffi::GTypeQuery>::zeroed();
+        // SAFETY: `query` is a GTypeQuery for GLib to fill in; it is zeroed, which GLib leaves
+        // it as for an unknown type.
+        let query = unsafe {
+            gobject_ffi::g_type_query(checked.into_glib(), query.as_mut_ptr());
+            query.assume_init()
+        };
+        let registered = query.instance_size;
+        if registered as usize != size {
+            gst::warning!(
+                CAT,
+                "No GstTuner: {} is {} bytes, not the {} this element was built for",
+                checked,
+                registered,
+                size
+            );
+            return None;
+        }
+    }
+    let info = gobject_ffi::GInterfaceInfo {
+        interface_init: Some(interface_init),
+        interface_finalize: None,
+        interface_data: std::ptr::null_mut(),
+    };
+    // SAFETY: `type_` is registered, instantiable and its class not initialised (checked
+    // above); `tuner` is an interface type it does not implement yet (this runs once), and
+    // GLib copies `info`.
+    unsafe {
+        gobject_ffi::g_type_add_interface_static(type_.into_glib(), tuner.into_glib(), &info)
+    };
+    gst::debug!(CAT, "GstTuner added");
+    Some(Types { channel, norm })
+}
+
+unsafe extern "C" fn interface_init(iface: glib::ffi::gpointer, _data: glib::ffi::gpointer) {
+    // SAFETY: GLib passes the element's GstTuner vtable, a GstTunerInterface, which
+    // TunerInterface mirrors field for field.
+    let iface = unsafe { &mut *(iface as *mut TunerInterface) };
+    iface.list_channels = Some(list_channels);
+    iface.set_channel = Some(set_channel);
+    iface.get_channel = Some(get_channel);
+    iface.list_norms = Some(list_norms);
+    iface.set_norm = Some(set_norm);
+    iface.get_norm = Some(get_norm);
+    iface.signal_strength = Some(signal_strength);
+    // No frequencies: no channel has GST_TUNER_CHANNEL_FREQUENCY.
+}
+
+/// Runs `f` on the element behind a call; `default` for anything else.
+///
+/// # Safety
+/// `tuner` must be a live GObject for the call (GLib calls the vtable with the instance its
+/// caller holds).
+unsafe fn on_element<R>(
+    tuner: *mut gobject_ffi::GObject,
+    default: R,
+    f: impl FnOnce(&RustV4l2Src) -> R,
+) -> R {
+    // SAFETY: the contract above; borrowing takes no reference and drops none.
+    let object: Borrowed<glib::Object> = unsafe { from_glib_borrow(tuner) };
+    match object.downcast_ref::<super::RustV4l2Src>() {
+        Some(element) => f(element.imp()),
+        None => default,
+    }
+}
+
+/// As `on_element`, with a channel or norm passed in; `default` when it is NULL.
+///
+/// # Safety
+/// As `on_element`, and a non-NULL `object` must be a live GObject for the call.
+unsafe fn on_element_with<R>(
+    tuner: *mut gobject_ffi::GObject,
+    object: *mut gobject_ffi::GObject,
+    default: R,
+    f: impl FnOnce(&RustV4l2Src, &glib::Object) -> R,
+) -> R {
+    if object.is_null() {
+        return default;
+    }
+    // SAFETY: the contract above.
+    let object: Borrowed<glib::Object> = unsafe { from_glib_borrow(object) };
+    // SAFETY: the contract above.
+    unsafe { on_element(tuner, default, |element| f(element, &object)) }
+}
+
+unsafe extern "C" fn list_channels(tuner: *mut gobject_ffi::GObject) -> *const glib::ffi::GList {
+    // SAFETY: gst_tuner_list_channels()'s caller holds `tuner`.
+    unsafe { on_element(tuner, std::ptr::null(), RustV4l2Src::channel_list) }
+}
+
+unsafe extern "C" fn set_channel(
+    tuner: *mut gobject_ffi::GObject,
+    channel: *mut gobject_ffi::GObject,
+) {
+    // SAFETY: gst_tuner_set_channel()'s caller holds both.
+    unsafe { on_element_with(tuner, channel, (), RustV4l2Src::select_channel) }
+}
+
+unsafe extern "C" fn get_channel(tuner: *mut gobject_ffi::GObject) -> *mut gobject_ffi::GObject {
+    // SAFETY: as in `list_channels`.
+    unsafe { on_element(tuner, std::ptr::null_mut(), RustV4l2Src::current_channel) }
+}
+
+unsafe extern "C" fn list_norms(tuner: *mut gobject_ffi::GObject) -> *const glib::ffi::GList {
+    // SAFETY: as in `list_channels`.
+    unsafe { on_element(tuner, std::ptr::null(), RustV4l2Src::norm_list) }
+}
+
+unsafe extern "C" fn set_norm(tuner: *mut gobject_ffi::GObject, norm: *mut gobject_ffi::GObject) {
+    // SAFETY: as in `set_channel`.
+    unsafe { on_element_with(tuner, norm, (), RustV4l2Src::select_norm) }
+}
+
+unsafe extern "C" fn get_norm(tuner: *mut gobject_ffi::GObject) -> *mut gobject_ffi::GObject {
+    // SAFETY: as in `list_channels`.
+    unsafe { on_element(tuner, std::ptr::null_mut(), RustV4l2Src::current_norm) }
+}
+
+unsafe extern "C" fn signal_strength(
+    tuner: *mut gobject_ffi::GObject,
+    channel: *mut gobject_ffi::GObject,
+) -> c_int {
+    // SAFETY: as in `set_channel`.
+    unsafe { on_element_with(tuner, channel, 0, RustV4l2Src::signal_of) }
+}
+
+/// Channel and norm objects with their public fields set: neither type has properties or
+/// setters for them; implementations write them, as `v4l2src` does.
+fn new_channel(types: &Types, input: &v4l2::Input) -> glib::Object {
+    let channel = glib::Object::with_type(types.channel);
+    let raw = channel.as_ptr() as *mut TunerChannel;
+    let mut flags = CHANNEL_INPUT;
+    if input.audioset != 0 {
+        flags |= CHANNEL_AUDIO;
+    }
+    // SAFETY: `raw` is the instance struct of `channel`, of TunerChannel's size (checked when the
+    // interface was added), alive while we hold `channel`, and no other code has it yet. `label`
+    // is NULL after instance_init and dispose g_free()s it: it gets a g_malloc'd copy.
+    unsafe {
+        (*raw).label = input.name.to_glib_full();
+        (*raw).flags = flags;
+        (*raw).min_signal = 0;
+        (*raw).max_signal = FULL_SIGNAL;
+    }
+    channel
+}
+
+fn new_norm(types: &Types, standard: &v4l2::Standard) -> glib::Object {
+    let norm = glib::Object::with_type(types.norm);
+    let raw = norm.as_ptr() as *mut TunerNorm;
+    let period = standard.frame_period;
+    // Frames per second: the inverse of the period, as v4l2src fills it in.
+    let (num, den) = (
+        i32::try_from(period.denominator).unwrap_or(0),
+        i32::try_from(period.numerator).unwrap_or(1),
+    );
+    // SAFETY: as in `new_channel`; instance_init made `framerate` a GstFraction GValue.
+    unsafe {
+        (*raw).label = standard.name.to_glib_full();
+        gst::ffi::gst_value_set_fraction(&mut (*raw).framerate, num, den.max(1));
+    }
+    norm
+}
+
+/// A list lent to C callers (`transfer none`) and what each of its objects stands for.
+struct Lent {
+    list: glib::List<glib::Object>,
+    ids: Vec<u64>,
+}
+
+impl Lent {
+    fn id_of(&self, object: &glib::Object) -> Option<u64> {
+        self.list
+            .iter()
+            .position(|o| o == object)
+            .map(|i| self.ids[i])
+    }
+
+    fn object_of(&self, pick: impl Fn(u64) -> bool) -> *mut gobject_ffi::GObject {
+        self.ids
+            .iter()
+            .position(|&id| pick(id))
+            .and_then(|i| self.list.iter().nth(i))
+            .map_or(std::ptr::null_mut(), |o| o.as_ptr())
+    }
+}
+
+/// The tuner's lists for one open device: its channels, and the norms of each input, made on
+/// first use. Never rebuilt while the device is open, so a list handed out stays valid until
+/// it closes (switching inputs carries them over to the reopened device).
+#[derive(Default)]
+pub(super) struct Lists {
+    channels: Option<Lent>,
+    norms: HashMap<u32, Lent>,
+}
+
+// SAFETY: the lists hold GstTunerChannel and GstTunerNorm objects, plain data with no thread
+// affinity (glib-rs calls only GObject "not Send" because a subclass could have some);
+// references to them are counted atomically, and the lists are only used under the session's
+// lock.
+unsafe impl Send for Lists {}
+
+impl RustV4l2Src {
+    /// Runs `f` on the open device's lists, under the session's lock.
+    fn lists<R>(&self, f: impl FnOnce(&Lists) -> Option<R>) -> Option<R> {
+        f(&lock(&self.session).opened()?.tuner)
+    }
+
+    /// Keeps `made` in the lists of `device`, if it is still the open one.
+    fn keep(&self, device: &Arc<Device>, made: impl FnOnce(&mut Lists)) {
+        let mut session = lock(&self.session);
+        if let Some(opened) = session
+            .opened_mut()
+            .filter(|o| Arc::ptr_eq(&o.device, device))
+        {
+            made(&mut opened.tuner);
+        }
+    }
+
+    /// Makes the channels, one per input, unless made; the ioctls run outside the lock.
+    fn ensure_channels(&self) -> Option<()> {
+        let types = TYPES.get()?.as_ref()?;
+        let device = self.device()?;
+        if self.lists(|l| l.channels.as_ref().map(|_| ())).is_some() {
+            return Some(());
+        }
+        let inputs = device.enum_inputs().unwrap_or_else(|e| {
+            gst::warning!(CAT, imp = self, "No tuner channels: {}", e);
+            Vec::new()
+        });
+        let mut list = glib::List::new();
+        for input in &inputs {
+            list.push_back(new_channel(types, input));
+        }
+        let ids = inputs.iter().map(|i| u64::from(i.index)).collect();
+        self.keep(&device, |lists| {
+            lists.channels.get_or_insert(Lent { list, ids });
+        });
+        Some(())
+    }
+
+    /// Makes the current input's norms unless made; returns that input.
+    fn ensure_norms(&self) -> Option<u32> {
+        let types = TYPES.get()?.as_ref()?;
+        let device = self.device()?;
+        let input = device.g_input().ok()?;
+        if self.lists(|l| l.norms.get(&input).map(|_| ())).is_some() {
+            return Some(input);
+        }
+        let standards = device.enum_std().unwrap_or_else(|e| {
+            gst::warning!(CAT, imp = self, "No tuner norms: {}", e);
+            Vec::new()
+        });
+        let mut list = glib::List::new();
+        for standard in &standards {
+            list.push_back(new_norm(types, standard));
+        }
+        let ids = standards.iter().map(|s| s.id).collect();
+        self.keep(&device, |lists| {
+            lists.norms.entry(input).or_insert(Lent { list, ids });
+        });
+        Some(input)
+    }
+
+    fn channel_list(&self) -> *const glib::ffi::GList {
+        self.ensure_channels();
+        self.lists(|l| Some(l.channels.as_ref()?.list.as_ptr()))
+            .unwrap_or(std::ptr::null())
+    }
+
+    fn current_channel(&self) -> *mut gobject_ffi::GObject {
+        self.ensure_channels();
+        let input = self.device().and_then(|d| d.g_input().ok());
+        input
+            .and_then(|input| {
+                self.lists(|l| Some(l.channels.as_ref()?.object_of(|id| id == u64::from(input))))
+            })
+            .unwrap_or(std::ptr::null_mut())
+    }
+
+    fn norm_list(&self) -> *const glib::ffi::GList {
+        let Some(input) = self.ensure_norms() else {
+            return std::ptr::null();
+        };
+        self.lists(|l| Some(l.norms.get(&input)?.list.as_ptr()))
+            .unwrap_or(std::ptr::null())
+    }
+
+    /// As `v4l2src`: the first of the input's norms that shares a bit with `VIDIOC_G_STD`.
+    fn current_norm(&self) -> *mut gobject_ffi::GObject {
+        let Some(input) = self.ensure_norms() else {
+            return std::ptr::null_mut();
+        };
+        let Some(std) = self.device().and_then(|d| d.g_std().ok().flatten()) else {
+            return std::ptr::null_mut();
+        };
+        self.lists(|l| Some(l.norms.get(&input)?.object_of(|id| id & std != 0)))
+            .unwrap_or(std::ptr::null_mut())
+    }
+
+    /// `set_channel`: selects the input, and keeps it in `input` for later opens (with `norm`
+    /// back at none when the new input has no norms). Before a format is set, the device is
+    /// opened again on the new input (formats, sizes and the source's own picture are the
+    /// input's); with one set, `VIDIOC_S_INPUT` is tried as `v4l2src` tries it, and a driver
+    /// that refuses gets a warning on the bus.
+    fn select_channel(&self, channel: &glib::Object) {
+        self.ensure_channels();
+        let index = self.lists(|l| l.channels.as_ref()?.id_of(channel));
+        let (Some(index), Some(device)) =
+            (index.and_then(|i| u32::try_from(i).ok()), self.device())
+        else {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "Tuner channel {:?} is not one of the open device's inputs",
+                channel
+            );
+            return;
+        };
+        let has_std = device.enum_input(index).is_ok_and(|i| i.has_std());
+        {
+            let mut settings = lock(&self.settings);
+            settings.input = i32::try_from(index).unwrap_or(-1);
+            if !has_std {
+                settings.norm = TvNorm::None;
+            }
+        }
+        if self.apply(|device| device.s_input(index), "input", &index.to_string()) {
+            self.obj().emit_by_name::<()>("channel-changed", &[channel]);
+        }
+    }
+
+    /// `set_norm`: as `select_channel`, for `VIDIOC_S_STD` and `norm`.
+    fn select_norm(&self, norm: &glib::Object) {
+        let input = self.ensure_norms();
+        let Some(std) = input.and_then(|input| self.lists(|l| l.norms.get(&input)?.id_of(norm)))
+        else {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "Tuner norm {:?} is not one of the current input's",
+                norm
+            );
+            return;
+        };
+        let as_norm = TvNorm::of_std(std);
+        lock(&self.settings).norm = as_norm;
+        if self.apply(|device| device.s_std(std), "norm", as_norm.nick()) {
+            self.obj().emit_by_name::<()>("norm-changed", &[norm]);
+        }
+    }
+
+    /// Puts a new input or norm, already in the settings, into effect; whether it took.
+    fn apply(
+        &self,
+        ioctl: impl FnOnce(&Device) -> v4l2::Result<()>,
+        what: &str,
+        value: &str,
+    ) -> bool {
+        let lists = {
+            let mut session = lock(&self.session);
+            match &mut *session {
+                Session::Open(opened) => {
+                    let lists = std::mem::take(&mut opened.tuner);
+                    session.close();
+                    Some(lists)
+                }
+                _ => None,
+            }
+        };
+        if let Some(lists) = lists {
+            // Outside the lock: opening runs the device's ioctls, and errors are posted.
+            if let Err(msg) = self.open() {
+                self.post_error_message(msg);
+                return false;
+            }
+            if let Some(opened) = lock(&self.session).opened_mut() {
+                opened.tuner = lists;
+            }
+            gst::info!(CAT, imp = self, "Reopened with {} {}", what, value);
+            return true;
+        }
+        let Some(device) = self.device() else {
+            return false;
+        };
+        match ioctl(&device) {
+            Ok(()) => {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "{} set to {} with a format set",
+                    what,
+                    value
+                );
+                true
+            }
+            Err(e) => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Settings,
+                    (
+                        "Device '{}' did not take {} {} now ({}); it applies when the device \
+                         next opens",
+                        device.path().display(),
+                        what,
+                        value,
+                        e
+                    )
+                );
+                false
+            }
+        }
+    }
+
+    /// `signal_strength`: full for the current input while it receives a picture, else 0
+    /// (an input's status says nothing while it is not the current one).
+    fn signal_of(&self, channel: &glib::Object) -> c_int {
+        self.ensure_channels();
+        let index = self.lists(|l| l.channels.as_ref()?.id_of(channel));
+        let Some(device) = self.device() else {
+            return 0;
+        };
+        match inputs::current_input(&device) {
+            Some(input)
+                if index == Some(u64::from(input.index))
+                    && input.status & v4l2::V4L2_IN_ST_NO_PICTURE == 0 =>
+            {
+                FULL_SIGNAL
+            }
+            _ => 0,
+        }
+    }
+}
