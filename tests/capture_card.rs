@@ -300,8 +300,12 @@ fn no_lock_and_out_of_range_are_signal_loss_too() {
         hdmi.send(mode, P640X480);
         let deadline = Instant::now() + TIMEOUT;
         let lost = loop {
+            // The first absent one: a present=true of the round before may come first.
             let (signal, _) = card.messages("rustv4l2src-signal");
-            if let Some(s) = signal.into_iter().next() {
+            if let Some(s) = signal
+                .into_iter()
+                .find(|s| !s.get::<bool>("present").unwrap())
+            {
                 break s;
             }
             assert!(
@@ -409,4 +413,55 @@ fn no_signal_error_posts_an_error() {
         "{text}"
     );
     change_state(card.capture.element(), gst::State::Null, TIMEOUT);
+}
+
+/// An analog input (vivid's S-Video, PAL) whose signal goes away: the input's status says so,
+/// the same warning and messages as for HDMI, GAP events, then frames of the norm's size again.
+#[test]
+fn analog_signal_loss_is_seen_in_the_input_status() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    let _svideo = common::SVideoInput::select(&device);
+    let card = Card::new(&device, "", "video/x-raw,format=YUY2");
+    card.capture.play();
+    card.frames_of(3, 720, 576);
+    common::v4l2_ctl_ok(&["-d", &device, "-c", "standard_signal_mode=1"]);
+    let restore = scopeguard(&device);
+    let deadline = Instant::now() + TIMEOUT;
+    let lost = loop {
+        let (signal, _) = card.messages("rustv4l2src-signal");
+        if let Some(s) = signal.into_iter().next() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no rustv4l2src-signal");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!lost.get::<bool>("present").unwrap());
+    assert_eq!(lost.get::<&str>("reason").unwrap(), "no signal");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(card.gaps() >= 5, "{} GAP events", card.gaps());
+    while card.capture.try_pull(Duration::ZERO).is_some() {}
+    drop(restore);
+    card.frames_of(3, 720, 576);
+    let (signal, _) = card.messages("rustv4l2src-signal");
+    assert!(
+        signal.iter().any(|s| s.get::<bool>("present").unwrap()),
+        "{signal:?}"
+    );
+    card.assert_monotonic();
+}
+
+/// Puts vivid's analog signal back when dropped.
+struct StdSignal(String);
+
+fn scopeguard(device: &str) -> StdSignal {
+    StdSignal(device.to_string())
+}
+
+impl Drop for StdSignal {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("v4l2-ctl")
+            .args(["-d", &self.0, "-c", "standard_signal_mode=0"])
+            .status();
+    }
 }

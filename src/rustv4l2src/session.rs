@@ -205,7 +205,7 @@ impl Session {
         // Before listing formats, which depend on them: the input and norm asked for, then
         // the receiver's timings.
         let norm_native = inputs::select(&device, settings).map_err(unopened)?;
-        let source = Source::at_open(&device)
+        let source = Source::at_open(&device, norm_native)
             .map_err(|e| unopened(errors::device_error("asking what the source sends", &e)))?;
         let probed = list_formats(&device).map_err(unopened)?;
         gst::info!(
@@ -243,7 +243,7 @@ impl Session {
             identity,
             channels: OnceCell::new(),
             caps_before: None,
-            native: source.native().or(norm_native),
+            native: source.native(),
             source,
             tuner: tuner::Lists::default(),
         })

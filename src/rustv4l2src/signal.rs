@@ -54,7 +54,7 @@ impl Signal<'_> {
                 gst::debug!(CAT, obj = self.element, "Source change: same timings");
                 Ok(())
             }
-            Ok(Look::Changed(timings)) => self.follow(&device, &timings, None),
+            Ok(Look::Changed(timings)) => self.follow(&device, timings.as_ref(), None),
             Ok(Look::Lost(loss)) => self.lose(&device, loss),
             // Gone: the next wait for a frame finds out and says so.
             Err(e) if e.is_disconnect() => Ok(()),
@@ -79,6 +79,7 @@ impl Signal<'_> {
                     caps,
                     frame_duration,
                     last_pts,
+                    black: None,
                 });
                 o.native = None;
             }
@@ -96,6 +97,10 @@ impl Signal<'_> {
     pub fn wait(&self) -> Result<Option<gst::Buffer>, gst::FlowError> {
         let mode = lock(self.settings).no_signal;
         loop {
+            // Due GAP events or frames may keep this loop from waiting: look here too.
+            if self.poller.is_flushing() {
+                return Err(gst::FlowError::Flushing);
+            }
             let Some((device, source)) = ({
                 let session = lock(self.session);
                 session
@@ -110,7 +115,7 @@ impl Signal<'_> {
             };
             match source.look(&device) {
                 Ok(Look::Changed(timings)) => {
-                    self.follow(&device, &timings, Some(&absence))?;
+                    self.follow(&device, timings.as_ref(), Some(&absence))?;
                     return Ok(None);
                 }
                 Ok(Look::Lost(loss)) if loss != absence.loss => {
@@ -143,14 +148,18 @@ impl Signal<'_> {
                     GapStep::Push(ts) => {
                         let duration = paced.duration();
                         self.note_pushed(ts);
-                        match (mode, absence.caps.as_ref().and_then(black_frame)) {
-                            (NoSignal::Black, Some(mut frame)) => {
+                        let black = match mode {
+                            NoSignal::Black => self.black(&absence),
+                            _ => None,
+                        };
+                        match black {
+                            Some(mut frame) => {
                                 let frame_mut = frame.make_mut();
                                 frame_mut.set_pts(ts);
                                 frame_mut.set_duration(duration);
                                 return Ok(Some(frame));
                             }
-                            _ => {
+                            None => {
                                 gst::trace!(CAT, obj = self.element, "GAP at {}", ts);
                                 let _ = self.element.src_pad().push_event(
                                     gst::event::Gap::builder(ts).duration(duration).build(),
@@ -198,6 +207,21 @@ impl Signal<'_> {
         Some(clock.time().saturating_sub(base_time))
     }
 
+    /// The black frame of the caps from before, made once per loss of signal (none for
+    /// compressed caps).
+    fn black(&self, absence: &Absence) -> Option<gst::Buffer> {
+        if let Some(black) = &absence.black {
+            return Some(black.clone());
+        }
+        let black = black_frame(absence.caps.as_ref()?)?;
+        if let Some(o) = lock(self.session).opened_mut()
+            && let Some(a) = &mut o.source.absent
+        {
+            a.black = Some(black.clone());
+        }
+        Some(black)
+    }
+
     fn note_pushed(&self, ts: gst::ClockTime) {
         if let Some(o) = lock(self.session).opened_mut()
             && let Some(a) = &mut o.source.absent
@@ -211,7 +235,7 @@ impl Signal<'_> {
     fn follow(
         &self,
         device: &Device,
-        timings: &DvTimings,
+        timings: Option<&DvTimings>,
         absence: Option<&Absence>,
     ) -> Result<(), gst::FlowError> {
         let element = self.element.upcast_ref::<gst::Element>();

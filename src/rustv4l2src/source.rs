@@ -15,8 +15,14 @@ use std::time::Instant;
 /// What the session knows of the input's source.
 #[derive(Debug, Clone)]
 pub(super) struct Source {
+    /// The input in use.
+    pub input: u32,
     /// The input takes DV timings: the receiver can say what it sees.
     pub dv: bool,
+    /// The input takes analog norms: its status says whether a signal is there.
+    pub analog: bool,
+    /// The norm's picture, on an analog input.
+    pub norm: Option<caps::Native>,
     /// The timings the receiver was set to, when known.
     pub timings: Option<DvTimings>,
     /// The signal is away: since when, why, and where the stream was.
@@ -33,6 +39,40 @@ pub(super) struct Absence {
     pub frame_duration: Option<gst::ClockTime>,
     /// The last PTS pushed (a frame, a GAP or a black frame): later ones come after it.
     pub last_pts: Option<gst::ClockTime>,
+    /// The black frame of `caps` (`no-signal=black`), made on first need.
+    pub black: Option<gst::Buffer>,
+}
+
+impl Absence {
+    fn new(loss: SignalLoss) -> Absence {
+        Absence {
+            loss,
+            since: Instant::now(),
+            caps: None,
+            frame_duration: None,
+            last_pts: None,
+            black: None,
+        }
+    }
+}
+
+/// What an analog input's status bits say is missing: no signal at all, or one the decoder
+/// cannot lock to.
+fn status_loss(status: u32) -> Option<SignalLoss> {
+    use crate::v4l2::input_ioctls::*;
+    if status & (V4L2_IN_ST_NO_POWER | V4L2_IN_ST_NO_SIGNAL | V4L2_IN_ST_NO_CARRIER) != 0 {
+        Some(SignalLoss::NoSignal)
+    } else if status
+        & (V4L2_IN_ST_NO_H_LOCK
+            | V4L2_IN_ST_NO_V_LOCK
+            | V4L2_IN_ST_NO_STD_LOCK
+            | V4L2_IN_ST_NO_SYNC)
+        != 0
+    {
+        Some(SignalLoss::NoLock)
+    } else {
+        None
+    }
 }
 
 /// What a look at the source found.
@@ -40,27 +80,36 @@ pub(super) struct Absence {
 pub(super) enum Look {
     /// The same source as before: nothing to do.
     Same,
-    /// A source with other timings than those set (or a signal after none).
-    Changed(DvTimings),
+    /// A source with other timings than those set (`None`: an analog source), or a signal
+    /// after none.
+    Changed(Option<DvTimings>),
     Lost(SignalLoss),
 }
 
 impl Source {
     /// Subscribes to source changes and asks the receiver what it sees, setting the detected
     /// timings; before the formats are listed, which depend on them.
-    pub fn at_open(device: &Device) -> Result<Source, v4l2::Error> {
+    /// `norm` is the picture of the norm the input was set to, if analog.
+    pub fn at_open(device: &Device, norm: Option<caps::Native>) -> Result<Source, v4l2::Error> {
         // A driver with no inputs to choose has only the first.
         let input = device.g_input().unwrap_or(0);
         let subscribed = device.subscribe_source_change(input)?;
         // Without events (a driver that raises none) a change shows only as frames of another
         // size or none at all: the element cannot follow it.
         let mut source = Source {
+            input,
             dv: false,
+            analog: norm.is_some(),
+            norm,
             timings: None,
             absent: None,
         };
         match device.query_dv_timings()? {
-            Detected::NotDv => {}
+            Detected::NotDv => {
+                if let Some(loss) = source.analog_loss(device) {
+                    source.absent = Some(Absence::new(loss));
+                }
+            }
             Detected::Timings(detected) => {
                 source.dv = true;
                 apply(device, &detected)?;
@@ -68,13 +117,7 @@ impl Source {
             }
             Detected::NoSignal(loss) => {
                 source.dv = true;
-                source.absent = Some(Absence {
-                    loss,
-                    since: Instant::now(),
-                    caps: None,
-                    frame_duration: None,
-                    last_pts: None,
-                });
+                source.absent = Some(Absence::new(loss));
             }
         }
         gst::debug!(
@@ -92,23 +135,46 @@ impl Source {
 
     /// What the receiver sees now, against what it was set to.
     pub fn look(&self, device: &Device) -> Result<Look, v4l2::Error> {
+        if self.analog {
+            return Ok(match (self.analog_loss(device), &self.absent) {
+                (Some(loss), _) => Look::Lost(loss),
+                (None, Some(_)) => Look::Changed(None),
+                (None, None) => Look::Same,
+            });
+        }
         if !self.dv {
             return Ok(Look::Same);
         }
         Ok(match device.query_dv_timings()? {
             Detected::Timings(t) => match &self.timings {
                 Some(set) if self.absent.is_none() && set.same_as(&t) => Look::Same,
-                _ => Look::Changed(t),
+                _ => Look::Changed(Some(t)),
             },
             Detected::NoSignal(loss) => Look::Lost(loss),
             Detected::NotDv => Look::Same,
         })
     }
 
+    /// On an analog input, what its status says is missing (`VIDIOC_ENUMINPUT`).
+    fn analog_loss(&self, device: &Device) -> Option<SignalLoss> {
+        if !self.analog {
+            return None;
+        }
+        match device.enum_input(self.input) {
+            Ok(input) => status_loss(input.status),
+            Err(e) => {
+                gst::debug!(CAT, "{}: Input status: {}", device.path().display(), e);
+                None
+            }
+        }
+    }
+
     /// The source's own picture, to prefer in negotiation.
     pub fn native(&self) -> Option<caps::Native> {
-        let t = self.timings.filter(|_| self.absent.is_none())?;
-        Some(native_of(&t))
+        if self.absent.is_some() {
+            return None;
+        }
+        self.timings.as_ref().map(native_of).or(self.norm)
     }
 }
 
@@ -139,18 +205,41 @@ pub(super) fn native_of(t: &DvTimings) -> caps::Native {
 }
 
 impl Opened {
-    /// Makes `timings` the receiver's (the stream must be stopped and its buffers freed) and
-    /// lists the formats again, which follow them: the next negotiation starts afresh.
-    pub fn retime(&mut self, timings: &DvTimings) -> Result<(), gst::ErrorMessage> {
-        apply(&self.device, timings)
-            .map_err(|e| super::errors::device_error("setting the detected DV timings", &e))?;
+    /// Makes `timings` the receiver's, if any (the stream must be stopped and its buffers
+    /// freed) and lists the formats again, which follow them: the next negotiation starts
+    /// afresh.
+    pub fn retime(&mut self, timings: Option<&DvTimings>) -> Result<(), gst::ErrorMessage> {
+        if let Some(timings) = timings {
+            apply(&self.device, timings)
+                .map_err(|e| super::errors::device_error("setting the detected DV timings", &e))?;
+            self.source.timings = Some(*timings);
+        }
         self.probed = super::session::list_formats(&self.device)?;
         self.probed_intervals.clear();
         self.caps = None;
-        self.source.timings = Some(*timings);
         self.source.absent = None;
         self.native = self.source.native();
-        gst::info!(CAT, "{}: Source timings now {:?}", self.path(), timings);
+        gst::info!(CAT, "{}: Source now {:?}", self.path(), self.native);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::v4l2::input_ioctls::*;
+
+    #[test]
+    fn an_analog_input_s_status_says_what_is_missing() {
+        assert_eq!(status_loss(0), None);
+        assert_eq!(
+            status_loss(V4L2_IN_ST_NO_SIGNAL),
+            Some(SignalLoss::NoSignal)
+        );
+        assert_eq!(status_loss(V4L2_IN_ST_NO_POWER), Some(SignalLoss::NoSignal));
+        assert_eq!(status_loss(V4L2_IN_ST_NO_H_LOCK), Some(SignalLoss::NoLock));
+        assert_eq!(status_loss(V4L2_IN_ST_NO_SYNC), Some(SignalLoss::NoLock));
+        // Colour and flips say nothing of the signal.
+        assert_eq!(status_loss(V4L2_IN_ST_NO_COLOR | V4L2_IN_ST_HFLIP), None);
     }
 }
