@@ -399,7 +399,10 @@ def report(resdir, docdir, command, date, commit):
             md.pop()
         md.append("")
     for title in (LL_TITLE, SCALE_TITLE):
-        md += new.get(title) or old_sections.get(title, [])
+        section = new.get(title) or old_sections.get(title, [])
+        if section and md and md[-1]:
+            md.append("")
+        md += section
     with open(path, "w") as f:
         f.write("\n".join(md).rstrip("\n") + "\n")
     log(f"wrote {path}" + "".join(f", {os.path.join(out, p)}" for p in plotted))
