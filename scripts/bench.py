@@ -2,7 +2,10 @@
 Debian's python3 (the report needs python3-matplotlib for the plots):
 
   bench.py guest OUTDIR BENCH_BIN REPS STRACE_REPS CALLGRIND_REPS SHORT_S STEADY_S SECTIONS LL_SPAN
-      inside the VM: every measurement, into OUTDIR/runs.jsonl, meta.json and strace/
+                 SCALE_S SCALE_NS
+      inside the VM: every measurement, into OUTDIR/runs.jsonl, meta.json and strace/; the
+      section "scale" runs alone, in a VM of its own (vivid n_devs=8), and writes
+      scale-meta.json instead of meta.json (scripts/bench_scale.py)
   bench.py report RESDIR DOCDIR COMMAND DATE COMMIT
       on the host: prints the tables, writes results.md and the plots into DOCDIR
       (docs/bench), or into RESDIR when DOCDIR is empty
@@ -10,6 +13,8 @@ Debian's python3 (the report needs python3-matplotlib for the plots):
 What is measured and what each column means: the header of scripts/bench.
 """
 import json, os, re, shutil, statistics, subprocess, sys, time
+# bench_scale.py is imported from here, and imports this file back: no __pycache__ in scripts/.
+sys.dont_write_bytecode = True
 from fractions import Fraction
 
 # The bare poll/DQBUF/QBUF loop: the floor under every element, not a competitor.
@@ -132,7 +137,14 @@ def parse_strace(path, dev):
     }
 
 
-def guest(outdir, bench_bin, reps, strace_reps, cg_reps, short_s, steady_s, sections, ll_span):
+def guest(outdir, bench_bin, reps, strace_reps, cg_reps, short_s, steady_s, sections, ll_span,
+          scale_s, scale_ns):
+    if sections == ["scale"]:
+        from bench_scale import guest_scale
+        with open(os.path.join(outdir, "runs.jsonl"), "a") as runs:
+            return 1 if guest_scale(outdir, bench_bin, scale_s, scale_ns, reps, runs) else 0
+    if "scale" in sections:
+        raise SystemExit("bench: the scale section runs in a VM of its own")
     dev = os.environ.get("RUSTV4L2_VIVID_SP") or ""
     if not dev:
         raise SystemExit("bench: the VM has no vivid single-planar capture node")
@@ -344,37 +356,53 @@ def source_line(meta, commit):
 
 
 def report(resdir, docdir, command, date, commit):
-    meta = json.load(open(os.path.join(resdir, "meta.json")))
     recs = [json.loads(l) for l in open(os.path.join(resdir, "runs.jsonl")) if l.strip()]
+    meta_path = os.path.join(resdir, "meta.json")
+    meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {"sections": []}
     sections = meta.get("sections", ["main"])
     out = docdir or resdir
     os.makedirs(out, exist_ok=True)
-    bad, plotted, md, ll_md = 0, [], None, None
+    bad, plotted, md = 0, [], None
+    new = {}  # title -> lines of the sections after the main one that this run measured
     if "main" in sections:
-        md, p, b = report_main(meta, [r for r in recs if r["pass"] != "lowlat"], out,
-                               command, date, commit)
+        md, p, b = report_main(meta, [r for r in recs if r["pass"] not in
+                                      ("lowlat", "scale", "scale-strace", "scale-warmup")],
+                               out, command, date, commit)
         bad, plotted = bad + b, plotted + p
     if "low-latency" in sections:
-        ll_md, p, b = report_low_latency(meta, [r for r in recs if r["pass"] == "lowlat"], out,
-                                         command, date, commit)
+        new[LL_TITLE], p, b = report_low_latency(
+            meta, [r for r in recs if r["pass"] == "lowlat"], out, command, date, commit)
         bad, plotted = bad + b, plotted + p
-    # With --only, the section that did not run stays as an earlier run wrote it.
+    if os.path.exists(os.path.join(resdir, "scale-meta.json")):
+        from bench_scale import SCALE_TITLE, report_scale
+        new[SCALE_TITLE], p, b = report_scale(resdir, out, command, date, commit)
+        bad, plotted = bad + b, plotted + p
+    # With --only, the sections that did not run stay as an earlier run wrote them. A titled
+    # section runs from its title to the next "## " line (its own sub-headings are "### ").
+    from bench_scale import SCALE_TITLE
     path = os.path.join(out, "results.md")
     try:
         old = open(path).read().rstrip("\n").split("\n")
     except FileNotFoundError:
         old = ["# rustv4l2src benchmark", ""]
-    old_ll = []
-    if LL_TITLE in old:
-        start = old.index(LL_TITLE)
-        end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
-        old, old_ll = old[:start] + old[end:], old[start:end]
+    old_sections = {}
+    for title in (LL_TITLE, SCALE_TITLE):
+        if title in old:
+            start = old.index(title)
+            end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")
+                        and old[i] in (LL_TITLE, SCALE_TITLE)), len(old))
+            old_sections[title] = old[start:end]
+            old = old[:start] + old[end:]
     if md is None:
         md = old
         while md and not md[-1]:
             md.pop()
         md.append("")
-    md += ll_md if ll_md is not None else old_ll
+    for title in (LL_TITLE, SCALE_TITLE):
+        section = new.get(title) or old_sections.get(title, [])
+        if section and md and md[-1]:
+            md.append("")
+        md += section
     with open(path, "w") as f:
         f.write("\n".join(md).rstrip("\n") + "\n")
     log(f"wrote {path}" + "".join(f", {os.path.join(out, p)}" for p in plotted))
@@ -794,9 +822,10 @@ if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "guest":
         (outdir, bench_bin, reps, strace_reps, cg_reps, short_s, steady_s, sections,
-         ll_span) = sys.argv[2:11]
+         ll_span, scale_s, scale_ns) = sys.argv[2:13]
         sys.exit(guest(outdir, bench_bin, int(reps), int(strace_reps), int(cg_reps),
-                       float(short_s), float(steady_s), sections.split(","), int(ll_span)))
+                       float(short_s), float(steady_s), sections.split(","), int(ll_span),
+                       float(scale_s), [int(n) for n in scale_ns.split(",")]))
     elif mode == "report":
         resdir, docdir, command, date, commit = sys.argv[2:7]
         sys.exit(report(resdir, docdir, command, date, commit))

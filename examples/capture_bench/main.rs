@@ -39,6 +39,11 @@
 //! other buffers fill up.
 //! `--span N` ends the run after N frames of the driver's sequence rather than N delivered ones,
 //! so that sources which skip frames cover the same stretch of time.
+//!
+//! `capture_bench scale ...` runs N sources in one process instead (one per device, each into
+//! its own fakesink): see scale.rs.
+
+mod scale;
 
 use gst::prelude::*;
 use gstrustv4l2::v4l2;
@@ -68,6 +73,8 @@ const USAGE: &str = "usage: capture_bench (--pipeline-src DESCRIPTION | --bare D
                   frame's: N frames of the driver, delivered or not (ignored without offsets)
   --count-copies  count the per-frame copy messages of GST_PERFORMANCE (at LOG level); this costs
                   every element's debug statements CPU time, so leave it off when timing
+
+capture_bench scale --help: N sources in one process, one per device.
 
 Prints one JSON line on stdout; exits 1 on an error (the reason goes to stderr).";
 
@@ -210,6 +217,22 @@ struct LogWatch {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("scale") {
+        return match scale::main(std::env::args().skip(2)) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) if e.is_empty() => {
+                println!("{}", scale::USAGE);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("capture_bench scale: {e} (capture_bench scale --help)");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let args = match parse_args() {
         Ok(args) => args,
         Err(e) if e.is_empty() => {

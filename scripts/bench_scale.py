@@ -1,0 +1,341 @@
+"""scripts/bench's section "scale": N cameras in one process, and the start-up split.
+
+bench.py calls guest_scale() inside a VM booted with vivid n_devs=8 (capture nodes only), and
+report_scale() on the host. Each run is `capture_bench scale`: N sources of one element, one per
+vivid capture node, each into its own fakesink, in one pipeline; the measured window starts
+SCALE_WARMUP_S after every camera delivered a frame and lasts SCALE_S seconds. What each field
+means: examples/capture_bench/scale.rs; the columns: the header of scripts/bench.
+"""
+import glob, json, os, re, shutil, subprocess, time
+
+from bench import ELEMENTS, WANTED_FPS, cell, clocksource, log, parse_strace, probe_rates
+
+SCALE_ELEMENTS = ELEMENTS[:3]  # rustv4l2src, v4l2src mmap, v4l2src default
+SCALE_SIZES = [(320, 180), (640, 360)]
+SCALE_WARMUP_S = 2
+SCALE_TITLE = "## scale: N cameras in one process"
+META = "scale-meta.json"
+
+
+def vivid_capture_nodes():
+    """/dev/videoN of every vivid-NN-vid-cap node, in vivid's instance order."""
+    nodes = []
+    for d in glob.glob("/sys/class/video4linux/video*"):
+        try:
+            name = open(os.path.join(d, "name")).read().strip()
+        except OSError:
+            continue
+        m = re.match(r"^vivid-(\d+)-vid-cap$", name)
+        if m:
+            nodes.append((int(m.group(1)), "/dev/" + os.path.basename(d)))
+    return [n for _, n in sorted(nodes)]
+
+
+def requests_to_first(trace):
+    """{ioctl request: count} up to the first successful VIDIOC_DQBUF of a `strace -f` trace."""
+    counts, pending = {}, set()
+    line_re = re.compile(r"^(?:\[pid\s+)?(\d+)\]?\s+(.*)$")
+    with open(trace, errors="replace") as f:
+        for line in f:
+            m = line_re.match(line)
+            if not m:
+                continue
+            pid, rest = m.groups()
+            done = re.search(r"\)\s*=\s*0\b", rest) is not None
+            r = re.match(r"^ioctl\(\d+, ([A-Za-z0-9_]+)", rest)
+            if r:
+                counts[r.group(1)] = counts.get(r.group(1), 0) + 1
+                if r.group(1) == "VIDIOC_DQBUF":
+                    if "<unfinished" in rest:
+                        pending.add(pid)
+                    elif done:
+                        break
+            elif rest.startswith("<... ioctl resumed>") and pid in pending:
+                pending.discard(pid)
+                if done:
+                    break
+    return counts
+
+
+def guest_scale(outdir, bench_bin, scale_s, scale_ns, reps, runs):
+    """Every scale run into `runs` (runs.jsonl, open); returns the number of failures."""
+    nodes = vivid_capture_nodes()
+    if len(nodes) < max(scale_ns):
+        raise SystemExit(f"bench: the scale section wants {max(scale_ns)} vivid capture nodes, "
+                         f"the VM has {len(nodes)}: {nodes}")
+    configs = []
+    for w, h in SCALE_SIZES:
+        rates = probe_rates(nodes[0], w, h)
+        fps = WANTED_FPS if WANTED_FPS in rates else max(rates)
+        configs.append({
+            "name": f"{w}x{h}@{float(fps):g}" + ("" if fps == WANTED_FPS else " (max)"),
+            "caps": f"video/x-raw,format=YUY2,width={w},height={h},"
+                    f"framerate={fps.numerator}/{fps.denominator}",
+            "fps": float(fps),
+        })
+    meta = {"nodes": nodes, "configs": configs, "ns": scale_ns, "seconds": scale_s,
+            "startup_reps": reps,
+            "warmup": SCALE_WARMUP_S, "kernel": os.uname().release, "cpus": os.cpu_count(),
+            "vivid": open("/sys/module/vivid/parameters/n_devs").read().strip()
+            if os.path.exists("/sys/module/vivid/parameters/n_devs") else "?",
+            "gstreamer": next((l for l in subprocess.run(
+                ["gst-launch-1.0", "--version"], capture_output=True, text=True).stdout.splitlines()
+                if l.startswith("GStreamer ")), "GStreamer ?"),
+            "clocksource_start": clocksource()}
+    scratch = "/dev/shm/bench-strace"
+    os.makedirs(scratch, exist_ok=True)
+    os.makedirs(os.path.join(outdir, "strace"), exist_ok=True)
+    failures = 0
+
+    def one(pass_, cfg, el, n, seconds, warmup, strace=False, rep=0):
+        nonlocal failures
+        name, _, src = el
+        src = src.replace(" device={dev}", "")
+        label = f"{pass_}-r{rep}-n{n}-{cfg['name'].split()[0]}-{name.replace(' ', '_')}"
+        timeout = 120 + 15 * n
+        cmd = [bench_bin, "scale", "--src", src, "--devices", ",".join(nodes[:n]),
+               "--caps", cfg["caps"], "--seconds", str(seconds), "--warmup", str(warmup),
+               "--timeout", str(timeout), "--label", label]
+        trace = os.path.join(scratch, label + ".txt") if strace else None
+        if trace:
+            cmd = ["strace", "-f", "-C", "-qq", "-o", trace, "--"] + cmd
+        t0 = time.monotonic()
+        try:
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               timeout=timeout + seconds + warmup + 120)
+            rc, out, err = p.returncode, p.stdout, p.stderr
+        except subprocess.TimeoutExpired:
+            rc, out, err = "timeout", "", "killed after the timeout"
+        wall = time.monotonic() - t0
+        try:
+            rec = json.loads(out.strip().splitlines()[-1])
+            ok = rc == 0
+        except (ValueError, IndexError):
+            rec, ok = {}, False
+        rec["factory"] = rec.pop("element", None)
+        rec.update({"pass": pass_, "config": cfg["name"], "element": name, "n": n,
+                    "rep": rep, "wall_s": round(wall, 2)})
+        if not ok:
+            failures += 1
+            rec["error"] = f"exit {rc}: {err.strip()[-2000:]}"
+        if trace and os.path.exists(trace):
+            rec.update(parse_strace(trace, nodes[0]))
+            rec["requests_to_first"] = requests_to_first(trace)
+            shutil.move(trace, os.path.join(outdir, "strace", label + ".txt"))
+        runs.write(json.dumps(rec) + "\n")
+        runs.flush()
+        log(f"{label}: {wall:.1f} s" + ("" if ok else f" FAILED ({rec['error'][-300:]})"))
+
+    # Warm-up, discarded: the first load of each plugin over 9p is slow.
+    for el in SCALE_ELEMENTS:
+        one("scale-warmup", configs[0], el, 1, 1, 0)
+    for i, n in enumerate(scale_ns):
+        for j, cfg in enumerate(configs):
+            k = (i + j) % len(SCALE_ELEMENTS)
+            for el in SCALE_ELEMENTS[k:] + SCALE_ELEMENTS[:k]:
+                one("scale", cfg, el, n, scale_s, SCALE_WARMUP_S)
+    # Start-up, one camera, `reps` times: a single start varies by tens of ms under TCG.
+    for rep in range(reps):
+        for j, cfg in enumerate(configs):
+            k = (rep + j) % len(SCALE_ELEMENTS)
+            for el in SCALE_ELEMENTS[k:] + SCALE_ELEMENTS[:k]:
+                one("scale-startup", cfg, el, 1, 0.5, 0, rep=rep)
+    # The ioctls up to the first frame, one camera: strace is very slow under TCG.
+    for cfg in configs:
+        for el in SCALE_ELEMENTS:
+            one("scale-strace", cfg, el, 1, 1, 0.5, strace=True)
+    meta["clocksource_end"] = clocksource()
+    with open(os.path.join(outdir, META), "w") as f:
+        json.dump(meta, f, indent=1)
+    return failures
+
+
+# ---------------------------------------------------------------- report
+def _table(header, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    fmt_row = lambda r: "| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths)) + " |"
+    return [fmt_row(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + \
+        [fmt_row(r) for r in rows]
+
+
+def _num(x, fmt):
+    return "n/a" if x is None else fmt.format(x)
+
+
+def startup_split(r, i=0):
+    """(ms to the first frame at the sink, the element's part, of which opening, the
+    pipeline's part) for camera i of a run: the element's part runs from its NULL->READY start
+    to its first buffer pushed; the pipeline's is the rest."""
+    get = lambda k: (r.get(k) or [None] * (i + 1))[i]
+    begin, ready, pushed, sink = (get(k) for k in ("start_begin_ms", "start_ready_ms",
+                                                    "start_pushed_ms", "start_sink_ms"))
+    if None in (begin, ready, pushed, sink):
+        return None, None, None, None
+    return sink, pushed - begin, ready - begin, sink - (pushed - begin)
+
+
+def report_scale(resdir, out, command, date, commit):
+    meta = json.load(open(os.path.join(resdir, META)))
+    recs = [json.loads(l) for l in open(os.path.join(resdir, "runs.jsonl")) if l.strip()]
+    recs = [r for r in recs if r["pass"] in ("scale", "scale-startup", "scale-strace")]
+    good = [r for r in recs if "error" not in r]
+    bad = [r for r in recs if "error" in r]
+    configs = [c["name"] for c in meta["configs"]]
+    names = [e[0] for e in SCALE_ELEMENTS]
+    fps = {c["name"]: c["fps"] for c in meta["configs"]}
+    run = {(r["config"], r["element"], r["n"]): r for r in good if r["pass"] == "scale"}
+    cpf = lambda cfg, el, n: (run.get((cfg, el, n)) or {}).get("cpu_ms_per_frame")
+
+    rows, notes = [], []
+    for cfg in configs:
+        for el in names:
+            for n in meta["ns"]:
+                r = run.get((cfg, el, n))
+                if not r:
+                    rows.append([cfg, el, n] + ["FAILED"] + [""] * 11)
+                    continue
+                secs = r["window_ms"] / 1e3
+                base, mine, rust = cpf(cfg, el, meta["ns"][0]), cpf(cfg, el, n), \
+                    cpf(cfg, "rustv4l2src", n)
+                lost_max = max((x for x in r["lost_per_cam"] if x is not None), default=None)
+                rows.append([
+                    cfg, el, n,
+                    f"{r['frames'] / secs / n:.1f} / {fps[cfg]:g}",
+                    _num(mine, "{:.3f}"),
+                    _num(r["user_ms"] / r["frames"] if r["frames"] else None, "{:.3f}"),
+                    _num(r["sys_ms"] / r["frames"] if r["frames"] else None, "{:.3f}"),
+                    _num(mine / base if mine and base else None, "{:.2f}"),
+                    "-" if el == "rustv4l2src" else
+                    _num(rust / mine if rust and mine else None, "{:.2f}"),
+                    f"{_num(r.get('lost'), '{:g}')} [{_num(lost_max, '{:g}')}]",
+                    _num(r.get("age_p99_ms"), "{:.1f}"), _num(r.get("age_max_ms"), "{:.1f}"),
+                    _num(r["peak_rss_kib"] / 1024 if r.get("peak_rss_kib") else None, "{:.1f}"),
+                    _num(r.get("threads"), "{:g}"),
+                    _num(r.get("all_first_ms"), "{:.0f}"),
+                ])
+    table = _table(["config", "element", "N", "frames/s per camera (of)", "cpu ms/frame",
+                    "user ms/frame", "sys ms/frame", "per-frame cost / N=1", "rust/this cpu",
+                    "lost [max per camera]", "age p99 ms", "age max ms", "peak RSS MiB",
+                    "threads", "ms to all first frames"], rows)
+
+    # The issue's targets, read off the table.
+    top = max(meta["ns"])
+    for cfg in configs:
+        lost = {el: (run.get((cfg, el, top)) or {}).get("lost") for el in names}
+        notes.append(f"{cfg}, N={top}, frames lost in the window: " +
+                     ", ".join(f"{el} {_num(v, '{:g}')}" for el, v in lost.items()) + ".")
+        worse = [f"N={n} ({cpf(cfg, 'rustv4l2src', n):.3f} > {cpf(cfg, 'v4l2src mmap', n):.3f})"
+                 for n in meta["ns"] if cpf(cfg, "rustv4l2src", n) and
+                 cpf(cfg, "v4l2src mmap", n) and
+                 cpf(cfg, "rustv4l2src", n) > cpf(cfg, "v4l2src mmap", n)]
+        notes.append(f"{cfg}: rustv4l2src's CPU per frame is above v4l2src mmap's at "
+                     + ", ".join(worse) + "." if worse else
+                     f"{cfg}: rustv4l2src's CPU per frame is at or below v4l2src mmap's at "
+                     "every N.")
+        flat = [(el, cpf(cfg, el, top), cpf(cfg, el, meta["ns"][0])) for el in names]
+        notes.append(f"{cfg}: CPU per frame at N={top} over N={meta['ns'][0]}: " + ", ".join(
+            f"{el} {a / b:.2f}" for el, a, b in flat if a and b) + ".")
+
+    # Start-up: one camera, over the start-up pass's repetitions; ioctls from the strace pass.
+    srows, req_notes = [], []
+    for cfg in configs:
+        for el in names:
+            rs = [r for r in good if r["pass"] == "scale-startup" and r["config"] == cfg
+                  and r["element"] == el]
+            st = next((x for x in good if x["pass"] == "scale-strace" and x["config"] == cfg
+                       and x["element"] == el), {})
+            splits = [startup_split(r) for r in rs]
+            col = lambda i: [s[i] for s in splits]
+            mile = lambda k: cell([(r.get(k) or [None])[0] for r in rs], "{:.0f}", False)
+            srows.append([cfg, el, cell(col(0), "{:.0f}"), cell(col(1), "{:.0f}"),
+                          cell(col(2), "{:.0f}"),
+                          cell([a - b for a, b in zip(col(1), col(2)) if None not in (a, b)],
+                               "{:.0f}"),
+                          cell(col(3), "{:.0f}"),
+                          " / ".join(mile(k) for k in (
+                              "start_begin_ms", "start_ready_ms", "start_paused_ms",
+                              "start_caps_ms", "start_playing_ms", "start_pushed_ms",
+                              "start_sink_ms")),
+                          f"{_num(st.get('ioctls_to_first_dev'), '{:g}')} / "
+                          f"{_num(st.get('ioctls_to_first_all'), '{:g}')}"])
+            reqs = st.get("requests_to_first")
+            if reqs and cfg == configs[-1]:
+                top = sorted(reqs.items(), key=lambda kv: -kv[1])
+                req_notes.append(f"{el} at {cfg}, ioctls up to the first frame by request: "
+                                 + ", ".join(f"{k.replace('VIDIOC_', '')} {v}"
+                                             for k, v in top) + ".")
+    stable = _table(["config", "element", "ms to 1st frame", "element's part ms",
+                     "of which open ms", "of which start to 1st push ms", "pipeline's part ms",
+                     "begin / READY / PAUSED / caps / PLAYING / pushed / sink (ms)",
+                     "ioctls to 1st (dev / all)"], srows)
+
+    plotted = plot_scale(out, meta, run, names, configs)
+    if bad:
+        notes.append(f"{len(bad)} run(s) FAILED and are left out: " + "; ".join(
+            f"{r.get('label') or r['element']}: {r['error'][-200:]}" for r in bad[:5]))
+    header_notes = [
+        f"Date: {date}  ",
+        f"Command: `{command}`  ",
+        f"Source: {commit}; {meta['gstreamer']}; guest kernel {meta['kernel']} (vivid n_devs="
+        f"{meta['vivid']}, capture nodes only: {', '.join(meta['nodes'])}; clocksource "
+        f"{meta.get('clocksource_start', '?')} at the start, {meta.get('clocksource_end', '?')} "
+        f"at the end) under QEMU TCG with {meta['cpus']} vCPUs on a shared 2-core host.",
+        "",
+        f"One process, one element per vivid node, each `! CAPS ! fakesink sync=false`; the "
+        f"window starts {meta['warmup']} s after every camera delivered a frame and lasts "
+        f"{meta['seconds']:g} s; one run per cell (VM time is scarce), elements interleaved. "
+        "CPU is getrusage (user + sys) of the whole process over the window divided by the "
+        "frames all sinks received in it. Column meanings are in the header of `scripts/bench`.",
+        "",
+    ]
+    md = [SCALE_TITLE, ""] + header_notes + table + [""] + [f"- {n}" for n in notes] + [
+        "", "### start-up split (N=1)", "",
+        "Time to a first frame split at the source: its own part runs from the start of its "
+        "NULL->READY change (both elements open and query the device there) to its first "
+        "buffer pushed; the pipeline's is the rest (the other elements' state changes before "
+        "it, and the way from its pad to the sink). Milestones in ms since "
+        "`set_state(PLAYING)`; medians over "
+        f"{meta.get('startup_reps', 1)} runs of 0.5 s, [min-max]; ioctls from one "
+        "`strace -f` run of the same command.", "",
+    ] + stable + [""] + [f"- {n}" for n in req_notes] + [""]
+    if plotted:
+        md += [f"![{p}]({p})" for p in plotted] + [""]
+    print("\n".join(table + [""] + [f"- {n}" for n in notes] + [""] + stable + [""] +
+                    [f"- {n}" for n in req_notes]))
+    return md, plotted, len(bad)
+
+
+def plot_scale(out, meta, run, names, configs):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("warning: python3-matplotlib is missing (scripts/setup-deps installs it): no plots")
+        return []
+    colours = dict(zip(names, ["tab:red", "tab:blue", "tab:green"]))
+    styles = ["--", "-", ":"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for cfg, style in zip(configs, styles):
+        for el in names:
+            pts = [(n, run[(cfg, el, n)]) for n in meta["ns"] if (cfg, el, n) in run]
+            for ax, key in zip(axes, ("cpu_ms_per_frame", "age_p99_ms")):
+                xs = [n for n, r in pts if r.get(key) is not None]
+                ys = [r[key] for n, r in pts if r.get(key) is not None]
+                ax.plot(xs, ys, style, marker="o", ms=4, color=colours[el],
+                        label=f"{el} {cfg}")
+    for ax, what in zip(axes, ("CPU ms per frame (user + sys, whole process)",
+                               "frame age at the sink, p99 ms")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(meta["ns"])
+        ax.set_xticklabels([str(n) for n in meta["ns"]])
+        ax.set_xlabel("cameras in the process (N)")
+        ax.set_ylabel(what)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("N vivid cameras in one process, one element each into a fakesink")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "scale.png"), dpi=90)
+    plt.close(fig)
+    return ["scale.png"]
