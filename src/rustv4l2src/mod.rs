@@ -5,7 +5,8 @@
 //! `crop` (the `crop-*` properties on the device),
 //! `errors` (what users read on the bus), `session` (the capture session's state machine),
 //! `negotiation`, `allocation`, `capture` (the capture loop), `reconnect` (waiting for a device
-//! that went away, and bringing it back), `lend` (dmabuf lending and copies),
+//! that went away, and bringing it back), `pool` (the frame pool: one GstBuffer per driver buffer, recycled), `lend` (video meta,
+//! dmabuf wrapping and copies),
 //! `timeline` (timestamps, sequence numbers, latency), `stats`, and `shared` (the debug category
 //! and the lock helper every file uses).
 
@@ -21,6 +22,7 @@ mod errors;
 mod imp;
 mod lend;
 mod negotiation;
+mod pool;
 mod reconnect;
 mod session;
 mod settings;

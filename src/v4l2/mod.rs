@@ -17,6 +17,7 @@ pub mod format;
 mod format_ioctls;
 pub mod hotplug;
 pub mod identity;
+pub mod lease;
 mod mapping;
 pub mod poller;
 pub mod queue;
@@ -33,6 +34,7 @@ pub use format::{
 };
 pub use hotplug::Hotplug;
 pub use identity::Identity;
+pub use lease::{Lease, LeasedPlane};
 pub use poller::{Awaited, Poller, Wait};
 pub use queue::{DqBuffer, Plane, PlaneDmaBuf, Queue};
 pub use sys::{
