@@ -5,11 +5,14 @@
 //! set to the bytes the driver wrote, and when downstream drops the buffer it comes back here
 //! (GStreamer's pool release), is reset, and its driver buffer is re-queued.
 //!
-//! A buffer that comes back while something else still reads its memory (a copy of it, or its
-//! memory put into another buffer) is not reused: the pool lets go of it and of its `Lease`, and
-//! the driver buffer goes back when the last holder is gone (the memories hold the lease in
-//! mmap mode; in dmabuf mode a `GstParentBufferMeta`, which copies take along, does). The next
-//! frame of that driver buffer gets a new GstBuffer. Knows nothing of formats or metas beyond
+//! A buffer that comes back while something else still reads its memory (a copy of it, a part
+//! of it shared, or its memory put into another buffer: all lock the memory, so it is no longer
+//! writable) is not reused: the pool lets go of it and of its `Lease`, and the driver buffer goes
+//! back when the last holder is gone (the memories hold the lease in mmap mode; in dmabuf mode a
+//! `GstParentBufferMeta`, which copies take along, does). The next frame of that driver buffer
+//! gets a new GstBuffer. As in C v4l2src, a bare reference to a memory (outside any buffer)
+//! locks nothing and does not hold the driver buffer: it may read a later frame, never freed
+//! memory (the mapping lives as long as the memory). Knows nothing of formats or metas beyond
 //! keeping `GstVideoMeta`, which the capture loop sets.
 
 use super::lend;

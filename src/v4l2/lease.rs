@@ -114,10 +114,12 @@ impl std::fmt::Debug for Lease {
 
 /// One memory plane of a leased buffer, the whole mapping, for a `GstMemory` to wrap once.
 /// Its bytes are read through `AsRef`/`AsMut` only while the lease holds the buffer (else
-/// they are empty): a wrapper that keeps the pointer (as GStreamer's memory does) must use it
-/// only while the lease holds the buffer, i.e. hand the memory out only with its token, and
-/// give the buffer back only when nobody else holds the memory. The mapping stays valid for as
-/// long as this value exists, whatever happens to the queue.
+/// they are empty). A wrapper that keeps the pointer (as GStreamer's memory does) hands the
+/// memory out only with the buffer's token, and gives the buffer back only once no one else
+/// uses the memory as far as it can tell; one it cannot see (GStreamer: a bare memory
+/// reference) may then read bytes the driver is refilling, which is a stale picture, never
+/// freed memory: the mapping stays valid for as long as this value exists, whatever happens to
+/// the queue.
 pub struct LeasedPlane {
     lease: Arc<Lease>,
     /// The mapping's own pointer (`Mapping::ptr_at`), so `as_mut` may write.
