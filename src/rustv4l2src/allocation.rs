@@ -2,6 +2,7 @@
 //! `QUERYBUF` + `mmap` (+ `EXPBUF` for `io-mode=dmabuf`) through the session.
 
 use super::errors;
+use super::pool::FramePool;
 use super::session::Session;
 use super::shared::CAT;
 use crate::v4l2::Queue;
@@ -91,7 +92,10 @@ impl Session {
             .framing
             .readable_as_is(&stream.info, request.video_meta);
         stream.video_meta = request.video_meta;
-        stream.dmabuf_allocator = request.dmabuf.then(gst_allocators::DmaBufAllocator::new);
+        stream.pool = Some(FramePool::new(
+            queue.len(),
+            request.dmabuf.then(gst_allocators::DmaBufAllocator::new),
+        ));
         stream.queue = Some(queue);
         Ok(())
     }

@@ -101,9 +101,47 @@ fn fail(flow: gst::FlowError, error: gst::ErrorMessage) -> Failure {
 struct Picked {
     frame: v4l2::DqBuffer,
     /// Sequence numbers of frames flagged corrupt and given back meanwhile.
-    corrupted: Vec<u32>,
+    corrupted: GivenBack,
     /// Sequence numbers of older frames `low-latency` gave back for this one.
-    skipped: Vec<u32>,
+    skipped: GivenBack,
+}
+
+/// Sequence numbers of frames given back in one frame request, kept without allocating: as
+/// many as V4L2 has buffers at most; past that (a driver flagging frame after frame corrupt)
+/// only counted, and the sequence jump then reads as frames lost.
+struct GivenBack {
+    sequences: [u32; GivenBack::CAPACITY],
+    kept: usize,
+    count: u64,
+}
+
+impl GivenBack {
+    /// VIDEO_MAX_FRAME: the most buffers a V4L2 queue has.
+    const CAPACITY: usize = 64;
+
+    fn new() -> Self {
+        GivenBack {
+            sequences: [0; GivenBack::CAPACITY],
+            kept: 0,
+            count: 0,
+        }
+    }
+
+    fn push(&mut self, sequence: u32) {
+        if let Some(slot) = self.sequences.get_mut(self.kept) {
+            *slot = sequence;
+            self.kept += 1;
+        }
+        self.count = self.count.saturating_add(1);
+    }
+
+    fn as_slice(&self) -> &[u32] {
+        &self.sequences[..self.kept]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
 }
 
 impl Capture<'_> {
@@ -171,7 +209,7 @@ impl Capture<'_> {
         let device = queue.device();
         let timeout =
             (knobs.timeout_ms > 0).then(|| Duration::from_millis(knobs.timeout_ms.into()));
-        let mut corrupted = Vec::new();
+        let mut corrupted = GivenBack::new();
         let mut frame = loop {
             match self.poller.wait(&**device, device.path(), timeout) {
                 Ok(Wait::Ready) => {}
@@ -240,7 +278,7 @@ impl Capture<'_> {
             }
         };
         // low-latency: newer frames may be ready already; push the newest, give the rest back.
-        let mut skipped = Vec::new();
+        let mut skipped = GivenBack::new();
         if knobs.low_latency {
             while let Ok(Some(newer)) = queue.dequeue() {
                 let older = if newer.is_error() {
@@ -341,9 +379,19 @@ impl Capture<'_> {
         let lost = if corrupted.is_empty() && skipped.is_empty() {
             u64::from(stream.sequence.note(sequence))
         } else {
-            let mut seen: Vec<u32> = corrupted.iter().chain(&skipped).copied().collect();
-            seen.push(sequence);
-            stream.sequence.note_all(&mut seen, sequence)
+            let mut seen = [0u32; 2 * GivenBack::CAPACITY + 1];
+            let mut n = 0;
+            for (slot, &seq) in seen.iter_mut().zip(
+                corrupted
+                    .as_slice()
+                    .iter()
+                    .chain(skipped.as_slice())
+                    .chain(&[sequence]),
+            ) {
+                *slot = seq;
+                n += 1;
+            }
+            stream.sequence.note_all(&mut seen[..n], sequence)
         };
         if lost > 0 {
             gst::warning!(
@@ -367,50 +415,46 @@ impl Capture<'_> {
             _ => frame.is_keyframe(),
         };
         let (field, offset) = (frame.field, stream.sequence.offset(sequence));
-        let mut buffer = gst::Buffer::new();
+        let copied = unreadable_stride || starved;
+        let mut buffer = match &stream.pool {
+            // The driver buffer's own GstBuffer, made once and recycled: nothing allocated.
+            Some(pool) if !copied => pool.lend(frame).map_err(|e| {
+                fail(
+                    gst::FlowError::Error,
+                    gst::error_msg!(
+                        gst::ResourceError::Read,
+                        (
+                            "Could not hand a frame of '{}' downstream: {}.{}",
+                            self.path(queue),
+                            e,
+                            if pool.is_dmabuf() {
+                                " Use io-mode=mmap."
+                            } else {
+                                ""
+                            }
+                        )
+                    ),
+                )
+            })?,
+            // A frame about to be copied is read through the mapping, in either io-mode, and
+            // goes back to the driver once copied.
+            _ => lend::wrap_for_copy(frame)?,
+        };
         {
             let buffer = buffer.get_mut().ok_or(gst::FlowError::Error)?;
             // Each memory is the driver's `bytesused` of its plane: for compressed formats,
-            // the size of this one image or access unit, not the buffer's capacity. A frame
-            // about to be copied is read through the mapping, in either io-mode.
-            let planes = frame.lend();
-            match &stream.dmabuf_allocator {
-                Some(allocator) if !(unreadable_stride || starved) => {
-                    lend::lend_as_dmabuf(buffer, allocator, planes).map_err(|e| {
-                        fail(
-                            gst::FlowError::Error,
-                            gst::error_msg!(
-                                gst::ResourceError::Read,
-                                (
-                                    "Could not hand a frame of '{}' downstream as DMABUF: {}. Use io-mode=mmap.",
-                                    self.path(queue),
-                                    e
-                                )
-                            ),
-                        )
-                    })?;
-                }
-                _ => {
-                    for plane in planes {
-                        buffer.append_memory(gst::Memory::from_mut_slice(plane));
-                    }
-                }
-            }
+            // the size of this one image or access unit, not the buffer's capacity.
             match stream.framing {
                 caps::Framing::Video(l) => {
                     if stream.needs_video_meta {
                         let offsets =
                             caps::meta_offsets(&l, buffer.iter_memories().map(|m| m.size()));
-                        gst_video::VideoMeta::add_full(
+                        lend::set_video_meta(
                             buffer,
-                            gst_video::VideoFrameFlags::empty(),
-                            stream.info.format(),
-                            stream.info.width(),
-                            stream.info.field_height(),
+                            &stream.info,
                             &offsets[..l.n_planes],
                             &l.strides[..l.n_planes],
-                        )
-                        .map_err(|_| gst::FlowError::Error)?;
+                        )?;
                     }
                     buffer.set_flags(caps::field_flags(field, stream.info.field_order()));
                 }
@@ -430,7 +474,6 @@ impl Capture<'_> {
             buffer.set_offset(offset);
             buffer.set_offset_end(offset.saturating_add(1));
         }
-        let copied = unreadable_stride || starved;
         if copied {
             gst::debug!(
                 gst::CAT_PERFORMANCE,
@@ -462,8 +505,8 @@ impl Capture<'_> {
 
         let counts = FrameCounts {
             lost,
-            dropped: skipped.len() as u64,
-            corrupted: corrupted.len() as u64,
+            dropped: skipped.count,
+            corrupted: corrupted.count,
             copied,
             refused: new_refusals,
         };

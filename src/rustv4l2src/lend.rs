@@ -1,6 +1,6 @@
-//! Handing a dequeued frame downstream: as the driver's mapped memory, as dmabuf memory
-//! (`io-mode=dmabuf`), or, when lending would starve the driver or downstream cannot read the
-//! driver's layout, as a copy. The copy is the only place the element touches frame bytes.
+//! Handing a dequeued frame downstream beside the frame pool (`pool.rs`): its `GstVideoMeta`,
+//! wrapping dmabufs, and, when lending would starve the driver or downstream cannot read the
+//! driver's layout, a copy. The copy is the only place the element touches frame bytes.
 
 use crate::caps;
 use crate::v4l2;
@@ -8,43 +8,55 @@ use gst::glib;
 use gst_allocators::prelude::DmaBufAllocatorExtManual as _;
 use std::os::fd::OwnedFd;
 
-/// Wraps each plane of a lent frame as dmabuf memory (the frame's bytes of it, from
-/// `data_offset`), and ties the frame to `buffer` so the driver buffer is re-queued when
-/// `buffer` is freed.
-///
-/// The frame's `Plane` guards ride in a small holder buffer attached with a `GstParentBufferMeta`:
-/// they drop, re-queuing, when the outgoing buffer and every copy of it (copies take the meta
-/// along) are gone, the moment C v4l2src re-queues (the buffer back in its pool). A memory taken
-/// out of the buffer alone does not hold the V4L2 buffer, as with v4l2src: the driver may fill it
-/// again while such a memory is still read. That is a stale picture, never a dangling one: each
-/// memory owns its own duplicate of the dmabuf fd, which keeps the exported buffer allocated.
-pub(super) fn lend_as_dmabuf(
-    buffer: &mut gst::BufferRef,
-    allocator: &gst_allocators::DmaBufAllocator,
-    planes: impl Iterator<Item = v4l2::Plane>,
-) -> Result<(), String> {
-    let planes: Vec<_> = planes.collect();
-    for plane in &planes {
-        let dmabuf = plane
-            .dmabuf()
-            .map_err(|e| e.to_string())?
-            .ok_or("the buffers were not exported")?;
-        let mut memory = dmabuf_memory(allocator, dmabuf.fd, dmabuf.size)
-            .map_err(|e| format!("the dmabuf allocator refused the fd: {e}"))?;
-        memory
-            .get_mut()
-            .ok_or("a new memory is not writable")?
-            .resize(dmabuf.offset..dmabuf.offset + dmabuf.len);
-        buffer.append_memory(memory);
+/// A frame about to be copied, as a buffer of its mapped planes: the driver buffer goes back
+/// when the buffer (the copy's source) is dropped. Allocates, as the copy does.
+pub(super) fn wrap_for_copy(frame: v4l2::DqBuffer) -> Result<gst::Buffer, gst::FlowError> {
+    let mut buffer = gst::Buffer::new();
+    {
+        let buffer = buffer.get_mut().ok_or(gst::FlowError::Error)?;
+        for plane in frame.lend() {
+            buffer.append_memory(gst::Memory::from_mut_slice(plane));
+        }
     }
-    let holder = gst::Buffer::from_slice(LentFrame { _guards: planes });
-    gst::ParentBufferMeta::add(buffer, &holder);
+    Ok(buffer)
+}
+
+/// Gives `buffer` a `GstVideoMeta` with these plane offsets and strides, keeping the one it
+/// has when it says the same already (a recycled buffer: no allocation).
+pub(super) fn set_video_meta(
+    buffer: &mut gst::BufferRef,
+    info: &gst_video::VideoInfo,
+    offsets: &[usize],
+    strides: &[i32],
+) -> Result<(), gst::FlowError> {
+    if let Some(meta) = buffer.meta::<gst_video::VideoMeta>()
+        && meta.format() == info.format()
+        && meta.width() == info.width()
+        && meta.height() == info.field_height()
+        && meta.offset() == offsets
+        && meta.stride() == strides
+    {
+        return Ok(());
+    }
+    if let Some(meta) = buffer.meta_mut::<gst_video::VideoMeta>() {
+        meta.remove().map_err(|_| gst::FlowError::Error)?;
+    }
+    gst_video::VideoMeta::add_full(
+        buffer,
+        gst_video::VideoFrameFlags::empty(),
+        info.format(),
+        info.width(),
+        info.field_height(),
+        offsets,
+        strides,
+    )
+    .map_err(|_| gst::FlowError::Error)?;
     Ok(())
 }
 
 /// Unsafe outside `v4l2/` (as is `colorbalance.rs`): it needs GStreamer, which that layer must not
 /// know.
-fn dmabuf_memory(
+pub(super) fn dmabuf_memory(
     allocator: &gst_allocators::DmaBufAllocator,
     fd: v4l2::DmaBufFd,
     size: usize,
@@ -54,18 +66,6 @@ fn dmabuf_memory(
     // so `fd` is a dmabuf; it is moved in, so the memory is its sole owner; `size` is the plane's
     // length from VIDIOC_QUERYBUF, and vb2 exports the whole (page-rounded) plane.
     unsafe { allocator.alloc_dmabuf(OwnedFd::from(fd), size) }
-}
-
-/// The `Plane` guards of a frame lent as dmabuf memory, as the (empty) content of its holder
-/// buffer: held only to be dropped with it.
-struct LentFrame {
-    _guards: Vec<v4l2::Plane>,
-}
-
-impl AsRef<[u8]> for LentFrame {
-    fn as_ref(&self) -> &[u8] {
-        &[]
-    }
 }
 
 /// Copies a lent frame into a system-memory buffer of GStreamer's default layout, from `pool`

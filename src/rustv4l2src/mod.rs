@@ -7,7 +7,8 @@
 //! `errors` (what users read on the bus), `session` (the capture session's state machine),
 //! `negotiation`, `allocation`, `capture` (the capture loop), `reconnect` (waiting for a device
 //! that went away, and bringing it back), `source` and `signal` (a capture card's source: its
-//! timings, changes and signal loss), `lend` (dmabuf lending and copies),
+//! timings, changes and signal loss), `pool` (the frame pool: one GstBuffer per driver buffer,
+//! recycled), `lend` (video meta, dmabuf wrapping and copies),
 //! `timeline` (timestamps, sequence numbers, latency), `stats`, and `shared` (the debug category
 //! and the lock helper every file uses).
 
@@ -24,6 +25,7 @@ mod imp;
 mod inputs;
 mod lend;
 mod negotiation;
+mod pool;
 mod reconnect;
 mod session;
 mod settings;

@@ -231,7 +231,7 @@ impl Opened {
             sequence: Sequence::default(),
             pts: Increasing::default(),
             copy_pool: None,
-            dmabuf_allocator: None,
+            pool: None,
             clock_kind: None,
             refusals_seen: 0,
         })

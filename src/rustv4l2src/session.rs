@@ -106,8 +106,9 @@ pub(super) struct Stream {
     pub pts: Increasing,
     /// System-memory buffers for copies, made on first need.
     pub copy_pool: Option<gst::BufferPool>,
-    /// Set when the queue's buffers were exported (`io-mode=dmabuf`): wraps their fds.
-    pub dmabuf_allocator: Option<gst_allocators::DmaBufAllocator>,
+    /// The queue's buffers as GstBuffers, made once each and recycled (dmabuf memory when
+    /// the queue was exported, `io-mode=dmabuf`). Lives on while downstream holds its buffers.
+    pub pool: Option<super::pool::FramePool>,
     /// The pipeline clock seen last, and whether it reads CLOCK_MONOTONIC.
     pub clock_kind: Option<(gst::Clock, bool)>,
     /// The queue's count of buffers the driver refused back, as last reported in `stats`.
@@ -123,6 +124,9 @@ impl Stream {
         {
             gst::warning!(CAT, "Stopping the stream: {}", e);
         }
+        // Frames of this pool held downstream keep it; they come back to it and are not
+        // re-queued.
+        self.pool = None;
         if let Some(pool) = self.copy_pool.take() {
             let _ = pool.set_active(false);
         }

@@ -19,6 +19,7 @@ mod format_ioctls;
 pub mod hotplug;
 pub mod identity;
 pub mod input_ioctls;
+pub mod lease;
 mod mapping;
 pub mod poller;
 pub mod queue;
@@ -40,6 +41,7 @@ pub use input_ioctls::{
     Input, Standard, V4L2_IN_CAP_DV_TIMINGS, V4L2_IN_CAP_STD, V4L2_IN_ST_NO_PICTURE,
     V4L2_INPUT_TYPE_CAMERA, V4L2_INPUT_TYPE_TUNER,
 };
+pub use lease::{Lease, LeasedPlane};
 pub use poller::{Awaited, Poller, Wait};
 pub use queue::{DqBuffer, Plane, PlaneDmaBuf, Queue};
 pub use source_ioctls::{Detected, DvTimings, SignalLoss, SourceChange};

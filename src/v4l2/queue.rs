@@ -40,7 +40,7 @@ pub struct QueueCounters {
 /// Where a queue is in its one life: allocated, streaming, ended. A queue never streams twice:
 /// its buffers are freed when it stops, and a token of the ended stream must never reach another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     Allocated,
     Streaming,
     Ended,
@@ -230,6 +230,20 @@ impl Queue {
         })
     }
 
+    /// The mappings of buffer `index` (empty for an index the queue does not know).
+    pub(super) fn mappings(&self, index: u32) -> &[Mapping] {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.buffers.get(i))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The dmabuf exports of buffer `index`, when the queue was exported.
+    pub(super) fn exported(&self, index: u32) -> Option<&[DmaBufFd]> {
+        let i = usize::try_from(index).ok()?;
+        self.exports.get(i).map(Vec::as_slice)
+    }
+
     /// Whether `ptr` lies inside one of this queue's mappings (for zero-copy checks).
     pub fn contains(&self, ptr: *const u8) -> bool {
         self.buffers.iter().flatten().any(|m| m.contains(ptr))
@@ -262,6 +276,17 @@ impl DqBuffer {
             return None;
         }
         frame_bytes(&self.queue.buffers, &self.info, plane)
+    }
+
+    /// The queue this buffer came from.
+    pub(super) fn queue(&self) -> &Arc<Queue> {
+        &self.queue
+    }
+
+    /// Where the frame lies in plane `plane`'s mapping (`data_offset..bytesused`); `None` past
+    /// the frame's planes.
+    pub fn plane_range(&self, plane: usize) -> Option<Range<usize>> {
+        self.frame_bytes(plane).map(|(_, range)| range)
     }
 
     /// The bytes the driver wrote in plane `plane` (empty past the frame's planes).
@@ -460,16 +485,16 @@ impl AsMut<[u8]> for Plane {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::sys::VIDEO_MAX_PLANES;
     use super::*;
     use std::time::Duration;
 
-    const LEN: usize = 4096;
+    pub(in crate::v4l2) const LEN: usize = 4096;
 
     /// A queue of `buffers` buffers of `planes` planes each over `/dev/null`, in `phase`: every
     /// `VIDIOC_QBUF` it makes fails, which the counters show.
-    fn queue(buffers: usize, planes: usize, phase: Phase) -> Arc<Queue> {
+    pub(in crate::v4l2) fn queue(buffers: usize, planes: usize, phase: Phase) -> Arc<Queue> {
         let buffers: Vec<Vec<Mapping>> = (0..buffers)
             .map(|_| (0..planes).map(|_| Mapping::anonymous(LEN)).collect())
             .collect();
@@ -485,7 +510,11 @@ mod tests {
     }
 
     /// What `Queue::dequeue` makes of a DQBUF of buffer `index`, without the ioctl.
-    fn token(queue: &Arc<Queue>, index: u32, planes: &[(u32, u32)]) -> DqBuffer {
+    pub(in crate::v4l2) fn token(
+        queue: &Arc<Queue>,
+        index: u32,
+        planes: &[(u32, u32)],
+    ) -> DqBuffer {
         let mut info = Dequeued {
             index,
             flags: 0,
@@ -504,7 +533,7 @@ mod tests {
         }
     }
 
-    fn failures(queue: &Queue) -> u64 {
+    pub(in crate::v4l2) fn failures(queue: &Queue) -> u64 {
         queue.counters.requeue_failures.load(Ordering::Relaxed)
     }
 
