@@ -1,6 +1,6 @@
 //! The GObject subclass behind `rustv4l2src`: GStreamer's calls (properties, state changes,
-//! BaseSrc and PushSrc, the URI handler, GstColorBalance) mapped onto the capture session and the
-//! files beside this one. It decides nothing about V4L2.
+//! BaseSrc and PushSrc, GstColorBalance) mapped onto the capture session and the files beside
+//! this one. The URI handler is `uri.rs`'s. It decides nothing about V4L2.
 //!
 //! Locks: `session` and `settings` are never held together but for `settings` taken after
 //! `session`; `stats` and `poller` are taken alone and only for a moment, so `unlock()` never
@@ -30,8 +30,10 @@ use gst_video::prelude::*;
 use std::sync::{Arc, LazyLock, Mutex};
 
 pub struct RustV4l2Src {
-    settings: Mutex<Settings>,
-    session: Mutex<Session>,
+    // Read by the interface files beside this one (`uri.rs`, ...), which implement their
+    // traits for this type.
+    pub(super) settings: Mutex<Settings>,
+    pub(super) session: Mutex<Session>,
     /// Reached by `unlock()` from another thread; cloned out before any wait.
     poller: Mutex<Option<Arc<Poller>>>,
     stats: Mutex<Stats>,
@@ -618,56 +620,9 @@ impl ColorBalanceImpl for RustV4l2Src {
     }
 }
 
-/// `v4l2:///dev/video0`, the scheme v4l2src answers too. The element's rank keeps v4l2src the
-/// default for such URIs; `GST_PLUGIN_FEATURE_RANK=rustv4l2src:MAX` makes this one win.
-impl URIHandlerImpl for RustV4l2Src {
-    const URI_TYPE: gst::URIType = gst::URIType::Src;
-
-    fn protocols() -> &'static [&'static str] {
-        &["v4l2"]
-    }
-
-    fn uri(&self) -> Option<String> {
-        Some(format!("v4l2://{}", lock(&self.settings).device))
-    }
-
-    fn set_uri(&self, uri: &str) -> Result<(), glib::Error> {
-        let path = uri
-            .strip_prefix("v4l2://")
-            .filter(|path| path.starts_with('/'))
-            .ok_or_else(|| {
-                glib::Error::new(
-                    gst::URIError::BadUri,
-                    &format!("'{uri}' is not a v4l2:///dev/videoN URI"),
-                )
-            })?;
-        if !lock(&self.session).is_closed() {
-            return Err(glib::Error::new(
-                gst::URIError::BadState,
-                "The device can only be changed while the element is in NULL",
-            ));
-        }
-        self.obj().set_property("device", path);
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use gst::glib;
-    use gst::prelude::*;
-
-    #[test]
-    fn v4l2_uris_set_the_device() {
-        gst::init().unwrap();
-        let element = glib::Object::new::<super::super::RustV4l2Src>();
-        let handler = element.dynamic_cast_ref::<gst::URIHandler>().unwrap();
-        handler.set_uri("v4l2:///dev/video7").unwrap();
-        assert_eq!(element.property::<String>("device"), "/dev/video7");
-        assert_eq!(handler.uri().as_deref(), Some("v4l2:///dev/video7"));
-        assert!(handler.set_uri("v4l2://video7").is_err());
-        assert!(handler.set_uri("file:///dev/video7").is_err());
-    }
 
     #[test]
     fn color_balance_has_no_channels_while_closed_and_ignores_strays() {

@@ -6,8 +6,8 @@
 //! `errors` (what users read on the bus), `session` (the capture session's state machine),
 //! `negotiation`, `allocation`, `capture` (the capture loop), `reconnect` (waiting for a device
 //! that went away, and bringing it back), `lend` (dmabuf lending and copies),
-//! `timeline` (timestamps, sequence numbers, latency), `stats`, and `shared` (the debug category
-//! and the lock helper every file uses).
+//! `timeline` (timestamps, sequence numbers, latency), `stats`, `uri` (the `v4l2://` URI
+//! handler), and `shared` (the debug category and the lock helper every file uses).
 
 use gst::glib;
 use gst::prelude::*;
@@ -27,6 +27,7 @@ mod settings;
 mod shared;
 mod stats;
 mod timeline;
+mod uri;
 
 glib::wrapper! {
     pub struct RustV4l2Src(ObjectSubclass<imp::RustV4l2Src>)
