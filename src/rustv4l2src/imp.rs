@@ -71,7 +71,7 @@ impl RustV4l2Src {
             }
         }
         let settings = lock(&self.settings).clone();
-        let mut opened = match Session::open(&settings.device) {
+        let mut opened = match Session::open_as_set(&settings) {
             Ok(opened) => opened,
             Err(unopened) if unopened.absent && settings.reconnect => {
                 let first = {
@@ -121,7 +121,7 @@ impl RustV4l2Src {
     }
 
     /// The open device, taken out of the session so that ioctls on it run without its lock.
-    fn device(&self) -> Option<Arc<Device>> {
+    pub(super) fn device(&self) -> Option<Arc<Device>> {
         lock(&self.session).device().cloned()
     }
 
@@ -194,6 +194,7 @@ impl RustV4l2Src {
     /// Configures the device for fixed caps, unless it already is, and returns the caps of the
     /// stream: `new_caps` completed with what the driver settled on (see `caps::settle`).
     fn apply_caps(&self, new_caps: &gst::Caps) -> Result<gst::Caps, gst::LoggableError> {
+        self.prepare_format(new_caps);
         let rebuilt = lock(&self.session).rebuild(new_caps);
         // Post outside the session's lock: a bus sync handler may call back into the element.
         match rebuilt {
@@ -224,7 +225,12 @@ impl ObjectSubclass for RustV4l2Src {
     const NAME: &'static str = "GstRustV4l2Src";
     type Type = super::RustV4l2Src;
     type ParentType = gst_base::PushSrc;
-    type Interfaces = (gst::URIHandler, gst_video::ColorBalance);
+    // GstVideoOrientation's vtable is `orientation.rs`'s.
+    type Interfaces = (
+        gst::URIHandler,
+        gst_video::ColorBalance,
+        gst_video::VideoOrientation,
+    );
 }
 
 // SAFETY: GLib passes `interface_init` the GstColorBalance interface of this type's GType, which
@@ -240,6 +246,10 @@ impl ObjectImpl for RustV4l2Src {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(settings::properties);
         PROPERTIES.as_ref()
+    }
+
+    fn signals() -> &'static [glib::subclass::Signal] {
+        super::signals::signals()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
@@ -275,6 +285,9 @@ impl ObjectImpl for RustV4l2Src {
             "stats" => lock(&self.stats).to_structure().to_value(),
             "pixel-aspect-ratio" if lock(&self.settings).pixel_aspect_ratio.is_some() => {
                 lock(&self.settings).pixel_aspect_ratio.to_value()
+            }
+            "device-fd" if lock(&self.session).is_closed() => {
+                lock(&self.settings).device_fd.to_value()
             }
             "device-name" | "flags" | "device-fd" | "crop-bounds" | "pixel-aspect-ratio" => {
                 lock(&self.session).property(name)

@@ -2,6 +2,8 @@
 //!
 //! `imp.rs` is the GObject glue; beside it, one file per concern: `settings` (properties),
 //! `controls` (control properties on the device), `colorbalance` (the GstColorBalance vtable),
+//! `orientation` (GstVideoOrientation over the flip and centre controls), `signals`
+//! (`prepare-format`),
 //! `crop` (the `crop-*` properties on the device),
 //! `errors` (what users read on the bus), `session` (the capture session's state machine),
 //! `negotiation`, `allocation`, `capture` (the capture loop), `reconnect` (waiting for a device
@@ -21,10 +23,12 @@ mod errors;
 mod imp;
 mod lend;
 mod negotiation;
+mod orientation;
 mod reconnect;
 mod session;
 mod settings;
 mod shared;
+mod signals;
 mod stats;
 mod timeline;
 mod uri;
@@ -32,7 +36,7 @@ mod uri;
 glib::wrapper! {
     pub struct RustV4l2Src(ObjectSubclass<imp::RustV4l2Src>)
         @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object,
-        @implements gst::URIHandler, gst_video::ColorBalance;
+        @implements gst::URIHandler, gst_video::ColorBalance, gst_video::VideoOrientation;
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
