@@ -417,7 +417,10 @@ impl BaseSrcImpl for RustV4l2Src {
         };
         let Some(common) = common else {
             let ours = self.caps(None).unwrap_or_else(gst::Caps::new_empty);
-            let path = settings.device;
+            // The node opened, which `device-fd` may have given instead of `device`.
+            let path = lock(&self.session)
+                .opened()
+                .map_or(settings.device, |o| o.path().into());
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Negotiation,

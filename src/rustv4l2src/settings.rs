@@ -323,6 +323,8 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
                      device is open, else the value set (0 if none). A device without the \
                      control warns"
                 ))
+                // As v4l2src's: a GstController may drive them.
+                .controllable()
                 .mutable_playing()
                 .build(),
         );
