@@ -56,6 +56,21 @@ pub(super) fn open_error(path: &str, err: OpenError) -> gst::ErrorMessage {
     }
 }
 
+/// Opening the application's descriptor (`device-fd`) failed.
+pub(super) fn fd_open_error(fd: i32, err: OpenError) -> gst::ErrorMessage {
+    match err {
+        OpenError::Io(e) if e.call == "F_DUPFD_CLOEXEC" => gst::error_msg!(
+            gst::ResourceError::OpenRead,
+            (
+                "device-fd {} is not an open file descriptor of this process ({}). Pass the descriptor of an open /dev/videoN node, and keep it open until the element is in NULL.",
+                fd,
+                e
+            )
+        ),
+        other => open_error(&format!("device-fd {fd}"), other),
+    }
+}
+
 /// The device offers nothing the element can map to caps.
 pub(super) fn no_format(path: &str, listed: &[v4l2::ProbedFormat]) -> gst::ErrorMessage {
     gst::error_msg!(

@@ -1,6 +1,6 @@
 //! The GObject subclass behind `rustv4l2src`: GStreamer's calls (properties, state changes,
-//! BaseSrc and PushSrc, the URI handler, GstColorBalance) mapped onto the capture session and the
-//! files beside this one. It decides nothing about V4L2.
+//! BaseSrc and PushSrc, GstColorBalance) mapped onto the capture session and the files beside
+//! this one. The URI handler is `uri.rs`'s. It decides nothing about V4L2.
 //!
 //! Locks: `session` and `settings` are never held together but for `settings` taken after
 //! `session`; `stats` and `poller` are taken alone and only for a moment, so `unlock()` never
@@ -31,6 +31,8 @@ use gst_video::prelude::*;
 use std::sync::{Arc, LazyLock, Mutex};
 
 pub struct RustV4l2Src {
+    // Read by the interface files beside this one (`uri.rs`, ...), which implement their
+    // traits for this type.
     pub(super) settings: Mutex<Settings>,
     pub(super) session: Mutex<Session>,
     /// Reached by `unlock()` from another thread; cloned out before any wait.
@@ -70,7 +72,7 @@ impl RustV4l2Src {
             }
         }
         let settings = lock(&self.settings).clone();
-        let mut opened = match Session::open(&settings.device, &settings) {
+        let mut opened = match Session::open_as_set(&settings) {
             Ok(opened) => opened,
             Err(unopened) if unopened.absent && settings.reconnect => {
                 let first = {
@@ -194,6 +196,7 @@ impl RustV4l2Src {
     /// Configures the device for fixed caps, unless it already is, and returns the caps of the
     /// stream: `new_caps` completed with what the driver settled on (see `caps::settle`).
     fn apply_caps(&self, new_caps: &gst::Caps) -> Result<gst::Caps, gst::LoggableError> {
+        self.prepare_format(new_caps);
         let rebuilt = lock(&self.session).rebuild(new_caps);
         // Post outside the session's lock: a bus sync handler may call back into the element.
         match rebuilt {
@@ -224,7 +227,12 @@ impl ObjectSubclass for RustV4l2Src {
     const NAME: &'static str = "GstRustV4l2Src";
     type Type = super::RustV4l2Src;
     type ParentType = gst_base::PushSrc;
-    type Interfaces = (gst::URIHandler, gst_video::ColorBalance);
+    // GstVideoOrientation's vtable is `orientation.rs`'s.
+    type Interfaces = (
+        gst::URIHandler,
+        gst_video::ColorBalance,
+        gst_video::VideoOrientation,
+    );
 }
 
 // SAFETY: GLib passes `interface_init` the GstColorBalance interface of this type's GType, which
@@ -240,6 +248,10 @@ impl ObjectImpl for RustV4l2Src {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(settings::properties);
         PROPERTIES.as_ref()
+    }
+
+    fn signals() -> &'static [glib::subclass::Signal] {
+        super::signals::signals()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
@@ -272,6 +284,9 @@ impl ObjectImpl for RustV4l2Src {
             "stats" => lock(&self.stats).to_structure().to_value(),
             "pixel-aspect-ratio" if lock(&self.settings).pixel_aspect_ratio.is_some() => {
                 lock(&self.settings).pixel_aspect_ratio.to_value()
+            }
+            "device-fd" if lock(&self.session).is_closed() => {
+                lock(&self.settings).device_fd.to_value()
             }
             "device-name" | "flags" | "device-fd" | "crop-bounds" | "pixel-aspect-ratio" => {
                 lock(&self.session).property(name)
@@ -405,7 +420,10 @@ impl BaseSrcImpl for RustV4l2Src {
         };
         let Some(common) = common else {
             let ours = self.caps(None).unwrap_or_else(gst::Caps::new_empty);
-            let path = settings.device;
+            // The node opened, which `device-fd` may have given instead of `device`.
+            let path = lock(&self.session)
+                .opened()
+                .map_or(settings.device, |o| o.path().into());
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Negotiation,
@@ -633,56 +651,9 @@ impl ColorBalanceImpl for RustV4l2Src {
     }
 }
 
-/// `v4l2:///dev/video0`, the scheme v4l2src answers too. The element's rank keeps v4l2src the
-/// default for such URIs; `GST_PLUGIN_FEATURE_RANK=rustv4l2src:MAX` makes this one win.
-impl URIHandlerImpl for RustV4l2Src {
-    const URI_TYPE: gst::URIType = gst::URIType::Src;
-
-    fn protocols() -> &'static [&'static str] {
-        &["v4l2"]
-    }
-
-    fn uri(&self) -> Option<String> {
-        Some(format!("v4l2://{}", lock(&self.settings).device))
-    }
-
-    fn set_uri(&self, uri: &str) -> Result<(), glib::Error> {
-        let path = uri
-            .strip_prefix("v4l2://")
-            .filter(|path| path.starts_with('/'))
-            .ok_or_else(|| {
-                glib::Error::new(
-                    gst::URIError::BadUri,
-                    &format!("'{uri}' is not a v4l2:///dev/videoN URI"),
-                )
-            })?;
-        if !lock(&self.session).is_closed() {
-            return Err(glib::Error::new(
-                gst::URIError::BadState,
-                "The device can only be changed while the element is in NULL",
-            ));
-        }
-        self.obj().set_property("device", path);
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use gst::glib;
-    use gst::prelude::*;
-
-    #[test]
-    fn v4l2_uris_set_the_device() {
-        gst::init().unwrap();
-        let element = glib::Object::new::<super::super::RustV4l2Src>();
-        let handler = element.dynamic_cast_ref::<gst::URIHandler>().unwrap();
-        handler.set_uri("v4l2:///dev/video7").unwrap();
-        assert_eq!(element.property::<String>("device"), "/dev/video7");
-        assert_eq!(handler.uri().as_deref(), Some("v4l2:///dev/video7"));
-        assert!(handler.set_uri("v4l2://video7").is_err());
-        assert!(handler.set_uri("file:///dev/video7").is_err());
-    }
 
     #[test]
     fn color_balance_has_no_channels_while_closed_and_ignores_strays() {

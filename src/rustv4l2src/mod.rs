@@ -3,14 +3,15 @@
 //! `imp.rs` is the GObject glue; beside it, one file per concern: `settings` (properties),
 //! `controls` (control properties on the device), `colorbalance` (the GstColorBalance vtable),
 //! `crop` (the `crop-*` properties on the device), `inputs` (`input` and `norm` on the
-//! device), `tuner` (the GstTuner vtable),
+//! device), `tuner` (the GstTuner vtable), `orientation` (GstVideoOrientation over the flip and
+//! centre controls), `signals` (`prepare-format`),
 //! `errors` (what users read on the bus), `session` (the capture session's state machine),
 //! `negotiation`, `allocation`, `capture` (the capture loop), `reconnect` (waiting for a device
 //! that went away, and bringing it back), `source` and `signal` (a capture card's source: its
 //! timings, changes and signal loss), `pool` (the frame pool: one GstBuffer per driver buffer,
 //! recycled), `lend` (video meta, dmabuf wrapping and copies),
-//! `timeline` (timestamps, sequence numbers, latency), `stats`, and `shared` (the debug category
-//! and the lock helper every file uses).
+//! `timeline` (timestamps, sequence numbers, latency), `stats`, `uri` (the `v4l2://` URI
+//! handler), and `shared` (the debug category and the lock helper every file uses).
 
 use gst::glib;
 use gst::prelude::*;
@@ -25,21 +26,24 @@ mod imp;
 mod inputs;
 mod lend;
 mod negotiation;
+mod orientation;
 mod pool;
 mod reconnect;
 mod session;
 mod settings;
 mod shared;
 mod signal;
+mod signals;
 mod source;
 mod stats;
 mod timeline;
 mod tuner;
+mod uri;
 
 glib::wrapper! {
     pub struct RustV4l2Src(ObjectSubclass<imp::RustV4l2Src>)
         @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object,
-        @implements gst::URIHandler, gst_video::ColorBalance;
+        @implements gst::URIHandler, gst_video::ColorBalance, gst_video::VideoOrientation;
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

@@ -191,8 +191,22 @@ pub(super) struct Rebuilt {
 }
 
 impl Session {
-    /// Opens the device at `path`, selects the input and norm `settings` ask for, and lists
-    /// what it can capture.
+    /// Opens the device the settings name: the application's descriptor (a duplicate of it)
+    /// when `device-fd` is set, else the node at `device`; selects the input and norm they ask
+    /// for, and lists what it can capture.
+    pub fn open_as_set(settings: &Settings) -> Result<Opened, Unopened> {
+        if settings.device_fd == settings::NO_FD {
+            return Session::open(&settings.device, settings);
+        }
+        let fd = settings.device_fd;
+        let device = Device::from_fd(fd).map_err(|e| Unopened {
+            absent: false,
+            error: errors::fd_open_error(fd, e),
+        })?;
+        Session::probe(device, settings)
+    }
+
+    /// Opens the device at `path` as `settings` ask, and lists what it can capture.
     pub fn open(path: &str, settings: &Settings) -> Result<Opened, Unopened> {
         let device = Device::open(Path::new(path)).map_err(|e| Unopened {
             absent: match &e {
@@ -202,6 +216,14 @@ impl Session {
             },
             error: errors::open_error(path, e),
         })?;
+        Session::probe(device, settings)
+    }
+
+    /// Selects the input and norm, asks what the source sends, lists what an open device can
+    /// capture, and reads its geometry.
+    fn probe(device: Device, settings: &Settings) -> Result<Opened, Unopened> {
+        let path = device.path().to_string_lossy().into_owned();
+        let path = path.as_str();
         let unopened = |error| Unopened {
             error,
             absent: false,
@@ -351,6 +373,17 @@ impl Session {
                 error,
             });
         }
+    }
+
+    /// The device's descriptor, when `rebuild(caps)` would set a format on it (they are not
+    /// already its format); `None` when it would not, or no device is open.
+    pub fn about_to_set(&self, caps: &gst::Caps) -> Option<i32> {
+        if let Some(s) = self.stream()
+            && (s.caps == *caps || s.asked == *caps)
+        {
+            return None;
+        }
+        Some(self.opened()?.device.as_fd().as_raw_fd())
     }
 
     /// Stop, free, configure: makes `caps` the session's format, unless it already is (a

@@ -280,6 +280,9 @@ pub(super) struct Settings {
     pub input: i32,
     /// The TV standard to set at open; `None`: the input's current one.
     pub norm: TvNorm,
+    /// An application's open descriptor of the node to use instead of `device`; `NO_FD` for
+    /// none. The element works on a duplicate and never closes this one.
+    pub device_fd: i32,
 }
 
 impl Default for Settings {
@@ -302,6 +305,7 @@ impl Default for Settings {
             crop: Sides::default(),
             input: DEFAULT_INPUT,
             norm: TvNorm::None,
+            device_fd: NO_FD,
         }
     }
 }
@@ -364,14 +368,16 @@ impl Settings {
             "crop-right" => self.crop.right = value.get().expect("type checked upstream"),
             "input" => self.input = value.get().expect("type checked upstream"),
             "norm" => self.norm = value.get().expect("type checked upstream"),
+            "device-fd" => self.device_fd = value.get().expect("type checked upstream"),
             _ => unimplemented!("property {name}"),
         }
         Followup::Nothing
     }
 
     /// A property's stored value; `None` for those that are not settings (`stats`,
-    /// `device-name`, `device-fd`, `flags`, `crop-bounds`). The element reads the device
-    /// instead for the colour controls, and for `pixel-aspect-ratio` when none is set.
+    /// `device-name`, `flags`, `crop-bounds`). The element reads the device instead for the
+    /// colour controls, for `device-fd` while open, and for `pixel-aspect-ratio` when none is
+    /// set.
     pub fn get(&self, name: &str) -> Option<glib::Value> {
         if let Some(i) = color_index(name) {
             return Some(self.color[i].unwrap_or(0).to_value());
@@ -396,6 +402,7 @@ impl Settings {
             "crop-right" => self.crop.right.to_value(),
             "input" => self.input.to_value(),
             "norm" => self.norm.to_value(),
+            "device-fd" => self.device_fd.to_value(),
             _ => return None,
         })
     }
@@ -481,6 +488,8 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
                      device is open, else the value set (0 if none). A device without the \
                      control warns"
                 ))
+                // As v4l2src's: a GstController may drive them.
+                .controllable()
                 .mutable_playing()
                 .build(),
         );
@@ -589,12 +598,15 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
         glib::ParamSpecInt::builder("device-fd")
             .nick("File descriptor")
             .blurb(
-                "File descriptor of the device while it is open (READY and up), owned by \
-                 the element: do not close it. -1 = no device open",
+                "File descriptor of the device. Set (in NULL or READY, for the next open) to \
+                 an open /dev/videoN descriptor of the application to capture from it instead \
+                 of 'device': the element uses a duplicate and never closes the \
+                 application's. Reads the element's own descriptor while the device is open \
+                 (READY and up: do not close it), else the value set; -1 = none",
             )
             .minimum(NO_FD)
             .default_value(NO_FD)
-            .read_only()
+            .mutable_ready()
             .build(),
     ]);
     for (name, side) in [

@@ -11,9 +11,9 @@
 use super::error::Error;
 use super::sys::*;
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, open};
-use nix::sys::stat::{Mode, SFlag, stat};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+use nix::sys::stat::{Mode, SFlag, fstat, stat};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -53,6 +53,10 @@ pub struct Device {
     path: PathBuf,
     capability: Capability,
     buf_type: u32,
+    /// For a device made from an application's descriptor (`from_fd`): the file status flags
+    /// it had before this made it non-blocking, put back when this closes its duplicate. The
+    /// flags belong to the open file, which the application's descriptor shares.
+    restore_flags: Option<OFlag>,
 }
 
 /// Runs a system call again for as long as a signal interrupts it (`EINTR`): a signal
@@ -92,7 +96,52 @@ impl Device {
             )
         })
         .map_err(|errno| OpenError::Io(Error::new("open", path, errno)))?;
+        Device::from_owned(fd, path.to_owned(), None)
+    }
 
+    /// Opens the capture node an application already opened, as `fd`: works on a duplicate
+    /// (`F_DUPFD_CLOEXEC`), so the application's descriptor is never closed here and stays
+    /// usable. The node's path, for messages, is what `/proc/self/fd` says of it. The open file
+    /// is made non-blocking while this uses it (the element waits in poll, never in DQBUF), and
+    /// its flags are put back when this closes.
+    pub fn from_fd(fd: RawFd) -> std::result::Result<Device, OpenError> {
+        let label = PathBuf::from(format!("/proc/self/fd/{fd}"));
+        // SAFETY: fcntl() reads no memory of ours; on a number that is not an open descriptor
+        // it fails with EBADF (a raw call, as nix's wants a `BorrowedFd`, which promises an
+        // open one).
+        let dup = match retry(|| {
+            Errno::result(unsafe { nix::libc::fcntl(fd, nix::libc::F_DUPFD_CLOEXEC, 0) })
+        }) {
+            Err(errno) => return Err(OpenError::Io(Error::new("F_DUPFD_CLOEXEC", label, errno))),
+            // SAFETY: a descriptor fcntl() just made for this process: nothing else owns it.
+            Ok(new) => unsafe { OwnedFd::from_raw_fd(new) },
+        };
+        let path = nix::fcntl::readlink(format!("/proc/self/fd/{}", dup.as_raw_fd()).as_str())
+            .map(PathBuf::from)
+            .unwrap_or(label);
+        let st = fstat(&dup).map_err(|errno| OpenError::Io(Error::new("fstat", &path, errno)))?;
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR {
+            return Err(OpenError::NotADevice);
+        }
+        let mut device = Device::from_owned(dup, path, None)?;
+        let flags = fcntl(&device.fd, FcntlArg::F_GETFL)
+            .map(OFlag::from_bits_retain)
+            .map_err(|errno| OpenError::Io(device.err("F_GETFL", errno)))?;
+        if !flags.contains(OFlag::O_NONBLOCK) {
+            fcntl(&device.fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))
+                .map_err(|errno| OpenError::Io(device.err("F_SETFL", errno)))?;
+            device.restore_flags = Some(flags);
+        }
+        Ok(device)
+    }
+
+    /// Checks that an open node can capture video with streaming I/O (`VIDIOC_QUERYCAP`).
+    fn from_owned(
+        fd: OwnedFd,
+        path: PathBuf,
+        restore_flags: Option<OFlag>,
+    ) -> std::result::Result<Device, OpenError> {
+        let path = path.as_path();
         let mut raw = v4l2_capability::default();
         // SAFETY: `raw` is a correctly sized, writable v4l2_capability; the fd is open.
         match retry(|| unsafe { vidioc_querycap(fd.as_raw_fd(), &mut raw) }) {
@@ -132,6 +181,7 @@ impl Device {
             path: path.to_owned(),
             capability,
             buf_type,
+            restore_flags,
         })
     }
 
@@ -188,6 +238,17 @@ impl Device {
                 device_caps: V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_STREAMING,
             },
             buf_type: V4L2_BUF_TYPE_VIDEO_CAPTURE,
+            restore_flags: None,
+        }
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        if let Some(flags) = self.restore_flags {
+            // Best effort: the application's descriptor shares these flags, and a failure
+            // here (the device is gone) leaves nothing to put back.
+            let _ = fcntl(&self.fd, FcntlArg::F_SETFL(flags));
         }
     }
 }

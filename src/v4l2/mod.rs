@@ -5,8 +5,9 @@
 //! `DmaBufFd` to GStreamer's dmabuf allocator sits in the element (`rustv4l2src/lend.rs`,
 //! `dmabuf_memory`), which can only get such an fd from here; the GstColorBalance
 //! interface, filled in by hand through its C vtable, is `rustv4l2src/colorbalance.rs` (installed
-//! on the element's type by one `unsafe impl` in `rustv4l2src/imp.rs`); and the GstTuner
-//! interface, whose types only the v4l2 plugin registers, is `rustv4l2src/tuner.rs`.
+//! on the element's type by one `unsafe impl` in `rustv4l2src/imp.rs`), GstVideoOrientation
+//! likewise `rustv4l2src/orientation.rs`; and the GstTuner interface, whose types only the v4l2
+//! plugin registers, is `rustv4l2src/tuner.rs`.
 
 mod buffer_ioctls;
 pub mod controls;
@@ -49,8 +50,8 @@ pub use sys::{
     V4L2_CAP_AUDIO, V4L2_CAP_TUNER, V4L2_CAP_VBI_CAPTURE, V4L2_CAP_VBI_OUTPUT,
     V4L2_CAP_VIDEO_CAPTURE, V4L2_CAP_VIDEO_CAPTURE_MPLANE, V4L2_CAP_VIDEO_OUTPUT,
     V4L2_CAP_VIDEO_OUTPUT_MPLANE, V4L2_CAP_VIDEO_OVERLAY, V4L2_CID_BRIGHTNESS, V4L2_CID_CONTRAST,
-    V4L2_CID_HUE, V4L2_CID_SATURATION, V4L2_CTRL_FLAG_DISABLED, V4L2_FIELD_ALTERNATE,
-    V4L2_FIELD_ANY, V4L2_FIELD_BOTTOM, V4L2_FIELD_INTERLACED, V4L2_FIELD_INTERLACED_BT,
-    V4L2_FIELD_INTERLACED_TB, V4L2_FIELD_NONE, V4L2_FIELD_SEQ_BT, V4L2_FIELD_SEQ_TB,
-    V4L2_FIELD_TOP, V4L2_STD_525_60,
+    V4L2_CID_HCENTER, V4L2_CID_HFLIP, V4L2_CID_HUE, V4L2_CID_SATURATION, V4L2_CID_VCENTER,
+    V4L2_CID_VFLIP, V4L2_CTRL_FLAG_DISABLED, V4L2_FIELD_ALTERNATE, V4L2_FIELD_ANY,
+    V4L2_FIELD_BOTTOM, V4L2_FIELD_INTERLACED, V4L2_FIELD_INTERLACED_BT, V4L2_FIELD_INTERLACED_TB,
+    V4L2_FIELD_NONE, V4L2_FIELD_SEQ_BT, V4L2_FIELD_SEQ_TB, V4L2_FIELD_TOP, V4L2_STD_525_60,
 };

@@ -73,6 +73,11 @@ pub const V4L2_CID_BRIGHTNESS: u32 = V4L2_CID_BASE;
 pub const V4L2_CID_CONTRAST: u32 = V4L2_CID_BASE + 1;
 pub const V4L2_CID_SATURATION: u32 = V4L2_CID_BASE + 2;
 pub const V4L2_CID_HUE: u32 = V4L2_CID_BASE + 3;
+pub const V4L2_CID_HFLIP: u32 = V4L2_CID_BASE + 20;
+pub const V4L2_CID_VFLIP: u32 = V4L2_CID_BASE + 21;
+/// Deprecated in the kernel headers, but what GstVideoOrientation's centre calls reach.
+pub const V4L2_CID_HCENTER: u32 = V4L2_CID_BASE + 22;
+pub const V4L2_CID_VCENTER: u32 = V4L2_CID_BASE + 23;
 pub const V4L2_CID_MIN_BUFFERS_FOR_CAPTURE: u32 = V4L2_CID_BASE + 39;
 pub const V4L2_CTRL_FLAG_NEXT_CTRL: u32 = 0x8000_0000;
 pub const V4L2_CTRL_FLAG_DISABLED: u32 = 0x0001;
