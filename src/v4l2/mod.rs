@@ -20,7 +20,9 @@ pub mod identity;
 mod mapping;
 pub mod poller;
 pub mod queue;
+mod read_io;
 mod sys;
+mod userptr;
 
 pub use buffer_ioctls::{Dequeued, DmaBufFd};
 pub use controls::{ControlError, ControlInfo, ControlRangeError};
@@ -35,6 +37,7 @@ pub use hotplug::Hotplug;
 pub use identity::Identity;
 pub use poller::{Awaited, Poller, Wait};
 pub use queue::{DqBuffer, Plane, PlaneDmaBuf, Queue};
+pub use read_io::Reader;
 pub use sys::{
     V4L2_CAP_AUDIO, V4L2_CAP_TUNER, V4L2_CAP_VBI_CAPTURE, V4L2_CAP_VBI_OUTPUT,
     V4L2_CAP_VIDEO_CAPTURE, V4L2_CAP_VIDEO_CAPTURE_MPLANE, V4L2_CAP_VIDEO_OUTPUT,
