@@ -48,7 +48,7 @@ pub(super) struct Capture<'a> {
 }
 
 /// How a frame request failed: the flow return, and what to post once no lock is held.
-struct Failure {
+pub(super) struct Failure {
     flow: gst::FlowError,
     error: Option<gst::ErrorMessage>,
     /// The device went away and `reconnect` is on: the path and the reason, instead of an
@@ -66,11 +66,22 @@ impl From<gst::FlowError> for Failure {
     }
 }
 
-fn fail(flow: gst::FlowError, error: gst::ErrorMessage) -> Failure {
+pub(super) fn fail(flow: gst::FlowError, error: gst::ErrorMessage) -> Failure {
     Failure {
         flow,
         error: Some(error),
         lost: None,
+    }
+}
+
+impl Failure {
+    /// The device at `path` went away, as `reason` says, and `reconnect` is on.
+    pub(super) fn lost(path: String, reason: String) -> Failure {
+        Failure {
+            flow: gst::FlowError::Error,
+            error: None,
+            lost: Some(Box::new((path, reason))),
+        }
     }
 }
 
@@ -111,17 +122,19 @@ impl Capture<'_> {
         let msg = errors::stream_failure(&path, Err(e));
         lock(self.session).lose(msg.clone());
         if self.knobs.reconnect {
-            Failure {
-                flow: gst::FlowError::Error,
-                error: None,
-                lost: Some(Box::new((path, reason))),
-            }
+            Failure::lost(path, reason)
         } else {
             fail(gst::FlowError::Error, msg)
         }
     }
 
     fn run(&self) -> Result<gst::Buffer, Failure> {
+        let reader = lock(self.session)
+            .stream()
+            .and_then(|s| Some(Arc::clone(&s.reading.as_ref()?.reader)));
+        if let Some(reader) = reader {
+            return self.read_frame(&reader);
+        }
         let queue = lock(self.session)
             .stream_on()
             .map_err(|msg| fail(gst::FlowError::NotNegotiated, msg))?;

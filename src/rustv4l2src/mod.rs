@@ -19,6 +19,7 @@ mod controls;
 mod crop;
 mod errors;
 mod imp;
+mod iomodes;
 mod lend;
 mod negotiation;
 mod reconnect;

@@ -206,6 +206,7 @@ impl Opened {
             dmabuf_allocator: None,
             clock_kind: None,
             refusals_seen: 0,
+            reading: None,
         })
     }
 }
