@@ -352,7 +352,7 @@ fn frames_outlive_the_pipeline_and_leave_nothing_behind() {
 // 4. The property.
 
 /// `io-mode` is "mmap" by default, reads back what was set, cannot change while streaming, and
-/// refuses a mode it does not have.
+/// refuses a mode it does not have (its six are v4l2src's: `tests/iomodes.rs`).
 #[test]
 fn io_mode_property() {
     common::init();
@@ -382,9 +382,12 @@ fn io_mode_property() {
     );
     let modes = glib::EnumClass::with_type(pspec.value_type()).expect("an enum");
     let nicks: Vec<&str> = modes.values().iter().map(|v| v.nick()).collect();
-    assert_eq!(nicks, ["mmap", "dmabuf"]);
+    assert_eq!(
+        nicks,
+        ["auto", "rw", "mmap", "userptr", "dmabuf", "dmabuf-import"]
+    );
 
-    for bad in ["userptr", "rw", "dmabuf-import", "7"] {
+    for bad in ["bogus", "6", "7"] {
         assert!(
             gst::parse::launch(&format!("rustv4l2src io-mode={bad} ! fakesink")).is_err(),
             "io-mode={bad} was accepted"
@@ -414,7 +417,7 @@ fn io_mode_cannot_change_while_streaming() {
     dmabuf_inodes(&capture.pull_buffer(), "after the refused change");
 }
 
-/// `gst-inspect-1.0 rustv4l2src` lists io-mode with its blurb, both values and the default.
+/// `gst-inspect-1.0 rustv4l2src` lists io-mode with its blurb, its values and the default.
 #[test]
 fn gst_inspect_shows_io_mode() {
     common::init();
@@ -423,12 +426,20 @@ fn gst_inspect_shows_io_mode() {
     let start = text
         .find("io-mode")
         .unwrap_or_else(|| panic!("no io-mode in gst-inspect-1.0 output:\n{text}"));
-    let section: String = text[start..].lines().take(8).collect::<Vec<_>>().join("\n");
+    let section: String = text[start..]
+        .lines()
+        .take(16)
+        .collect::<Vec<_>>()
+        .join("\n");
     for expected in [
         "How frames reach downstream",
         "Default: 2, \"mmap\"",
+        "(0): auto",
+        "(1): rw",
         "(2): mmap",
+        "(3): userptr",
         "(4): dmabuf",
+        "(5): dmabuf-import",
     ] {
         assert!(
             section.contains(expected),

@@ -297,7 +297,6 @@ fn l06_io_mode_dmabuf_numeric() {
 }
 
 #[test]
-#[ignore = "needs branch iomodes (io-mode=userptr)"]
 fn l07_io_mode_userptr() {
     run(
         &Line {
@@ -311,7 +310,6 @@ fn l07_io_mode_userptr() {
 }
 
 #[test]
-#[ignore = "needs branch iomodes (io-mode=rw)"]
 fn l08_io_mode_rw() {
     run(
         &Line {

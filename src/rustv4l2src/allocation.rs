@@ -1,12 +1,12 @@
 //! Buffers for the negotiated format: how many to ask the driver for, and `REQBUFS` +
-//! `QUERYBUF` + `mmap` (+ `EXPBUF` for `io-mode=dmabuf`) through the session.
+//! `QUERYBUF` + `mmap` (+ `EXPBUF` for `io-mode=dmabuf`) through the session; the other
+//! io-modes' buffers are `iomodes.rs`'s.
 
-use super::errors;
+use super::iomodes;
 use super::pool::FramePool;
 use super::session::Session;
+use super::settings::IoMode;
 use super::shared::CAT;
-use crate::v4l2::Queue;
-use std::sync::Arc;
 
 /// Used when neither the driver nor downstream says anything: enough for the driver to keep
 /// capturing while downstream holds a frame or two.
@@ -40,8 +40,10 @@ pub(super) struct Request {
     pub downstream_min: u32,
     /// Downstream understands GstVideoMeta.
     pub video_meta: bool,
-    /// Export the buffers as dmabufs (`io-mode=dmabuf`).
-    pub dmabuf: bool,
+    /// The `io-mode` property.
+    pub io_mode: IoMode,
+    /// Downstream offers DMABUF memory (for `io-mode=dmabuf-import`).
+    pub downstream_dmabuf: bool,
 }
 
 impl Session {
@@ -50,6 +52,16 @@ impl Session {
         let Some(device) = self.device().cloned() else {
             return Err(no_format());
         };
+        match request.io_mode {
+            IoMode::Rw => return self.start_reading(),
+            IoMode::DmabufImport => {
+                let path = device.path().display().to_string();
+                return Err(iomodes::import_error(&path, request.downstream_dmabuf));
+            }
+            _ => {}
+        }
+        let dmabuf = request.io_mode == IoMode::Dmabuf;
+        let userptr = request.io_mode == IoMode::Userptr;
         let count = buffer_count(
             request.wanted,
             device.min_buffers_for_capture(),
@@ -62,7 +74,8 @@ impl Session {
         };
         if let Some(queue) = &stream.queue
             && stream.video_meta == request.video_meta
-            && queue.is_exported() == request.dmabuf
+            && queue.is_exported() == dmabuf
+            && queue.is_userptr() == userptr
             && (queue.len() >= count as usize || streaming)
         {
             // A reconfigure that changed nothing: keep capturing into the same buffers rather
@@ -73,18 +86,17 @@ impl Session {
         if stream.queue.is_some() {
             self.free_buffers();
         }
-        let queue = Queue::allocate(Arc::clone(&device), count, request.dmabuf)
-            .map_err(|e| errors::allocation_error(&e))?;
+        let queue = iomodes::allocate_queue(&device, count, request.io_mode)?;
         gst::debug!(
             CAT,
             "Asked for {} buffers, driver granted {} (downstream holds up to {}){}",
             count,
             queue.len(),
             request.downstream_min,
-            if request.dmabuf {
-                ", exported as DMABUF"
-            } else {
-                ""
+            match request.io_mode {
+                IoMode::Dmabuf => ", exported as DMABUF",
+                IoMode::Userptr => ", of user memory",
+                _ => "",
             }
         );
         let stream = self.stream_mut().ok_or_else(no_format)?;
@@ -94,7 +106,7 @@ impl Session {
         stream.video_meta = request.video_meta;
         stream.pool = Some(FramePool::new(
             queue.len(),
-            request.dmabuf.then(gst_allocators::DmaBufAllocator::new),
+            dmabuf.then(gst_allocators::DmaBufAllocator::new),
         ));
         stream.queue = Some(queue);
         Ok(())

@@ -53,7 +53,7 @@ pub(super) struct Capture<'a> {
 }
 
 /// How a frame request failed: the flow return, and what to post once no lock is held.
-struct Failure {
+pub(super) struct Failure {
     flow: gst::FlowError,
     error: Option<gst::ErrorMessage>,
     /// Not an error after all: what the element is told instead.
@@ -89,11 +89,18 @@ impl From<Instead> for Failure {
     }
 }
 
-fn fail(flow: gst::FlowError, error: gst::ErrorMessage) -> Failure {
+pub(super) fn fail(flow: gst::FlowError, error: gst::ErrorMessage) -> Failure {
     Failure {
         flow,
         error: Some(error),
         instead: None,
+    }
+}
+
+impl Failure {
+    /// The device at `path` went away, as `reason` says, and `reconnect` is on.
+    pub(super) fn lost(path: String, reason: String) -> Failure {
+        Instead::Lost(Box::new((path, reason))).into()
     }
 }
 
@@ -177,7 +184,7 @@ impl Capture<'_> {
         let msg = errors::stream_failure(&path, Err(e));
         lock(self.session).lose(msg.clone());
         if self.knobs.reconnect {
-            Instead::Lost(Box::new((path, reason))).into()
+            Failure::lost(path, reason)
         } else {
             fail(gst::FlowError::Error, msg)
         }
@@ -188,6 +195,14 @@ impl Capture<'_> {
             let mut session = lock(self.session);
             if session.signal_absent() {
                 return Err(Instead::NoSignal.into());
+            }
+            // io-mode=rw reads frames instead of streaming them.
+            if let Some(reader) = session
+                .stream()
+                .and_then(|s| Some(Arc::clone(&s.reading.as_ref()?.reader)))
+            {
+                drop(session);
+                return self.read_frame(&reader);
             }
             session
                 .stream_on()

@@ -14,7 +14,7 @@ use super::colorbalance::{self, Channels, ColorBalanceImpl};
 use super::controls::{self, Which};
 use super::reconnect::{self, Reconnect};
 use super::session::{Gone, Session};
-use super::settings::{self, COLOR_CONTROLS, Followup, IoMode, Settings};
+use super::settings::{self, COLOR_CONTROLS, Followup, Settings};
 use super::shared::{CAT, lock};
 use super::signal::{self, Signal};
 use super::stats::Stats;
@@ -468,6 +468,7 @@ impl BaseSrcImpl for RustV4l2Src {
             .map(|(_, _, min, _)| min)
             .max()
             .unwrap_or(0);
+        let downstream_dmabuf = super::iomodes::offers_dmabuf(query);
         while query.allocation_pools().next().is_some() {
             query.remove_nth_allocation_pool(0);
         }
@@ -484,7 +485,8 @@ impl BaseSrcImpl for RustV4l2Src {
                 video_meta: query
                     .find_allocation_meta::<gst_video::VideoMeta>()
                     .is_some(),
-                dmabuf: settings.io_mode == IoMode::Dmabuf,
+                io_mode: settings.io_mode,
+                downstream_dmabuf,
             }
         };
         let allocated = lock(&self.session).allocate(&request);

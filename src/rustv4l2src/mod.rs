@@ -24,6 +24,7 @@ mod crop;
 mod errors;
 mod imp;
 mod inputs;
+mod iomodes;
 mod lend;
 mod negotiation;
 mod orientation;

@@ -234,6 +234,7 @@ impl Opened {
             pool: None,
             clock_kind: None,
             refusals_seen: 0,
+            reading: None,
         })
     }
 }

@@ -20,6 +20,7 @@ use super::colorbalance::Channels;
 use super::crop;
 use super::errors;
 use super::inputs;
+use super::iomodes;
 use super::settings::{self, DeviceTypeFlags, Settings};
 use super::shared::CAT;
 use super::source::Source;
@@ -113,6 +114,8 @@ pub(super) struct Stream {
     pub clock_kind: Option<(gst::Clock, bool)>,
     /// The queue's count of buffers the driver refused back, as last reported in `stats`.
     pub refusals_seen: u64,
+    /// Frames by `read()` instead of a queue (`io-mode=rw`).
+    pub reading: Option<iomodes::Reading>,
 }
 
 impl Stream {
@@ -129,6 +132,9 @@ impl Stream {
         self.pool = None;
         if let Some(pool) = self.copy_pool.take() {
             let _ = pool.set_active(false);
+        }
+        if let Some(reading) = self.reading.take() {
+            reading.end();
         }
     }
 }

@@ -56,21 +56,41 @@ pub enum NoSignal {
 }
 
 /// How captured frames reach downstream. The numbers and nicks are v4l2src's for the same
-/// modes, so `io-mode=4` or `io-mode=dmabuf` mean the same to both elements.
+/// modes (`GstV4l2IOMode`), so `io-mode=3` or `io-mode=userptr` mean the same to both elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, glib::Enum)]
 #[repr(u32)]
 #[enum_type(name = "GstRustV4l2SrcIoMode")]
 pub enum IoMode {
+    #[enum_value(
+        name = "Automatic: memory-mapped driver buffers (as mmap)",
+        nick = "auto"
+    )]
+    Auto = 0,
+    #[enum_value(
+        name = "read() into system memory (a copy; the driver must support read())",
+        nick = "rw"
+    )]
+    Rw = 1,
     #[enum_value(
         name = "Memory-mapped driver buffers, lent as system memory",
         nick = "mmap"
     )]
     Mmap = 2,
     #[enum_value(
+        name = "Page-aligned memory the element allocates, filled by the driver (V4L2_MEMORY_USERPTR), lent as system memory",
+        nick = "userptr"
+    )]
+    Userptr = 3,
+    #[enum_value(
         name = "Driver buffers exported as DMABUF (VIDIOC_EXPBUF), lent as dmabuf memory",
         nick = "dmabuf"
     )]
     Dmabuf = 4,
+    #[enum_value(
+        name = "Import DMABUFs from downstream's allocator (V4L2_MEMORY_DMABUF)",
+        nick = "dmabuf-import"
+    )]
+    DmabufImport = 5,
 }
 
 /// What kind of device is open (`flags`). The values and nicks are v4l2src's
@@ -437,10 +457,12 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
         glib::ParamSpecEnum::builder_with_default("io-mode", DEFAULT_IO_MODE)
             .nick("I/O mode")
             .blurb(
-                "How frames reach downstream, both without copying: 'mmap' lends the \
+                "How frames reach downstream, as in v4l2src: 'mmap' (and 'auto') lends the \
                  driver's memory-mapped buffers as system memory; 'dmabuf' exports them \
-                 (VIDIOC_EXPBUF) and lends them as dmabuf memory, re-queued when freed. \
-                 The caps are the same in both: downstream maps dmabuf memory as any other.",
+                 (VIDIOC_EXPBUF) and lends them as dmabuf memory, re-queued when freed; \
+                 'userptr' has the driver fill page-aligned memory the element allocates, \
+                 lent without a copy; 'rw' read()s each frame into system memory (a copy); \
+                 'dmabuf-import' needs downstream to offer a DMABUF allocator.",
             )
             .mutable_ready()
             .build(),

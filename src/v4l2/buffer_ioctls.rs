@@ -123,7 +123,11 @@ impl Device {
     }
 
     /// Fills a v4l2_buffer for `index`, pointing multi-planar buffers at `planes`.
-    fn buffer_for(&self, index: u32, planes: &mut [v4l2_plane; VIDEO_MAX_PLANES]) -> v4l2_buffer {
+    pub(super) fn buffer_for(
+        &self,
+        index: u32,
+        planes: &mut [v4l2_plane; VIDEO_MAX_PLANES],
+    ) -> v4l2_buffer {
         let mut raw = v4l2_buffer {
             index,
             type_: self.buf_type(),

@@ -91,11 +91,12 @@ pub(super) fn frame_range(bytesused: u32, data_offset: u32, len: usize) -> Range
     start..end
 }
 
-#[cfg(test)]
 impl Mapping {
-    /// An anonymous read-write mapping standing in for a driver buffer's plane.
-    pub(super) fn anonymous(len: usize) -> Mapping {
-        let size = NonZeroUsize::new(len).unwrap();
+    /// Fresh private anonymous memory of `len` bytes, page-aligned (mmap's own): a buffer this
+    /// process owns, for the driver to fill through its address (`io-mode=userptr`).
+    pub(super) fn anonymous(len: usize) -> Result<Mapping> {
+        let size = NonZeroUsize::new(len)
+            .ok_or_else(|| Error::new("mmap", "(anonymous)", nix::errno::Errno::EINVAL))?;
         // SAFETY: a fresh private anonymous region chosen by the kernel: it replaces nothing.
         let ptr = unsafe {
             nix::sys::mman::mmap_anonymous(
@@ -105,10 +106,18 @@ impl Mapping {
                 MapFlags::MAP_PRIVATE,
             )
         }
-        .unwrap();
-        Mapping { ptr, len }
+        .map_err(|errno| Error::new("mmap", "(anonymous)", errno))?;
+        Ok(Mapping { ptr, len })
     }
 
+    /// Where the mapping starts, as the address `VIDIOC_QBUF` takes for user pointers.
+    pub(super) fn address(&self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+}
+
+#[cfg(test)]
+impl Mapping {
     /// Where the mapping starts.
     pub(super) fn base(&self) -> *mut u8 {
         self.ptr.as_ptr().cast()

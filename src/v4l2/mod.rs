@@ -24,8 +24,10 @@ pub mod lease;
 mod mapping;
 pub mod poller;
 pub mod queue;
+mod read_io;
 mod source_ioctls;
 mod sys;
+mod userptr;
 
 pub use buffer_ioctls::{Dequeued, DmaBufFd};
 pub use controls::{ControlError, ControlInfo, ControlRangeError};
@@ -45,6 +47,7 @@ pub use input_ioctls::{
 pub use lease::{Lease, LeasedPlane};
 pub use poller::{Awaited, Poller, Wait};
 pub use queue::{DqBuffer, Plane, PlaneDmaBuf, Queue};
+pub use read_io::Reader;
 pub use source_ioctls::{Detected, DvTimings, SignalLoss, SourceChange};
 pub use sys::{
     V4L2_CAP_AUDIO, V4L2_CAP_TUNER, V4L2_CAP_VBI_CAPTURE, V4L2_CAP_VBI_OUTPUT,

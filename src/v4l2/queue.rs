@@ -13,11 +13,15 @@
 //! A queue may also export its buffers as dmabufs (`VIDIOC_EXPBUF`), once, at allocation. A lent
 //! plane then hands out a duplicate of its dmabuf fd, which its consumer owns: the dmabuf stays
 //! valid for as long as that fd is open, whatever happens to the queue or the frame.
+//!
+//! Or its buffers are memory of this process that the driver fills by address
+//! (`V4L2_MEMORY_USERPTR`, `userptr.rs`): anonymous mappings, owned and lent just the same.
 
 use super::buffer_ioctls::{Dequeued, DmaBufFd};
 use super::device::Device;
 use super::error::{Error, Result};
 use super::mapping::{Mapping, frame_range};
+use super::userptr::Memory;
 use nix::errno::Errno;
 use std::ops::Range;
 use std::ptr::NonNull;
@@ -53,6 +57,9 @@ pub struct Queue {
     /// Per driver buffer, one dmabuf per memory plane, when the queue was exported; else empty.
     /// The mappings stay too: copies and `DqBuffer::plane` read through them.
     exports: Vec<Vec<DmaBufFd>>,
+    /// Whose memory the buffers are: the driver's, mapped (`mmap`), or this process's, handed
+    /// over by address (`userptr`, see `userptr.rs`).
+    memory: Memory,
     /// Guarded by a mutex (not an atomic) so that `stop` and a late `QBUF` from a drop hook
     /// cannot interleave: once `stop` holds it, no buffer can be queued into the ended stream.
     phase: Mutex<Phase>,
@@ -94,15 +101,45 @@ impl Queue {
                 exports.push(fds);
             }
         }
-        Ok(Arc::new(Queue {
+        Ok(Queue::from_parts(device, buffers, exports, Memory::Mmap))
+    }
+
+    /// A queue of buffers already granted by `VIDIOC_REQBUFS` for `memory`.
+    pub(super) fn from_parts(
+        device: Arc<Device>,
+        buffers: Vec<Vec<Mapping>>,
+        exports: Vec<Vec<DmaBufFd>>,
+        memory: Memory,
+    ) -> Arc<Queue> {
+        Arc::new(Queue {
             device,
             held: buffers.iter().map(|_| AtomicBool::new(false)).collect(),
             buffers,
             exports,
+            memory,
             phase: Mutex::new(Phase::Allocated),
             queued: AtomicUsize::new(0),
             counters: QueueCounters::default(),
-        }))
+        })
+    }
+
+    /// Whether the buffers are this process's memory (`io-mode=userptr`).
+    pub fn is_userptr(&self) -> bool {
+        self.memory == Memory::UserPtr
+    }
+
+    /// `VIDIOC_QBUF` of buffer `index`, by mmap index or by the address of its memory.
+    fn qbuf(&self, index: u32) -> Result<()> {
+        match self.memory {
+            Memory::Mmap => self.device.qbuf(index),
+            Memory::UserPtr => {
+                let planes = usize::try_from(index)
+                    .ok()
+                    .and_then(|i| self.buffers.get(i))
+                    .map_or(&[][..], Vec::as_slice);
+                self.device.qbuf_userptr(index, planes)
+            }
+        }
     }
 
     pub fn device(&self) -> &Arc<Device> {
@@ -140,7 +177,7 @@ impl Queue {
             return Err(Error::new("VIDIOC_QBUF", self.device.path(), Errno::EINVAL));
         }
         for (index, _) in (0u32..).zip(&self.buffers) {
-            self.device.qbuf(index)?;
+            self.qbuf(index)?;
             self.queued.fetch_add(1, Ordering::AcqRel);
         }
         self.device.streamon()?;
@@ -158,7 +195,7 @@ impl Queue {
         if was == Phase::Streaming {
             self.device.streamoff()?;
         }
-        self.device.reqbufs(0)?;
+        self.device.reqbufs_for(0, self.memory)?;
         Ok(())
     }
 
@@ -222,7 +259,7 @@ impl Queue {
             held.store(false, Ordering::Release);
         }
         self.queued.fetch_add(1, Ordering::AcqRel);
-        self.device.qbuf(index).inspect_err(|_| {
+        self.qbuf(index).inspect_err(|_| {
             count_down(&self.queued);
             self.counters
                 .requeue_failures
@@ -496,13 +533,18 @@ pub(super) mod tests {
     /// `VIDIOC_QBUF` it makes fails, which the counters show.
     pub(in crate::v4l2) fn queue(buffers: usize, planes: usize, phase: Phase) -> Arc<Queue> {
         let buffers: Vec<Vec<Mapping>> = (0..buffers)
-            .map(|_| (0..planes).map(|_| Mapping::anonymous(LEN)).collect())
+            .map(|_| {
+                (0..planes)
+                    .map(|_| Mapping::anonymous(LEN).unwrap())
+                    .collect()
+            })
             .collect();
         Arc::new(Queue {
             device: Arc::new(Device::null()),
             held: buffers.iter().map(|_| AtomicBool::new(false)).collect(),
             buffers,
             exports: Vec::new(),
+            memory: Memory::Mmap,
             phase: Mutex::new(phase),
             queued: AtomicUsize::new(0),
             counters: QueueCounters::default(),

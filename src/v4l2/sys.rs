@@ -10,6 +10,7 @@ use std::mem::size_of;
 pub const V4L2_BUF_TYPE_VIDEO_CAPTURE: u32 = 1;
 pub const V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE: u32 = 9;
 pub const V4L2_MEMORY_MMAP: u32 = 1;
+pub const V4L2_MEMORY_USERPTR: u32 = 2;
 
 // Device capabilities (`v4l2_capability.capabilities` / `device_caps`).
 pub const V4L2_CAP_VIDEO_CAPTURE: u32 = 0x0000_0001;
@@ -21,6 +22,7 @@ pub const V4L2_CAP_VIDEO_CAPTURE_MPLANE: u32 = 0x0000_1000;
 pub const V4L2_CAP_VIDEO_OUTPUT_MPLANE: u32 = 0x0000_2000;
 pub const V4L2_CAP_TUNER: u32 = 0x0001_0000;
 pub const V4L2_CAP_AUDIO: u32 = 0x0002_0000;
+pub const V4L2_CAP_READWRITE: u32 = 0x0100_0000;
 pub const V4L2_CAP_STREAMING: u32 = 0x0400_0000;
 pub const V4L2_CAP_DEVICE_CAPS: u32 = 0x8000_0000;
 
