@@ -1,6 +1,7 @@
 //! The `rustv4l2src` element: the public wrapper type and its registration.
 //!
-//! `imp.rs` is the GObject glue; beside it, one file per concern: `settings` (properties),
+//! `imp.rs` is the GObject glue; beside it, one file per concern: `settings` (properties) and
+//! `kinds` (their enum and flags types),
 //! `controls` (control properties on the device), `colorbalance` (the GstColorBalance vtable),
 //! `crop` (the `crop-*` properties on the device), `inputs` (`input` and `norm` on the
 //! device), `tuner` (the GstTuner vtable), `orientation` (GstVideoOrientation over the flip and
@@ -25,6 +26,7 @@ mod errors;
 mod imp;
 mod inputs;
 mod iomodes;
+mod kinds;
 mod lend;
 mod negotiation;
 mod orientation;
