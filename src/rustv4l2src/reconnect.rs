@@ -16,7 +16,7 @@ use super::session::{Gone, Session};
 use super::settings::Settings;
 use super::shared::{CAT, lock};
 use super::stats::Stats;
-use super::timeline::{GapStep, Gaps};
+use super::timeline::{self, GapStep, Gaps};
 use crate::v4l2::hotplug::{self, Action, Uevent};
 use crate::v4l2::{Awaited, Device, Hotplug, Identity, Poller};
 use gst::prelude::*;
@@ -164,22 +164,17 @@ impl Reconnect<'_> {
         }
     }
 
-    /// The GAP events to send, once downstream has caps (before them a GAP would be out of
-    /// order) and the element has a clock.
     fn gaps(&self, gone: &Gone) -> Option<Gaps> {
-        self.element.src_pad().current_caps()?;
-        let duration = gone.frame_duration.unwrap_or(DEFAULT_GAP);
-        let from = match gone.last_pts {
-            Some(pts) => pts.saturating_add(duration),
-            None => self.running_time()?,
-        };
-        Some(Gaps::new(from, duration))
+        timeline::gaps_after(
+            self.element,
+            gone.last_pts,
+            gone.frame_duration,
+            DEFAULT_GAP,
+        )
     }
 
     fn running_time(&self) -> Option<gst::ClockTime> {
-        let clock = self.element.clock()?;
-        let base_time = self.element.base_time()?;
-        Some(clock.time().saturating_sub(base_time))
+        timeline::running_time(self.element)
     }
 
     /// Sends the GAP events whose time has come; returns how long until the next is due.

@@ -17,7 +17,7 @@ use super::session::Session;
 use super::settings::{NoSignal, Settings};
 use super::shared::{CAT, lock};
 use super::source::{Absence, Look};
-use super::timeline::{GapStep, Gaps};
+use super::timeline::{self, GapStep, Gaps};
 use crate::v4l2::{Device, DvTimings, Poller, SignalLoss, Wait};
 use gst::prelude::*;
 use gst_base::prelude::*;
@@ -182,16 +182,14 @@ impl Signal<'_> {
         }
     }
 
-    /// Where GAP events or black frames go while the signal is away: after the last PTS, one
-    /// frame duration each; none before downstream has caps.
+    /// Where GAP events or black frames go while the signal is away.
     fn pace(&self, absence: &Absence) -> Option<Gaps> {
-        self.element.src_pad().current_caps()?;
-        let duration = absence.frame_duration.unwrap_or(DEFAULT_FRAME);
-        let from = match absence.last_pts {
-            Some(pts) => pts.saturating_add(duration),
-            None => self.running_time()?,
-        };
-        Some(Gaps::new(from, duration))
+        timeline::gaps_after(
+            self.element,
+            absence.last_pts,
+            absence.frame_duration,
+            DEFAULT_FRAME,
+        )
     }
 
     fn due(&self, gaps: &mut Gaps) -> GapStep {
@@ -202,9 +200,7 @@ impl Signal<'_> {
     }
 
     fn running_time(&self) -> Option<gst::ClockTime> {
-        let clock = self.element.clock()?;
-        let base_time = self.element.base_time()?;
-        Some(clock.time().saturating_sub(base_time))
+        timeline::running_time(self.element)
     }
 
     /// The black frame of the caps from before, made once per loss of signal (none for

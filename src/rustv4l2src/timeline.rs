@@ -183,6 +183,33 @@ impl Gaps {
     }
 }
 
+/// The element's running time now, once it has a clock and a base time.
+pub(super) fn running_time(element: &gst_base::BaseSrc) -> Option<gst::ClockTime> {
+    use gst::prelude::*;
+    let clock = element.clock()?;
+    let base_time = element.base_time()?;
+    Some(clock.time().saturating_sub(base_time))
+}
+
+/// The GAP events (or frames standing in for them) while there is no picture: from where the
+/// last frame ended, else from now, one `frame_duration` (else `default`) each; none before
+/// downstream has caps (a GAP would come before them) or the element a clock.
+pub(super) fn gaps_after(
+    element: &gst_base::BaseSrc,
+    last_pts: Option<gst::ClockTime>,
+    frame_duration: Option<gst::ClockTime>,
+    default: gst::ClockTime,
+) -> Option<Gaps> {
+    use gst_base::prelude::*;
+    element.src_pad().current_caps()?;
+    let duration = frame_duration.unwrap_or(default);
+    let from = match last_pts {
+        Some(pts) => pts.saturating_add(duration),
+        None => running_time(element)?,
+    };
+    Some(Gaps::new(from, duration))
+}
+
 /// Frames missing between two driver sequence numbers, across the u32 wrap. A jump backwards
 /// (a driver restarting its count) is not a loss.
 pub(super) fn sequence_gap(last: u32, sequence: u32) -> u32 {
