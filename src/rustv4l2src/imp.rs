@@ -251,7 +251,7 @@ impl ObjectImpl for RustV4l2Src {
     }
 
     fn signals() -> &'static [glib::subclass::Signal] {
-        super::signals::signals()
+        settings::signals()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {

@@ -6,6 +6,7 @@
 
 use super::capture::{Capture, Failure, fail};
 use super::errors;
+use super::reading::Reading;
 use super::session::{Session, Stream};
 use super::settings::{IoMode, TimeoutAction};
 use super::shared::{CAT, lock};
@@ -126,27 +127,6 @@ impl Session {
         stream.video_meta = false;
         gst::debug!(CAT, "{}: Reading frames of {} bytes", path, frame_size);
         Ok(())
-    }
-}
-
-/// A stream's frames by `read()` (`io-mode=rw`).
-pub(super) struct Reading {
-    pub reader: Arc<Reader>,
-    /// Bytes of one frame (`sizeimage`).
-    size: u32,
-    /// Where frames are read into, made on first need.
-    pool: Option<gst::BufferPool>,
-    /// Frames read: their offsets, as the driver gives no sequence number with `read()`.
-    count: u64,
-}
-
-impl Reading {
-    /// Closes the reader's file (when no frame request uses it any more), which stops the
-    /// driver and frees its buffers.
-    pub fn end(self) {
-        if let Some(pool) = self.pool {
-            let _ = pool.set_active(false);
-        }
     }
 }
 

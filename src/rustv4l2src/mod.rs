@@ -31,6 +31,7 @@ mod lend;
 mod negotiation;
 mod orientation;
 mod pool;
+mod reading;
 mod reconnect;
 mod session;
 mod settings;
@@ -41,6 +42,7 @@ mod source;
 mod stats;
 mod timeline;
 mod tuner;
+mod tuner_lists;
 mod uri;
 
 glib::wrapper! {

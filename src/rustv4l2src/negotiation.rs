@@ -4,12 +4,13 @@
 
 use super::crop;
 use super::errors;
-use super::session::{Opened, Stream};
+use super::session::{Opened, Stream, list_formats};
 use super::settings::Settings;
 use super::shared::CAT;
+use super::source;
 use super::timeline::{self, Increasing, Sequence};
 use crate::caps;
-use crate::v4l2;
+use crate::v4l2::{self, DvTimings};
 
 impl Opened {
     /// Fills in the frame intervals of one listed size, once.
@@ -240,6 +241,26 @@ impl Opened {
 }
 
 /// `caps` of the cropped size only, when cropping.
+impl Opened {
+    /// Makes `timings` the receiver's, if any (the stream must be stopped and its buffers
+    /// freed) and lists the formats again, which follow them: the next negotiation starts
+    /// afresh.
+    pub fn retime(&mut self, timings: Option<&DvTimings>) -> Result<(), gst::ErrorMessage> {
+        if let Some(timings) = timings {
+            source::apply(&self.device, timings)
+                .map_err(|e| errors::device_error("setting the detected DV timings", &e))?;
+            self.source.timings = Some(*timings);
+        }
+        self.probed = list_formats(&self.device)?;
+        self.probed_intervals.clear();
+        self.caps = None;
+        self.source.absent = None;
+        self.native = self.source.native();
+        gst::info!(CAT, "{}: Source now {:?}", self.path(), self.native);
+        Ok(())
+    }
+}
+
 fn cropped(caps: gst::Caps, crop: Option<v4l2::Rect>) -> gst::Caps {
     match crop {
         Some(rect) => caps::restrict_size(&caps, rect.width, rect.height),

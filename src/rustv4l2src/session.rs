@@ -20,12 +20,12 @@ use super::colorbalance::Channels;
 use super::crop;
 use super::errors;
 use super::inputs;
-use super::iomodes;
+use super::reading::Reading;
 use super::settings::{self, DeviceTypeFlags, Settings};
 use super::shared::CAT;
 use super::source::Source;
 use super::timeline::{Increasing, Sequence};
-use super::tuner;
+use super::tuner_lists::Lists;
 use crate::caps;
 use crate::v4l2::{self, Device, Identity, Queue};
 use gst::glib;
@@ -68,8 +68,8 @@ pub(super) struct Opened {
     pub native: Option<caps::Native>,
     /// The source on the current input: its timings and signal (capture cards).
     pub source: Source,
-    /// GstTuner's channels and norms for this device (see `tuner::Lists`).
-    pub tuner: tuner::Lists,
+    /// GstTuner's channels and norms for this device (see `tuner.rs`).
+    pub tuner: Lists,
 }
 
 /// The shape of the picture as the properties ask for it: set at open and before each
@@ -115,7 +115,7 @@ pub(super) struct Stream {
     /// The queue's count of buffers the driver refused back, as last reported in `stats`.
     pub refusals_seen: u64,
     /// Frames by `read()` instead of a queue (`io-mode=rw`).
-    pub reading: Option<iomodes::Reading>,
+    pub reading: Option<Reading>,
 }
 
 impl Stream {
@@ -277,7 +277,7 @@ impl Session {
             caps_before: None,
             native: source.native(),
             source,
-            tuner: tuner::Lists::default(),
+            tuner: Lists::default(),
         })
     }
 

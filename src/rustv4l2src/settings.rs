@@ -470,6 +470,22 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
     specs
 }
 
+/// `prepare-format (fd: gint, caps: GstCaps)`, as in `v4l2src`; emitted by `signals.rs`.
+pub(super) const PREPARE_FORMAT: &str = "prepare-format";
+
+pub(super) fn signals() -> &'static [glib::subclass::Signal] {
+    static SIGNALS: std::sync::LazyLock<Vec<glib::subclass::Signal>> =
+        std::sync::LazyLock::new(|| {
+            vec![
+                glib::subclass::Signal::builder(PREPARE_FORMAT)
+                    .param_types([i32::static_type(), gst::Caps::static_type()])
+                    .run_last()
+                    .build(),
+            ]
+        });
+    SIGNALS.as_ref()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,25 +6,10 @@
 //! handler may read properties or run ioctls on the descriptor; it must not close it.
 
 use super::imp::RustV4l2Src;
+use super::settings::PREPARE_FORMAT;
 use super::shared::{CAT, lock};
-use gst::glib::subclass::Signal;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use std::sync::LazyLock;
-
-pub(super) const PREPARE_FORMAT: &str = "prepare-format";
-
-pub(super) fn signals() -> &'static [Signal] {
-    static SIGNALS: LazyLock<Vec<Signal>> = LazyLock::new(|| {
-        vec![
-            Signal::builder(PREPARE_FORMAT)
-                .param_types([i32::static_type(), gst::Caps::static_type()])
-                .run_last()
-                .build(),
-        ]
-    });
-    SIGNALS.as_ref()
-}
 
 impl RustV4l2Src {
     /// When `caps` are not already the device's format: stops the stream and frees its buffers

@@ -6,7 +6,6 @@
 //!
 //! Knows the device and the caps module's `Native`, not the element.
 
-use super::session::Opened;
 use super::shared::CAT;
 use crate::caps;
 use crate::v4l2::{self, Detected, Device, DvTimings, SignalLoss};
@@ -180,7 +179,7 @@ impl Source {
 
 /// Sets `timings` on the receiver unless they are set already (a driver refuses a change while
 /// buffers exist, and some reset their pipeline on every set).
-fn apply(device: &Device, timings: &DvTimings) -> Result<(), v4l2::Error> {
+pub(super) fn apply(device: &Device, timings: &DvTimings) -> Result<(), v4l2::Error> {
     match device.g_dv_timings() {
         Ok(current) if current.same_as(timings) => Ok(()),
         _ => device.s_dv_timings(timings),
@@ -201,26 +200,6 @@ pub(super) fn native_of(t: &DvTimings) -> caps::Native {
             })
         }),
         interlaced: t.interlaced(),
-    }
-}
-
-impl Opened {
-    /// Makes `timings` the receiver's, if any (the stream must be stopped and its buffers
-    /// freed) and lists the formats again, which follow them: the next negotiation starts
-    /// afresh.
-    pub fn retime(&mut self, timings: Option<&DvTimings>) -> Result<(), gst::ErrorMessage> {
-        if let Some(timings) = timings {
-            apply(&self.device, timings)
-                .map_err(|e| super::errors::device_error("setting the detected DV timings", &e))?;
-            self.source.timings = Some(*timings);
-        }
-        self.probed = super::session::list_formats(&self.device)?;
-        self.probed_intervals.clear();
-        self.caps = None;
-        self.source.absent = None;
-        self.native = self.source.native();
-        gst::info!(CAT, "{}: Source now {:?}", self.path(), self.native);
-        Ok(())
     }
 }
 

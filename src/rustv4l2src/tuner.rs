@@ -26,13 +26,13 @@ use super::inputs;
 use super::session::Session;
 use super::settings::TvNorm;
 use super::shared::{CAT, lock};
+use super::tuner_lists::{Lent, Lists};
 use crate::v4l2::{self, Device};
 use gst::glib;
 use gst::glib::gobject_ffi;
 use gst::glib::translate::*;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_ulong, c_void};
 use std::sync::{Arc, OnceLock};
 
@@ -310,44 +310,6 @@ fn new_norm(types: &Types, standard: &v4l2::Standard) -> glib::Object {
     }
     norm
 }
-
-/// A list lent to C callers (`transfer none`) and what each of its objects stands for.
-struct Lent {
-    list: glib::List<glib::Object>,
-    ids: Vec<u64>,
-}
-
-impl Lent {
-    fn id_of(&self, object: &glib::Object) -> Option<u64> {
-        self.list
-            .iter()
-            .position(|o| o == object)
-            .map(|i| self.ids[i])
-    }
-
-    fn object_of(&self, pick: impl Fn(u64) -> bool) -> *mut gobject_ffi::GObject {
-        self.ids
-            .iter()
-            .position(|&id| pick(id))
-            .and_then(|i| self.list.iter().nth(i))
-            .map_or(std::ptr::null_mut(), |o| o.as_ptr())
-    }
-}
-
-/// The tuner's lists for one open device: its channels, and the norms of each input, made on
-/// first use. Never rebuilt while the device is open, so a list handed out stays valid until
-/// it closes (switching inputs carries them over to the reopened device).
-#[derive(Default)]
-pub(super) struct Lists {
-    channels: Option<Lent>,
-    norms: HashMap<u32, Lent>,
-}
-
-// SAFETY: the lists hold GstTunerChannel and GstTunerNorm objects, plain data with no thread
-// affinity (glib-rs calls only GObject "not Send" because a subclass could have some);
-// references to them are counted atomically, and the lists are only used under the session's
-// lock.
-unsafe impl Send for Lists {}
 
 impl RustV4l2Src {
     /// Runs `f` on the open device's lists, under the session's lock.
