@@ -116,6 +116,24 @@ impl Mapping {
     }
 }
 
+/// Whose memory a queue's buffers are, as `v4l2_requestbuffers.memory` says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Memory {
+    /// The driver's, mapped into this process.
+    Mmap,
+    /// This process's, handed over by address.
+    UserPtr,
+}
+
+impl Memory {
+    pub(super) fn raw(self) -> u32 {
+        match self {
+            Memory::Mmap => super::sys::V4L2_MEMORY_MMAP,
+            Memory::UserPtr => super::sys::V4L2_MEMORY_USERPTR,
+        }
+    }
+}
+
 #[cfg(test)]
 impl Mapping {
     /// Where the mapping starts.

@@ -20,8 +20,8 @@
 use super::buffer_ioctls::{Dequeued, DmaBufFd};
 use super::device::Device;
 use super::error::{Error, Result};
+use super::mapping::Memory;
 use super::mapping::{Mapping, frame_range};
-use super::userptr::Memory;
 use nix::errno::Errno;
 use std::ops::Range;
 use std::ptr::NonNull;

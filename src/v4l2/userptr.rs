@@ -8,29 +8,11 @@
 
 use super::device::{Device, retry};
 use super::error::{Error, Result};
-use super::mapping::Mapping;
+use super::mapping::{Mapping, Memory};
 use super::queue::Queue;
 use super::sys::*;
 use nix::errno::Errno;
 use std::sync::Arc;
-
-/// Whose memory a queue's buffers are, as `v4l2_requestbuffers.memory` says it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Memory {
-    /// The driver's, mapped into this process.
-    Mmap,
-    /// This process's, handed over by address.
-    UserPtr,
-}
-
-impl Memory {
-    fn raw(self) -> u32 {
-        match self {
-            Memory::Mmap => V4L2_MEMORY_MMAP,
-            Memory::UserPtr => V4L2_MEMORY_USERPTR,
-        }
-    }
-}
 
 /// `len` rounded up to whole pages: vb2 pins whole pages, and v4l2src aligns its user memory
 /// the same way.
