@@ -409,14 +409,11 @@ fn black_frame(caps: &gst::Caps) -> Option<gst::Buffer> {
         }
     }
     let source = gst_video::VideoFrame::from_buffer_readable(source, &argb).ok()?;
-    let mut black = gst::Buffer::with_size(info.size()).ok()?;
-    {
-        let mut frame =
-            gst_video::VideoFrameRef::from_buffer_ref_writable(black.get_mut()?, &info).ok()?;
-        let converter = gst_video::VideoConverter::new(&argb, &info, None).ok()?;
-        converter.frame_ref(&source.as_video_frame_ref(), &mut frame);
-    }
-    Some(black)
+    let black = gst::Buffer::with_size(info.size()).ok()?;
+    let mut frame = gst_video::VideoFrame::from_buffer_writable(black, &info).ok()?;
+    let converter = gst_video::VideoConverter::new(&argb, &info, None).ok()?;
+    converter.frame(&source, &mut frame);
+    Some(frame.into_buffer())
 }
 
 #[cfg(test)]
