@@ -13,21 +13,13 @@ Debian's python3 (the report needs python3-matplotlib for the plots):
 What is measured and what each column means: the header of scripts/bench.
 """
 import json, os, re, shutil, statistics, subprocess, sys, time
-# bench_scale.py is imported from here, and imports this file back: no __pycache__ in scripts/.
+# No __pycache__ in scripts/.
 sys.dont_write_bytecode = True
-from fractions import Fraction
 
-# The bare poll/DQBUF/QBUF loop: the floor under every element, not a competitor.
-BARE = "bare V4L2 loop"
-# (name, capture_bench option, its value): a source element, or the bare loop.
-ELEMENTS = [
-    ("rustv4l2src", "--pipeline-src", "rustv4l2src device={dev}"),
-    ("v4l2src mmap", "--pipeline-src", "v4l2src device={dev} io-mode=mmap"),
-    ("v4l2src default", "--pipeline-src", "v4l2src device={dev}"),
-    (BARE, "--bare", "{dev}"),
-]
+from bench_common import (BARE, ELEMENTS, WANTED_FPS, cell, clocksource, log, parse_strace,
+                          probe_rates)
+
 SIZES = [(640, 360), (1280, 720), (1920, 1080)]
-WANTED_FPS = Fraction(30)
 
 # GStreamer's own start-up cost: a live test source through the same pipeline, no device.
 PIPELINE_FLOOR = ("videotestsrc is-live", "--pipeline-src", "videotestsrc is-live=true pattern=black")
@@ -44,97 +36,7 @@ LL_STALL_EVERY = 30
 LL_TITLE = "## low-latency under a slow downstream"
 
 
-def log(msg):
-    print(f"bench: {msg}", file=sys.stderr, flush=True)
-
-
 # ---------------------------------------------------------------- guest side
-def probe_rates(dev, w, h):
-    out = subprocess.run(
-        ["v4l2-ctl", "-d", dev, "--list-frameintervals", f"width={w},height={h},pixelformat=YUYV"],
-        capture_output=True, text=True, check=True).stdout
-    rates = [Fraction(m).limit_denominator(1001) for m in re.findall(r"\(([\d.]+) fps\)", out)]
-    if not rates:
-        raise SystemExit(f"vivid lists no frame interval for YUYV {w}x{h}:\n{out}")
-    return rates
-
-
-def parse_strace(path, dev):
-    """Syscall counts from the -C summary, ioctl requests and the ioctls up to the first
-    successful VIDIOC_DQBUF from the trace. The device's descriptors are followed through
-    openat/close rather than with strace -y, which doubles strace's cost under TCG."""
-    calls, errors, requests = {}, {}, {}
-    first_all = first_dev = 0
-    first_found = False
-    pending = {}  # pid -> what its unfinished call was: ("ioctl", is_dqbuf) or ("openat", path)
-    dev_fds = set()
-    # Also reads traces taken with -tt/-y: an optional timestamp, an optional <path> after fds.
-    line_re = re.compile(r"^(?:\[pid\s+)?(\d+)\]?\s+(?:[\d:.]+\s+)?(.*)$")
-    req_re = re.compile(r"^ioctl\((\d+)(?:<[^>]*>)?, ([A-Za-z0-9_]+)")
-    open_re = re.compile(r'^openat\([^,]+, "([^"]*)"')
-    result_re = re.compile(r"\)\s*=\s*(-?\d+)")
-    in_summary = False
-    with open(path, errors="replace") as f:
-        for line in f:
-            if line.startswith("% time"):
-                in_summary = True
-                continue
-            if in_summary:
-                fields = line.split()
-                if len(fields) < 5 or fields[0].startswith("-") or fields[-1] == "total":
-                    continue
-                calls[fields[-1]] = int(fields[3])
-                if len(fields) == 6:
-                    errors[fields[-1]] = int(fields[4])
-                continue
-            m = line_re.match(line)
-            if not m:
-                continue
-            pid, rest = m.group(1), m.group(2)
-            result = result_re.search(rest)
-            result = int(result.group(1)) if result else None
-            o = open_re.match(rest)
-            if o:
-                if "<unfinished" in rest:
-                    pending[pid] = ("openat", o.group(1))
-                elif o.group(1) == dev and result is not None and result >= 0:
-                    dev_fds.add(result)
-                continue
-            if rest.startswith("<... openat resumed>"):
-                what = pending.pop(pid, None)
-                if what == ("openat", dev) and result is not None and result >= 0:
-                    dev_fds.add(result)
-                continue
-            d = re.match(r"^(?:dup[23]?|fcntl)\((\d+)", rest)
-            if d and (not rest.startswith("fcntl") or "F_DUPFD" in rest):
-                if int(d.group(1)) in dev_fds and result is not None and result >= 0:
-                    dev_fds.add(result)
-                continue
-            c = re.match(r"^close\((\d+)", rest)
-            if c:
-                dev_fds.discard(int(c.group(1)))
-                continue
-            r = req_re.match(rest)
-            if r:
-                requests[r.group(2)] = requests.get(r.group(2), 0) + 1
-                if first_found:
-                    continue
-                first_all += 1
-                if int(r.group(1)) in dev_fds:
-                    first_dev += 1
-                is_dqbuf = r.group(2) == "VIDIOC_DQBUF"
-                if "<unfinished" in rest:
-                    pending[pid] = ("ioctl", is_dqbuf)
-                elif is_dqbuf and result == 0:
-                    first_found = True
-            elif rest.startswith("<... ioctl resumed>") and not first_found:
-                if pending.pop(pid, None) == ("ioctl", True) and result == 0:
-                    first_found = True
-    return {
-        "syscalls": calls, "errors": errors, "ioctl_requests": requests,
-        "ioctls_to_first_all": first_all if first_found else None,
-        "ioctls_to_first_dev": first_dev if first_found else None,
-    }
 
 
 def guest(outdir, bench_bin, reps, strace_reps, cg_reps, short_s, steady_s, sections, ll_span,
@@ -278,14 +180,6 @@ def guest(outdir, bench_bin, reps, strace_reps, cg_reps, short_s, steady_s, sect
     return 1 if failures else 0
 
 
-def clocksource():
-    try:
-        with open("/sys/devices/system/clocksource/clocksource0/current_clocksource") as f:
-            return f.read().strip()
-    except OSError:
-        return "?"
-
-
 # ---------------------------------------------------------------- statistics
 def med(xs):
     xs = [x for x in xs if x is not None]
@@ -300,15 +194,6 @@ def pct(xs, q):
     lo = int(i)
     hi = min(lo + 1, len(xs) - 1)
     return xs[lo] + (xs[hi] - xs[lo]) * (i - lo)
-
-
-def cell(xs, fmt="{:.3f}", spread=True):
-    xs = [x for x in xs if x is not None]
-    if not xs:
-        return "n/a"
-    m = fmt.format(statistics.median(xs))
-    lo, hi = fmt.format(min(xs)), fmt.format(max(xs))
-    return m if not spread or lo == hi else f"{m} [{lo}-{hi}]"
 
 
 def steady_cpu(run, i):

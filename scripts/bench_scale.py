@@ -8,7 +8,7 @@ means: examples/capture_bench/scale.rs; the columns: the header of scripts/bench
 """
 import glob, json, os, re, shutil, subprocess, time
 
-from bench import ELEMENTS, WANTED_FPS, cell, clocksource, log, parse_strace, probe_rates
+from bench_common import ELEMENTS, WANTED_FPS, cell, clocksource, log, parse_strace, probe_rates
 
 SCALE_ELEMENTS = ELEMENTS[:3]  # rustv4l2src, v4l2src mmap, v4l2src default
 SCALE_SIZES = [(320, 180), (640, 360)]
