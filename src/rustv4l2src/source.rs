@@ -92,7 +92,21 @@ impl Source {
     pub fn at_open(device: &Device, norm: Option<caps::Native>) -> Result<Source, v4l2::Error> {
         // A driver with no inputs to choose has only the first.
         let input = device.g_input().unwrap_or(0);
-        let subscribed = device.subscribe_source_change(input)?;
+        // None of this may keep a device from opening: a driver answering these ioctls in a
+        // way not foreseen is a device whose source is not followed, not one that fails.
+        let subscribed = match device.subscribe_source_change(input) {
+            Ok(subscribed) => subscribed,
+            Err(e) if e.is_disconnect() => return Err(e),
+            Err(e) => {
+                gst::debug!(
+                    CAT,
+                    "{}: No source-change events: {}",
+                    device.path().display(),
+                    e
+                );
+                false
+            }
+        };
         // Without events (a driver that raises none) a change shows only as frames of another
         // size or none at all: the element cannot follow it.
         let mut source = Source {
@@ -103,7 +117,20 @@ impl Source {
             timings: None,
             absent: None,
         };
-        match device.query_dv_timings()? {
+        let detected = match device.query_dv_timings() {
+            Ok(detected) => detected,
+            Err(e) if e.is_disconnect() => return Err(e),
+            Err(e) => {
+                gst::warning!(
+                    CAT,
+                    "{}: Cannot ask what the source sends: {}",
+                    device.path().display(),
+                    e
+                );
+                Detected::NotDv
+            }
+        };
+        match detected {
             Detected::NotDv => {
                 if let Some(loss) = source.analog_loss(device) {
                     source.absent = Some(Absence::new(loss));
@@ -111,7 +138,15 @@ impl Source {
             }
             Detected::Timings(detected) => {
                 source.dv = true;
-                apply(device, &detected)?;
+                if let Err(e) = apply(device, &detected) {
+                    // Busy elsewhere, say: capture what the receiver is set to.
+                    gst::warning!(
+                        CAT,
+                        "{}: Keeping the receiver's timings: {}",
+                        device.path().display(),
+                        e
+                    );
+                }
                 source.timings = Some(detected);
             }
             Detected::NoSignal(loss) => {
