@@ -16,7 +16,7 @@ use super::errors;
 use super::session::Session;
 use super::settings::{NoSignal, Settings};
 use super::shared::{CAT, lock};
-use super::source::{Absence, Look};
+use super::source::{Absence, Look, Source};
 use super::timeline::{self, GapStep, Gaps};
 use crate::v4l2::{Device, DvTimings, Poller, SignalLoss, Wait};
 use gst::prelude::*;
@@ -41,12 +41,7 @@ pub(super) struct Signal<'a> {
 impl Signal<'_> {
     /// The driver says the source changed: look, and follow it.
     pub fn changed(&self) -> Result<(), gst::FlowError> {
-        let Some((device, source)) = ({
-            let session = lock(self.session);
-            session
-                .opened()
-                .map(|o| (Arc::clone(&o.device), o.source.clone()))
-        }) else {
+        let Some((device, source)) = self.source() else {
             return Ok(());
         };
         match source.look(&device) {
@@ -74,12 +69,10 @@ impl Signal<'_> {
             session.stop();
             if let Some(o) = session.opened_mut() {
                 o.source.absent = Some(Absence {
-                    loss,
-                    since: Instant::now(),
                     caps,
                     frame_duration,
                     last_pts,
-                    black: None,
+                    ..Absence::new(loss)
                 });
                 o.native = None;
             }
@@ -96,58 +89,58 @@ impl Signal<'_> {
     /// black frame when one is due (`black`); `Flushing` when `unlock()` ends the wait.
     pub fn wait(&self) -> Result<Option<gst::Buffer>, gst::FlowError> {
         let mode = lock(self.settings).no_signal;
+        // The driver raised an event since the receiver was last asked.
+        let mut evented = false;
         loop {
             // Due GAP events or frames may keep this loop from waiting: look here too.
             if self.poller.is_flushing() {
                 return Err(gst::FlowError::Flushing);
             }
-            let Some((device, source)) = ({
-                let session = lock(self.session);
-                session
-                    .opened()
-                    .filter(|o| o.source.absent.is_some())
-                    .map(|o| (Arc::clone(&o.device), o.source.clone()))
-            }) else {
+            let Some((device, source)) = self.source() else {
                 return Ok(None);
             };
             let Some(absence) = source.absent.clone() else {
                 return Ok(None);
             };
-            match source.look(&device) {
-                Ok(Look::Changed(timings)) => {
-                    self.follow(&device, timings.as_ref(), Some(&absence))?;
-                    return Ok(None);
-                }
-                Ok(Look::Lost(loss)) if loss != absence.loss => {
-                    gst::info!(
-                        CAT,
-                        obj = self.element,
-                        "Still no picture: {}",
-                        loss.describe()
-                    );
-                    if let Some(o) = lock(self.session).opened_mut()
-                        && let Some(a) = &mut o.source.absent
-                    {
-                        a.loss = loss;
+            // Ask the receiver after an event, else every LOOK_AGAIN: not for every GAP event
+            // or black frame pushed meanwhile.
+            if evented || absence.looked.elapsed() >= LOOK_AGAIN {
+                evented = false;
+                self.update_absence(|a| a.looked = Instant::now());
+                match source.look(&device) {
+                    Ok(Look::Changed(timings)) => {
+                        self.follow(&device, timings.as_ref(), Some(&absence))?;
+                        return Ok(None);
+                    }
+                    Ok(Look::Lost(loss)) if loss != absence.loss => {
+                        gst::info!(
+                            CAT,
+                            obj = self.element,
+                            "Still no picture: {}",
+                            loss.describe()
+                        );
+                        self.update_absence(|a| a.loss = loss);
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.is_disconnect() => {
+                        return Err(self.fail(errors::stream_failure(
+                            &device.path().to_string_lossy(),
+                            Err(e),
+                        )));
+                    }
+                    Err(e) => {
+                        return Err(
+                            self.fail(errors::device_error("asking what the source sends", &e))
+                        );
                     }
                 }
-                Ok(_) => {}
-                Err(e) if e.is_disconnect() => {
-                    return Err(self.fail(errors::stream_failure(
-                        &device.path().to_string_lossy(),
-                        Err(e),
-                    )));
-                }
-                Err(e) => {
-                    return Err(self.fail(errors::device_error("asking what the source sends", &e)));
-                }
             }
-            let mut next = LOOK_AGAIN;
+            let mut next = LOOK_AGAIN.saturating_sub(absence.looked.elapsed());
             if let Some(mut paced) = self.pace(&absence) {
                 match self.due(&mut paced) {
                     GapStep::Push(ts) => {
                         let duration = paced.duration();
-                        self.note_pushed(ts);
+                        self.update_absence(|a| a.last_pts = Some(ts));
                         let black = match mode {
                             NoSignal::Black => self.black(&absence),
                             _ => None,
@@ -173,7 +166,10 @@ impl Signal<'_> {
             }
             match self.poller.wait_event(&*device, device.path(), Some(next)) {
                 Ok(Wait::Flushing) => return Err(gst::FlowError::Flushing),
-                Ok(Wait::Event) => drain_events(&device),
+                Ok(Wait::Event) => {
+                    drain_events(&device);
+                    evented = true;
+                }
                 Ok(_) => {}
                 Err(e) => {
                     return Err(self.fail(errors::device_error("waiting for the signal", &e)));
@@ -210,19 +206,23 @@ impl Signal<'_> {
             return Some(black.clone());
         }
         let black = black_frame(absence.caps.as_ref()?)?;
-        if let Some(o) = lock(self.session).opened_mut()
-            && let Some(a) = &mut o.source.absent
-        {
-            a.black = Some(black.clone());
-        }
+        self.update_absence(|a| a.black = Some(black.clone()));
         Some(black)
     }
 
-    fn note_pushed(&self, ts: gst::ClockTime) {
+    /// The open device and what the session knows of its source, taken out of the lock.
+    fn source(&self) -> Option<(Arc<Device>, Source)> {
+        let session = lock(self.session);
+        let opened = session.opened()?;
+        Some((Arc::clone(&opened.device), opened.source.clone()))
+    }
+
+    /// Changes what the session keeps of the signal's absence, if it is still absent.
+    fn update_absence(&self, change: impl FnOnce(&mut Absence)) {
         if let Some(o) = lock(self.session).opened_mut()
             && let Some(a) = &mut o.source.absent
         {
-            a.last_pts = Some(ts);
+            change(a);
         }
     }
 

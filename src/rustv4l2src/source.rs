@@ -18,8 +18,6 @@ pub(super) struct Source {
     pub input: u32,
     /// The input takes DV timings: the receiver can say what it sees.
     pub dv: bool,
-    /// The input takes analog norms: its status says whether a signal is there.
-    pub analog: bool,
     /// The norm's picture, on an analog input.
     pub norm: Option<caps::Native>,
     /// The timings the receiver was set to, when known.
@@ -40,13 +38,18 @@ pub(super) struct Absence {
     pub last_pts: Option<gst::ClockTime>,
     /// The black frame of `caps` (`no-signal=black`), made on first need.
     pub black: Option<gst::Buffer>,
+    /// When the receiver was last asked what it sees.
+    pub looked: Instant,
 }
 
 impl Absence {
-    fn new(loss: SignalLoss) -> Absence {
+    /// A loss found just now (by asking the receiver).
+    pub fn new(loss: SignalLoss) -> Absence {
+        let now = Instant::now();
         Absence {
             loss,
-            since: Instant::now(),
+            since: now,
+            looked: now,
             caps: None,
             frame_duration: None,
             last_pts: None,
@@ -112,7 +115,6 @@ impl Source {
         let mut source = Source {
             input,
             dv: false,
-            analog: norm.is_some(),
             norm,
             timings: None,
             absent: None,
@@ -169,7 +171,7 @@ impl Source {
 
     /// What the receiver sees now, against what it was set to.
     pub fn look(&self, device: &Device) -> Result<Look, v4l2::Error> {
-        if self.analog {
+        if self.analog() {
             return Ok(match (self.analog_loss(device), &self.absent) {
                 (Some(loss), _) => Look::Lost(loss),
                 (None, Some(_)) => Look::Changed(None),
@@ -189,9 +191,14 @@ impl Source {
         })
     }
 
+    /// The input takes analog norms: its status says whether a signal is there.
+    fn analog(&self) -> bool {
+        self.norm.is_some()
+    }
+
     /// On an analog input, what its status says is missing (`VIDIOC_ENUMINPUT`).
     fn analog_loss(&self, device: &Device) -> Option<SignalLoss> {
-        if !self.analog {
+        if !self.analog() {
             return None;
         }
         match device.enum_input(self.input) {
