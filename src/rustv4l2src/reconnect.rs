@@ -14,7 +14,7 @@
 use super::controls::{self, Which};
 use super::session::{Gone, Session};
 use super::settings::Settings;
-use super::shared::{CAT, lock};
+use super::shared::{CAT, lock, post_element_message};
 use super::stats::Stats;
 use super::timeline::{self, GapStep, Gaps};
 use crate::v4l2::hotplug::{self, Action, Uevent};
@@ -63,15 +63,12 @@ pub(super) fn announce_lost(
             reason
         )
     );
-    let _ = element.post_message(
-        gst::message::Element::builder(
-            gst::Structure::builder("rustv4l2src-device-lost")
-                .field("device", path)
-                .field("reason", reason)
-                .build(),
-        )
-        .src(element)
-        .build(),
+    post_element_message(
+        element,
+        gst::Structure::builder("rustv4l2src-device-lost")
+            .field("device", path)
+            .field("reason", reason)
+            .build(),
     );
 }
 
@@ -309,16 +306,13 @@ impl Reconnect<'_> {
         if latency_changed {
             let _ = element.post_message(gst::message::Latency::builder().src(element).build());
         }
-        let _ = element.post_message(
-            gst::message::Element::builder(
-                gst::Structure::builder("rustv4l2src-device-restored")
-                    .field("device", &path_str)
-                    .field("seconds-away", away.as_secs_f64())
-                    .field("caps-changed", before.is_some() && before != caps)
-                    .build(),
-            )
-            .src(element)
-            .build(),
+        post_element_message(
+            element,
+            gst::Structure::builder("rustv4l2src-device-restored")
+                .field("device", &path_str)
+                .field("seconds-away", away.as_secs_f64())
+                .field("caps-changed", before.is_some() && before != caps)
+                .build(),
         );
         Ok(())
     }

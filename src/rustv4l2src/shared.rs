@@ -1,5 +1,5 @@
-//! What every file of the element uses: its debug category, and taking a lock that a panic
-//! elsewhere may have poisoned.
+//! What every file of the element uses: its debug category, taking a lock that a panic
+//! elsewhere may have poisoned, and posting an element message.
 
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
@@ -14,4 +14,14 @@ pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere must not turn every later call into a panic too.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Posts `rustv4l2src-<what>` (`structure`) from `element`; never with a lock held.
+pub(super) fn post_element_message(element: &gst::Element, structure: gst::Structure) {
+    use gst::prelude::*;
+    let _ = element.post_message(
+        gst::message::Element::builder(structure)
+            .src(element)
+            .build(),
+    );
 }

@@ -15,7 +15,7 @@
 use super::errors;
 use super::session::Session;
 use super::settings::{NoSignal, Settings};
-use super::shared::{CAT, lock};
+use super::shared::{CAT, lock, post_element_message};
 use super::source::{Absence, Look, Source};
 use super::timeline::{self, GapStep, Gaps};
 use crate::v4l2::{Device, DvTimings, Poller, SignalLoss, Wait};
@@ -288,11 +288,7 @@ impl Signal<'_> {
         if let (Some(before), Some(after)) = (&before, &after)
             && before != after
         {
-            let _ = element.post_message(
-                gst::message::Element::builder(source_changed(&path, before, after))
-                    .src(element)
-                    .build(),
-            );
+            post_element_message(element, source_changed(&path, before, after));
         }
         Ok(())
     }
@@ -344,31 +340,25 @@ pub(super) fn announce_loss(element: &gst::Element, path: &str, loss: SignalLoss
             then
         )
     );
-    let _ = element.post_message(
-        gst::message::Element::builder(
-            gst::Structure::builder("rustv4l2src-signal")
-                .field("device", path)
-                .field("present", false)
-                .field("reason", loss.describe())
-                .build(),
-        )
-        .src(element)
-        .build(),
+    post_element_message(
+        element,
+        gst::Structure::builder("rustv4l2src-signal")
+            .field("device", path)
+            .field("present", false)
+            .field("reason", loss.describe())
+            .build(),
     );
 }
 
 fn announce_return(element: &gst::Element, path: &str, away: Duration) {
     gst::info!(CAT, obj = element, "{}: signal back after {:?}", path, away);
-    let _ = element.post_message(
-        gst::message::Element::builder(
-            gst::Structure::builder("rustv4l2src-signal")
-                .field("device", path)
-                .field("present", true)
-                .field("seconds-away", away.as_secs_f64())
-                .build(),
-        )
-        .src(element)
-        .build(),
+    post_element_message(
+        element,
+        gst::Structure::builder("rustv4l2src-signal")
+            .field("device", path)
+            .field("present", true)
+            .field("seconds-away", away.as_secs_f64())
+            .build(),
     );
 }
 
