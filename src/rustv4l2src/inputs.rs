@@ -1,7 +1,7 @@
 //! The `input` and `norm` properties on the device: selecting the input (`VIDIOC_S_INPUT`) and
 //! its analogue TV standard (`VIDIOC_S_STD`) when the device opens, before its formats are
 //! listed (they depend on the input), and the picture the input's standard sends, which
-//! negotiation prefers (`Opened::native`). Errors are built here, for the element to post.
+//! negotiation prefers (`Source::native`). Errors are built here, for the element to post.
 
 use super::settings::{Settings, TvNorm};
 use super::shared::CAT;

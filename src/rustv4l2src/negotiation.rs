@@ -75,7 +75,7 @@ impl Opened {
         }
         // The source's own size and rate first (and its size at another rate, which a driver
         // may list differently), then anything the driver can scale to.
-        if let Some(native) = self.native {
+        if let Some(native) = self.source.native() {
             for with_rate in [true, false] {
                 if with_rate && native.rate.is_none() {
                     continue;
@@ -255,8 +255,12 @@ impl Opened {
         self.probed_intervals.clear();
         self.caps = None;
         self.source.absent = None;
-        self.native = self.source.native();
-        gst::info!(CAT, "{}: Source now {:?}", self.path(), self.native);
+        gst::info!(
+            CAT,
+            "{}: Source now {:?}",
+            self.path(),
+            self.source.native()
+        );
         Ok(())
     }
 }

@@ -62,11 +62,8 @@ pub(super) struct Opened {
     /// The caps to try first at the next negotiation: the stream's before the device went
     /// away, so that it comes back as it was when it still can.
     pub caps_before: Option<gst::Caps>,
-    /// The picture the source sends on the current input (its norm's, or the DV timings the
-    /// receiver detected): preferred over the driver's other sizes when downstream does not
-    /// ask for one.
-    pub native: Option<caps::Native>,
-    /// The source on the current input: its timings and signal (capture cards).
+    /// The source on the current input: its timings and signal (capture cards), and so the
+    /// picture negotiation prefers over the driver's other sizes (`Source::native`).
     pub source: Source,
     /// GstTuner's channels and norms for this device (see `tuner.rs`).
     pub tuner: Lists,
@@ -275,7 +272,6 @@ impl Session {
             identity,
             channels: OnceCell::new(),
             caps_before: None,
-            native: source.native(),
             source,
             tuner: Lists::default(),
         })

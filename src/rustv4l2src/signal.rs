@@ -74,7 +74,6 @@ impl Signal<'_> {
                     last_pts,
                     ..Absence::new(loss)
                 });
-                o.native = None;
             }
         }
         let path = device.path().to_string_lossy();
