@@ -9,11 +9,12 @@ use crate::caps;
 use crate::v4l2::{self, Device, Input, Standard};
 
 /// Selects the input, then the norm, as `settings` ask (in that order: the norms an input
-/// supports are its own), and returns the picture the input's standard sends, if it has one.
+/// supports are its own), and returns the input in use and the picture its standard sends, if
+/// it has one.
 pub(super) fn select(
     device: &Device,
     settings: &Settings,
-) -> Result<Option<caps::Native>, gst::ErrorMessage> {
+) -> Result<(u32, Option<caps::Native>), gst::ErrorMessage> {
     let path = device.path().display().to_string();
     if let Ok(index) = u32::try_from(settings.input) {
         let inputs = device
@@ -34,18 +35,20 @@ pub(super) fn select(
         gst::info!(CAT, "{}: Input {} ('{}') selected", path, index, input.name);
     }
     let input = current_input(device);
+    // A device without inputs to choose has only the first.
+    let index = input.as_ref().map_or(0, |i| i.index);
     if settings.norm != TvNorm::None {
         set_norm(device, &path, input.as_ref(), settings.norm)?;
     }
     if !input.as_ref().is_some_and(Input::has_std) {
-        return Ok(None);
+        return Ok((index, None));
     }
     let std = match device.g_std() {
         Ok(Some(std)) => std,
-        Ok(None) => return Ok(None),
+        Ok(None) => return Ok((index, None)),
         Err(e) => {
             gst::warning!(CAT, "{}: No current TV standard: {}", path, e);
-            return Ok(None);
+            return Ok((index, None));
         }
     };
     let standards = device.enum_std().unwrap_or_else(|e| {
@@ -54,7 +57,7 @@ pub(super) fn select(
     });
     let native = native_of(&standards, std);
     gst::debug!(CAT, "{}: Standard {:#x}: {:?}", path, std, native);
-    Ok(native)
+    Ok((index, native))
 }
 
 /// The input the device captures from, as `VIDIOC_ENUMINPUT` describes it now; `None` for a

@@ -233,8 +233,8 @@ impl Session {
         };
         // Before listing formats, which depend on them: the input and norm asked for, then
         // the receiver's timings.
-        let norm_native = inputs::select(&device, settings).map_err(unopened)?;
-        let source = Source::at_open(&device, norm_native)
+        let (input, norm_native) = inputs::select(&device, settings).map_err(unopened)?;
+        let source = Source::at_open(&device, input, norm_native)
             .map_err(|e| unopened(errors::device_error("asking what the source sends", &e)))?;
         let probed = list_formats(&device).map_err(unopened)?;
         gst::info!(

@@ -91,10 +91,12 @@ pub(super) enum Look {
 impl Source {
     /// Subscribes to source changes and asks the receiver what it sees, setting the detected
     /// timings; before the formats are listed, which depend on them.
-    /// `norm` is the picture of the norm the input was set to, if analog.
-    pub fn at_open(device: &Device, norm: Option<caps::Native>) -> Result<Source, v4l2::Error> {
-        // A driver with no inputs to choose has only the first.
-        let input = device.g_input().unwrap_or(0);
+    /// `input` is the input in use; `norm` the picture of the norm it was set to, if analog.
+    pub fn at_open(
+        device: &Device,
+        input: u32,
+        norm: Option<caps::Native>,
+    ) -> Result<Source, v4l2::Error> {
         // None of this may keep a device from opening: a driver answering these ioctls in a
         // way not foreseen is a device whose source is not followed, not one that fails.
         let subscribed = match device.subscribe_source_change(input) {
