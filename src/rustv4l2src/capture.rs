@@ -6,13 +6,13 @@
 
 use super::errors;
 use super::lend;
-use super::session::Session;
+use super::session::{Session, Stream};
 use super::settings::TimeoutAction;
 use super::shared::{CAT, lock};
 use super::stats::{FrameCounts, Stats};
 use super::timeline::{self, StampPoint};
 use crate::caps;
-use crate::v4l2::{self, Poller, Queue, Wait};
+use crate::v4l2::{self, Device, Poller, Queue, Wait};
 use gst::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -178,8 +178,8 @@ impl Capture<'_> {
 
     /// The device went away, as `e` says: the session lets go of it, and the failure is an
     /// error, or with `reconnect` a loss for the element to wait out.
-    fn disconnected(&self, queue: &Queue, e: v4l2::Error) -> Failure {
-        let path = self.path(queue).into_owned();
+    pub(super) fn disconnected(&self, device: &Device, e: v4l2::Error) -> Failure {
+        let path = self.path(device).into_owned();
         let reason = e.to_string();
         let msg = errors::stream_failure(&path, Err(e));
         lock(self.session).lose(msg.clone());
@@ -213,26 +213,27 @@ impl Capture<'_> {
         Ok(buffer)
     }
 
-    fn path<'q>(&self, queue: &'q Queue) -> std::borrow::Cow<'q, str> {
-        queue.device().path().to_string_lossy()
+    pub(super) fn path<'d>(&self, device: &'d Device) -> std::borrow::Cow<'d, str> {
+        device.path().to_string_lossy()
     }
 
-    /// Polls until a good frame is dequeued, giving corrupt ones back; with `low-latency`,
-    /// takes the newest of those ready.
-    fn wait_and_dequeue(&self, queue: &Arc<Queue>) -> Result<Picked, Failure> {
+    /// Polls until the device has a frame ready. A driver error found on the way is asked
+    /// about with `dequeue` (whose error says what happened) and ends the stream.
+    pub(super) fn wait_ready(
+        &self,
+        device: &Device,
+        dequeue: impl Fn() -> v4l2::Result<()>,
+    ) -> Result<(), Failure> {
         let knobs = self.knobs;
-        let device = queue.device();
         let timeout =
             (knobs.timeout_ms > 0).then(|| Duration::from_millis(knobs.timeout_ms.into()));
-        let mut corrupted = GivenBack::new();
-        let mut frame = loop {
-            match self.poller.wait(&**device, device.path(), timeout) {
-                Ok(Wait::Ready) => {}
+        loop {
+            match self.poller.wait(device, device.path(), timeout) {
+                Ok(Wait::Ready) => return Ok(()),
                 Ok(Wait::Event) => {
-                    if self.source_changed(queue)? {
+                    if self.source_changed(device)? {
                         return Err(Instead::SourceChanged.into());
                     }
-                    continue;
                 }
                 Ok(Wait::Flushing) => return Err(gst::FlowError::Flushing.into()),
                 Ok(Wait::TimedOut) if knobs.timeout_action == TimeoutAction::Eos => {
@@ -247,17 +248,17 @@ impl Capture<'_> {
                 Ok(Wait::TimedOut) => {
                     return Err(fail(
                         gst::FlowError::Error,
-                        errors::timed_out(&self.path(queue), knobs.timeout_ms),
+                        errors::timed_out(&self.path(device), knobs.timeout_ms),
                     ));
                 }
                 Ok(Wait::DeviceError) => {
-                    let dequeued = queue.dequeue().map(|_| ());
+                    let dequeued = dequeue();
                     if let Err(e) = &dequeued
                         && e.is_disconnect()
                     {
-                        return Err(self.disconnected(queue, e.clone()));
+                        return Err(self.disconnected(device, e.clone()));
                     }
-                    let msg = errors::stream_failure(&self.path(queue), dequeued);
+                    let msg = errors::stream_failure(&self.path(device), dequeued);
                     lock(self.session).lose(msg.clone());
                     return Err(fail(gst::FlowError::Error, msg));
                 }
@@ -268,6 +269,16 @@ impl Capture<'_> {
                     ));
                 }
             }
+        }
+    }
+
+    /// Polls until a good frame is dequeued, giving corrupt ones back; with `low-latency`,
+    /// takes the newest of those ready.
+    fn wait_and_dequeue(&self, queue: &Arc<Queue>) -> Result<Picked, Failure> {
+        let device = queue.device();
+        let mut corrupted = GivenBack::new();
+        let mut frame = loop {
+            self.wait_ready(device, || queue.dequeue().map(|_| ()))?;
             match queue.dequeue() {
                 Ok(Some(frame)) if frame.is_error() => {
                     // The driver says the data is corrupt: give the buffer straight back
@@ -283,7 +294,7 @@ impl Capture<'_> {
                 }
                 Ok(Some(frame)) => break frame,
                 Ok(None) => {}
-                Err(e) if e.is_disconnect() => return Err(self.disconnected(queue, e)),
+                Err(e) if e.is_disconnect() => return Err(self.disconnected(device, e)),
                 Err(e) => {
                     return Err(fail(
                         gst::FlowError::Error,
@@ -294,7 +305,7 @@ impl Capture<'_> {
         };
         // low-latency: newer frames may be ready already; push the newest, give the rest back.
         let mut skipped = GivenBack::new();
-        if knobs.low_latency {
+        if self.knobs.low_latency {
             while let Ok(Some(newer)) = queue.dequeue() {
                 let older = if newer.is_error() {
                     corrupted.push(newer.sequence);
@@ -314,8 +325,7 @@ impl Capture<'_> {
     }
 
     /// Reads the driver's pending events: whether one says the source changed.
-    fn source_changed(&self, queue: &Queue) -> Result<bool, Failure> {
-        let device = queue.device();
+    fn source_changed(&self, device: &Device) -> Result<bool, Failure> {
         let mut changed = false;
         loop {
             match device.dequeue_event() {
@@ -325,7 +335,7 @@ impl Capture<'_> {
                 }
                 Ok(Some(None)) => {}
                 Ok(None) => return Ok(changed),
-                Err(e) if e.is_disconnect() => return Err(self.disconnected(queue, e)),
+                Err(e) if e.is_disconnect() => return Err(self.disconnected(device, e)),
                 Err(e) => {
                     return Err(fail(
                         gst::FlowError::Error,
@@ -342,6 +352,88 @@ impl Capture<'_> {
         if let Err(e) = frame.requeue() {
             gst::warning!(CAT, obj = self.element, "Re-queuing a skipped frame: {}", e);
         }
+    }
+
+    /// The PTS of a frame the driver stamped as `frame` says, and its age now.
+    pub(super) fn frame_time(
+        &self,
+        stream: &mut Stream,
+        frame: &v4l2::Dequeued,
+    ) -> (Option<gst::ClockTime>, Option<gst::ClockTime>) {
+        let (Some(clock), Some(base_time)) = (self.element.clock(), self.element.base_time())
+        else {
+            return (None, None);
+        };
+        let monotonic = match &stream.clock_kind {
+            Some((known, monotonic)) if *known == clock => *monotonic,
+            _ => {
+                let monotonic = timeline::reads_monotonic(&clock);
+                stream.clock_kind = Some((clock.clone(), monotonic));
+                monotonic
+            }
+        };
+        let stamp = frame.has_monotonic_timestamp().then(|| {
+            let point = if frame.stamped_at_start() {
+                StampPoint::StartOfExposure
+            } else {
+                StampPoint::EndOfFrame
+            };
+            (frame.timestamp, point)
+        });
+        let t = timeline::frame_time(
+            &clock,
+            monotonic,
+            base_time,
+            stamp,
+            stream.frame_duration,
+            v4l2::device::monotonic_now,
+        );
+        (Some(stream.pts.next(t.pts)), Some(t.age))
+    }
+
+    /// Counts a frame pushed (or about to be) and tells the bus what went wrong on the way:
+    /// buffers the driver refused back, frames lost (a QoS message).
+    pub(super) fn report(
+        &self,
+        device: &Device,
+        counts: &FrameCounts,
+        age: Option<gst::ClockTime>,
+        sequence: u32,
+        (pts, duration): (Option<gst::ClockTime>, Option<gst::ClockTime>),
+    ) {
+        let (captured, lost_total) = lock(self.stats).record(counts, age);
+        if counts.refused > 0 {
+            gst::element_warning!(
+                self.element,
+                gst::ResourceError::Read,
+                (
+                    "Device '{}' refused {} buffer(s) back (VIDIOC_QBUF failed): it has fewer \
+                     buffers to capture into until the stream restarts.",
+                    self.path(device),
+                    counts.refused
+                )
+            );
+        }
+        if counts.lost > 0 {
+            let msg = gst::message::Qos::builder(true)
+                .running_time(pts)
+                .timestamp(pts)
+                .duration(duration)
+                .stats(
+                    gst::format::Buffers::from_u64(captured),
+                    gst::format::Buffers::from_u64(lost_total),
+                )
+                .src(self.element)
+                .build();
+            let _ = self.element.post_message(msg);
+        }
+        gst::trace!(
+            CAT,
+            obj = self.element,
+            "Frame {} pts {}",
+            sequence,
+            pts.display()
+        );
     }
 
     /// Wraps a dequeued frame, without copying where downstream can read it as it is.
@@ -361,36 +453,7 @@ impl Capture<'_> {
             return Err(gst::FlowError::Flushing.into());
         };
         let duration = stream.frame_duration;
-        let (pts, age) = match (self.element.clock(), self.element.base_time()) {
-            (Some(clock), Some(base_time)) => {
-                let monotonic = match &stream.clock_kind {
-                    Some((known, monotonic)) if *known == clock => *monotonic,
-                    _ => {
-                        let monotonic = timeline::reads_monotonic(&clock);
-                        stream.clock_kind = Some((clock.clone(), monotonic));
-                        monotonic
-                    }
-                };
-                let stamp = frame.has_monotonic_timestamp().then(|| {
-                    let point = if frame.stamped_at_start() {
-                        StampPoint::StartOfExposure
-                    } else {
-                        StampPoint::EndOfFrame
-                    };
-                    (frame.timestamp, point)
-                });
-                let t = timeline::frame_time(
-                    &clock,
-                    monotonic,
-                    base_time,
-                    stamp,
-                    duration,
-                    v4l2::device::monotonic_now,
-                );
-                (Some(stream.pts.next(t.pts)), Some(t.age))
-            }
-            _ => (None, None),
-        };
+        let (pts, age) = self.frame_time(stream, &frame);
         let lost = if corrupted.is_empty() && skipped.is_empty() {
             u64::from(stream.sequence.note(sequence))
         } else {
@@ -440,7 +503,7 @@ impl Capture<'_> {
                         gst::ResourceError::Read,
                         (
                             "Could not hand a frame of '{}' downstream: {}.{}",
-                            self.path(queue),
+                            self.path(queue.device()),
                             e,
                             if pool.is_dmabuf() {
                                 " Use io-mode=mmap."
@@ -455,40 +518,16 @@ impl Capture<'_> {
             // goes back to the driver once copied.
             _ => lend::wrap_for_copy(frame)?,
         };
-        {
-            let buffer = buffer.get_mut().ok_or(gst::FlowError::Error)?;
-            // Each memory is the driver's `bytesused` of its plane: for compressed formats,
-            // the size of this one image or access unit, not the buffer's capacity.
-            match stream.framing {
-                caps::Framing::Video(l) => {
-                    if stream.needs_video_meta {
-                        let offsets =
-                            caps::meta_offsets(&l, buffer.iter_memories().map(|m| m.size()));
-                        lend::set_video_meta(
-                            buffer,
-                            &stream.info,
-                            &offsets[..l.n_planes],
-                            &l.strides[..l.n_planes],
-                        )?;
-                    }
-                    buffer.set_flags(caps::field_flags(field, stream.info.field_order()));
-                }
-                caps::Framing::Bayer { .. } => {
-                    if let Some(rows) = caps::picture_bytes(&stream.framing, buffer.size()) {
-                        buffer.set_size(rows);
-                    }
-                }
-                caps::Framing::Compressed { .. } => {
-                    if stream.framing.is_delta_unit(keyframe) {
-                        buffer.set_flags(gst::BufferFlags::DELTA_UNIT);
-                    }
-                }
-            }
-            buffer.set_pts(pts);
-            buffer.set_duration(duration);
-            buffer.set_offset(offset);
-            buffer.set_offset_end(offset.saturating_add(1));
-        }
+        decorate(
+            buffer.get_mut().ok_or(gst::FlowError::Error)?,
+            stream,
+            Decoration {
+                field,
+                keyframe,
+                pts,
+                offset,
+            },
+        )?;
         if copied {
             gst::debug!(
                 gst::CAT_PERFORMANCE,
@@ -525,40 +564,56 @@ impl Capture<'_> {
             copied,
             refused: new_refusals,
         };
-        let totals = lock(self.stats).record(&counts, age);
-        if new_refusals > 0 {
-            gst::element_warning!(
-                self.element,
-                gst::ResourceError::Read,
-                (
-                    "Device '{}' refused {} buffer(s) back (VIDIOC_QBUF failed): it has fewer \
-                     buffers to capture into until the stream restarts.",
-                    self.path(queue),
-                    new_refusals
-                )
-            );
-        }
-        if lost > 0 {
-            let (captured, lost_total) = totals;
-            let msg = gst::message::Qos::builder(true)
-                .running_time(pts)
-                .timestamp(pts)
-                .duration(duration)
-                .stats(
-                    gst::format::Buffers::from_u64(captured),
-                    gst::format::Buffers::from_u64(lost_total),
-                )
-                .src(self.element)
-                .build();
-            let _ = self.element.post_message(msg);
-        }
-        gst::trace!(
-            CAT,
-            obj = self.element,
-            "Frame {} pts {}",
-            sequence,
-            pts.display()
-        );
+        self.report(queue.device(), &counts, age, sequence, (pts, duration));
         Ok(buffer)
     }
+}
+
+/// What a frame's GstBuffer says of it besides its memory.
+pub(super) struct Decoration {
+    /// The driver's `v4l2_field`.
+    pub field: u32,
+    pub keyframe: bool,
+    pub pts: Option<gst::ClockTime>,
+    /// The frame's number in the stream.
+    pub offset: u64,
+}
+
+/// Flags, timestamps, offsets and meta of a frame of `stream`, whose memories are the
+/// driver's `bytesused` of each plane: for compressed formats the size of this one image or
+/// access unit, not the buffer's capacity.
+pub(super) fn decorate(
+    buffer: &mut gst::BufferRef,
+    stream: &Stream,
+    frame: Decoration,
+) -> Result<(), gst::FlowError> {
+    match stream.framing {
+        caps::Framing::Video(l) => {
+            if stream.needs_video_meta {
+                let offsets = caps::meta_offsets(&l, buffer.iter_memories().map(|m| m.size()));
+                lend::set_video_meta(
+                    buffer,
+                    &stream.info,
+                    &offsets[..l.n_planes],
+                    &l.strides[..l.n_planes],
+                )?;
+            }
+            buffer.set_flags(caps::field_flags(frame.field, stream.info.field_order()));
+        }
+        caps::Framing::Bayer { .. } => {
+            if let Some(rows) = caps::picture_bytes(&stream.framing, buffer.size()) {
+                buffer.set_size(rows);
+            }
+        }
+        caps::Framing::Compressed { .. } => {
+            if stream.framing.is_delta_unit(frame.keyframe) {
+                buffer.set_flags(gst::BufferFlags::DELTA_UNIT);
+            }
+        }
+    }
+    buffer.set_pts(frame.pts);
+    buffer.set_duration(stream.frame_duration);
+    buffer.set_offset(frame.offset);
+    buffer.set_offset_end(frame.offset.saturating_add(1));
+    Ok(())
 }
