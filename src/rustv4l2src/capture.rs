@@ -204,6 +204,11 @@ impl Capture<'_> {
                 drop(session);
                 return self.read_frame(&reader);
             }
+            // io-mode=dmabuf-import captures into downstream's buffers.
+            if session.stream().is_some_and(|s| s.import.is_some()) {
+                drop(session);
+                return self.import_frame();
+            }
             session
                 .stream_on()
                 .map_err(|msg| fail(gst::FlowError::NotNegotiated, msg))?

@@ -12,6 +12,7 @@ use super::allocation::{self, AUTO_MIN_BUFFERS};
 use super::capture::{Capture, Captured, Knobs};
 use super::colorbalance::{self, Channels, ColorBalanceImpl};
 use super::controls::{self, Which};
+use super::import::DownstreamPool;
 use super::reconnect::{self, Reconnect};
 use super::session::{Gone, Session};
 use super::settings::{self, COLOR_CONTROLS, Followup, Settings};
@@ -462,15 +463,21 @@ impl BaseSrcImpl for RustV4l2Src {
         query: &mut gst::query::Allocation,
     ) -> Result<(), gst::LoggableError> {
         // Buffers come from the device, never from a pool: read what downstream says it holds,
-        // then drop its pools so the base class does not allocate one for nothing.
+        // then drop its pools so the base class does not allocate one for nothing. Only
+        // `io-mode=dmabuf-import` keeps the first, which it captures into: the base class then
+        // owns its activation and sets it flushing with the element.
         let downstream_min = query
             .allocation_pools()
             .map(|(_, _, min, _)| min)
             .max()
             .unwrap_or(0);
-        let downstream_dmabuf = super::iomodes::offers_dmabuf(query);
+        let import = lock(&self.settings).io_mode == settings::IoMode::DmabufImport;
+        let downstream_pool = DownstreamPool::of(query).filter(|_| import);
         while query.allocation_pools().next().is_some() {
             query.remove_nth_allocation_pool(0);
+        }
+        if let Some(d) = &downstream_pool {
+            query.add_allocation_pool(Some(&d.pool), d.size, d.min, d.max);
         }
         if lock(&self.session).lost().is_some() || lock(&self.session).signal_absent() {
             // Waiting for the device (`reconnect`) or its signal: buffers come once it is back.
@@ -486,7 +493,7 @@ impl BaseSrcImpl for RustV4l2Src {
                     .find_allocation_meta::<gst_video::VideoMeta>()
                     .is_some(),
                 io_mode: settings.io_mode,
-                downstream_dmabuf,
+                downstream_pool,
             }
         };
         let allocated = lock(&self.session).allocate(&request);
@@ -501,10 +508,11 @@ impl BaseSrcImpl for RustV4l2Src {
     fn query(&self, query: &mut gst::QueryRef) -> bool {
         if let gst::QueryViewMut::Latency(q) = query.view_mut() {
             let latency = lock(&self.session).stream().and_then(|stream| {
-                let buffers = stream
-                    .queue
-                    .as_ref()
-                    .map_or(AUTO_MIN_BUFFERS as usize, |q| q.len());
+                let buffers = match (&stream.queue, &stream.import) {
+                    (Some(queue), _) => queue.len(),
+                    (None, Some(import)) => import.len(),
+                    (None, None) => AUTO_MIN_BUFFERS as usize,
+                };
                 Some(timeline::latency(stream.frame_duration?, buffers))
             });
             if let Some((min, max)) = latency {

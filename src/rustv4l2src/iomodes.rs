@@ -1,8 +1,8 @@
 //! The io-modes beside `mmap` and `dmabuf`, as v4l2src has them: `userptr` (buffers the element
 //! allocates, filled by the driver and lent as they are, `v4l2/userptr.rs`), `rw` (each frame
-//! `read()` into a buffer of a system-memory pool: a copy by nature, `v4l2/read_io.rs`) and
-//! `dmabuf-import` (which needs downstream to offer a DMABUF allocator). What each needs at
-//! allocation, and the capture of one frame by `read()`.
+//! `read()` into a buffer of a system-memory pool: a copy by nature, `v4l2/read_io.rs`); what
+//! each needs at allocation, and the capture of one frame by `read()`. `dmabuf-import` is
+//! `import.rs`'s.
 
 use super::capture::{Capture, Failure, fail};
 use super::errors;
@@ -17,40 +17,6 @@ use crate::v4l2::{self, Device, Queue, Reader, Wait};
 use gst::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Whether downstream's allocation query offers DMABUF memory: a pool whose allocator, or an
-/// allocator of its own, is GStreamer's DmaBuf allocator.
-pub(super) fn offers_dmabuf(query: &gst::query::Allocation) -> bool {
-    let is_dmabuf = |a: &gst::Allocator| a.is::<gst_allocators::DmaBufAllocator>();
-    query.allocation_pools().any(|(pool, ..)| {
-        pool.and_then(|p| p.config().allocator().and_then(|(a, _)| a))
-            .is_some_and(|a| is_dmabuf(&a))
-    }) || query
-        .allocation_params()
-        .any(|(a, _)| a.is_some_and(|a| is_dmabuf(&a)))
-}
-
-/// `io-mode=dmabuf-import` cannot be served: downstream offers no DMABUF allocator, or (this
-/// element does not import yet) it does.
-pub(super) fn import_error(path: &str, downstream_dmabuf: bool) -> gst::ErrorMessage {
-    if downstream_dmabuf {
-        gst::error_msg!(
-            gst::ResourceError::Settings,
-            (
-                "io-mode=dmabuf-import on '{}': importing downstream's DMABUFs is not implemented yet; use io-mode=dmabuf (exported buffers, also zero-copy) or mmap.",
-                path
-            )
-        )
-    } else {
-        gst::error_msg!(
-            gst::ResourceError::Settings,
-            (
-                "io-mode=dmabuf-import on '{}': downstream offers no DMABUF allocator; use io-mode=mmap or dmabuf.",
-                path
-            )
-        )
-    }
-}
 
 /// The queue for `mode` (`mmap`, `auto`, `dmabuf` or `userptr`): driver buffers mapped (and
 /// exported for `dmabuf`), or memory of ours the driver fills (`userptr`), one allocation per

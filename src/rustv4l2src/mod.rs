@@ -24,6 +24,7 @@ mod controls;
 mod crop;
 mod errors;
 mod imp;
+mod import;
 mod inputs;
 mod iomodes;
 mod kinds;

@@ -236,6 +236,7 @@ impl Opened {
             clock_kind: None,
             refusals_seen: 0,
             reading: None,
+            import: None,
         })
     }
 }

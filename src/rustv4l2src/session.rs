@@ -113,6 +113,7 @@ pub(super) struct Stream {
     pub refusals_seen: u64,
     /// Frames by `read()` instead of a queue (`io-mode=rw`).
     pub reading: Option<Reading>,
+    pub import: Option<super::import::Import>,
 }
 
 impl Stream {
@@ -132,6 +133,9 @@ impl Stream {
         }
         if let Some(reading) = self.reading.take() {
             reading.end();
+        }
+        if let Some(mut import) = self.import.take() {
+            import.stop();
         }
     }
 }
@@ -465,6 +469,14 @@ impl Session {
     }
 
     /// Starts streaming if it does not yet; returns the queue to capture from.
+    /// A configured stream whose capture started outside `stream_on` (`import.rs`) is streaming.
+    pub fn mark_streaming(&mut self) {
+        *self = match std::mem::replace(self, Session::Closed) {
+            Session::Configured(o, s) => Session::Streaming(o, s),
+            other => other,
+        };
+    }
+
     pub fn stream_on(&mut self) -> Result<Arc<Queue>, gst::ErrorMessage> {
         if let Session::Streaming(_, Stream { queue: Some(q), .. }) = self {
             return Ok(Arc::clone(q));

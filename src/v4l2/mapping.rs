@@ -123,6 +123,8 @@ pub(super) enum Memory {
     Mmap,
     /// This process's, handed over by address.
     UserPtr,
+    /// Someone's dmabufs, handed over by fd (`import.rs`).
+    DmaBuf,
 }
 
 impl Memory {
@@ -130,6 +132,7 @@ impl Memory {
         match self {
             Memory::Mmap => super::sys::V4L2_MEMORY_MMAP,
             Memory::UserPtr => super::sys::V4L2_MEMORY_USERPTR,
+            Memory::DmaBuf => super::sys::V4L2_MEMORY_DMABUF,
         }
     }
 }

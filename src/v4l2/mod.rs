@@ -19,6 +19,7 @@ pub mod format;
 mod format_ioctls;
 pub mod hotplug;
 pub mod identity;
+mod import;
 pub mod input_ioctls;
 pub mod lease;
 mod mapping;
@@ -40,6 +41,7 @@ pub use format::{
 };
 pub use hotplug::Hotplug;
 pub use identity::Identity;
+pub use import::{ImportPlane, ImportQueue};
 pub use input_ioctls::{
     Input, Standard, V4L2_IN_CAP_DV_TIMINGS, V4L2_IN_CAP_STD, V4L2_IN_ST_NO_PICTURE,
     V4L2_INPUT_TYPE_CAMERA, V4L2_INPUT_TYPE_TUNER,

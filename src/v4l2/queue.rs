@@ -139,6 +139,8 @@ impl Queue {
                     .map_or(&[][..], Vec::as_slice);
                 self.device.qbuf_userptr(index, planes)
             }
+            // Imported dmabufs are `ImportQueue`'s, never a `Queue`'s.
+            Memory::DmaBuf => Err(Error::new("VIDIOC_QBUF", self.device.path(), Errno::EINVAL)),
         }
     }
 

@@ -11,6 +11,7 @@ pub const V4L2_BUF_TYPE_VIDEO_CAPTURE: u32 = 1;
 pub const V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE: u32 = 9;
 pub const V4L2_MEMORY_MMAP: u32 = 1;
 pub const V4L2_MEMORY_USERPTR: u32 = 2;
+pub const V4L2_MEMORY_DMABUF: u32 = 4;
 
 // Device capabilities (`v4l2_capability.capabilities` / `device_caps`).
 pub const V4L2_CAP_VIDEO_CAPTURE: u32 = 0x0000_0001;
