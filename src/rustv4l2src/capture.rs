@@ -319,12 +319,12 @@ impl Capture<'_> {
         let mut changed = false;
         loop {
             match device.dequeue_event() {
-                Ok(Some(Some(change))) => {
+                Ok(v4l2::Event::SourceChange(change)) => {
                     gst::debug!(CAT, obj = self.element, "Source change: {:?}", change);
                     changed |= change.resolution;
                 }
-                Ok(Some(None)) => {}
-                Ok(None) => return Ok(changed),
+                Ok(v4l2::Event::Other) => {}
+                Ok(v4l2::Event::NonePending) => return Ok(changed),
                 Err(e) if e.is_disconnect() => return Err(self.disconnected(queue, e)),
                 Err(e) => {
                     return Err(fail(

@@ -18,7 +18,7 @@ use super::settings::{NoSignal, Settings};
 use super::shared::{CAT, lock, post_element_message};
 use super::source::{Absence, Look, Source};
 use super::timeline::{self, GapStep, Gaps};
-use crate::v4l2::{Device, DvTimings, Poller, SignalLoss, Wait};
+use crate::v4l2::{Device, DvTimings, Event, Poller, SignalLoss, Wait};
 use gst::prelude::*;
 use gst_base::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -301,7 +301,7 @@ impl Signal<'_> {
 
 /// Reads every pending event: the next look at the source says what they meant.
 fn drain_events(device: &Device) {
-    while let Ok(Some(_)) = device.dequeue_event() {}
+    while let Ok(Event::SourceChange(_) | Event::Other) = device.dequeue_event() {}
 }
 
 /// At open: a source without a signal is said so, and with `no-signal=error` it is an error.
