@@ -315,24 +315,18 @@ impl Capture<'_> {
 
     /// Reads the driver's pending events: whether one says the source changed.
     fn source_changed(&self, queue: &Queue) -> Result<bool, Failure> {
-        let device = queue.device();
-        let mut changed = false;
-        loop {
-            match device.dequeue_event() {
-                Ok(v4l2::Event::SourceChange(change)) => {
+        match queue.device().drain_source_changes() {
+            Ok(changes) => {
+                for change in &changes {
                     gst::debug!(CAT, obj = self.element, "Source change: {:?}", change);
-                    changed |= change.resolution;
                 }
-                Ok(v4l2::Event::Other) => {}
-                Ok(v4l2::Event::NonePending) => return Ok(changed),
-                Err(e) if e.is_disconnect() => return Err(self.disconnected(queue, e)),
-                Err(e) => {
-                    return Err(fail(
-                        gst::FlowError::Error,
-                        errors::device_error("reading the device's events", &e),
-                    ));
-                }
+                Ok(changes.iter().any(|change| change.resolution))
             }
+            Err(e) if e.is_disconnect() => Err(self.disconnected(queue, e)),
+            Err(e) => Err(fail(
+                gst::FlowError::Error,
+                errors::device_error("reading the device's events", &e),
+            )),
         }
     }
 

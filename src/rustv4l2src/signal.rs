@@ -18,7 +18,7 @@ use super::settings::{NoSignal, Settings};
 use super::shared::{CAT, lock, post_element_message};
 use super::source::{Absence, Look, Source};
 use super::timeline::{self, GapStep, Gaps};
-use crate::v4l2::{Device, DvTimings, Event, Poller, SignalLoss, Wait};
+use crate::v4l2::{Device, DvTimings, Poller, SignalLoss, Wait};
 use gst::prelude::*;
 use gst_base::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -166,7 +166,9 @@ impl Signal<'_> {
             match self.poller.wait_event(&*device, device.path(), Some(next)) {
                 Ok(Wait::Flushing) => return Err(gst::FlowError::Flushing),
                 Ok(Wait::Event) => {
-                    drain_events(&device);
+                    // The next look at the source says what they meant, and meets again
+                    // whatever failed in reading them.
+                    let _ = device.drain_source_changes();
                     evented = true;
                 }
                 Ok(_) => {}
@@ -297,11 +299,6 @@ impl Signal<'_> {
         self.element.post_error_message(msg);
         gst::FlowError::Error
     }
-}
-
-/// Reads every pending event: the next look at the source says what they meant.
-fn drain_events(device: &Device) {
-    while let Ok(Event::SourceChange(_) | Event::Other) = device.dequeue_event() {}
 }
 
 /// At open: a source without a signal is said so, and with `no-signal=error` it is an error.

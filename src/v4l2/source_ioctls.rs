@@ -328,6 +328,20 @@ impl Device {
             resolution: changes & V4L2_EVENT_SRC_CH_RESOLUTION != 0,
         }))
     }
+
+    /// Reads every pending event (`VIDIOC_DQEVENT` until none is left): the source changes
+    /// among them, in order. An error ends the reading; the events read before it are lost
+    /// with it (the next look at the source sees what they said).
+    pub fn drain_source_changes(&self) -> Result<Vec<SourceChange>> {
+        let mut changes = Vec::new();
+        loop {
+            match self.dequeue_event()? {
+                Event::NonePending => return Ok(changes),
+                Event::SourceChange(change) => changes.push(change),
+                Event::Other => {}
+            }
+        }
+    }
 }
 
 fn zeroed_timings() -> v4l2_dv_timings {
