@@ -85,7 +85,7 @@ impl Drop for Restore {
     }
 }
 
-/// `rustv4l2src ! caps ! fakesink`, shut down when dropped. A fakesink that keeps no last
+/// `rustv4l2src ! CAPS ! fakesink`, shut down when dropped. A fakesink that keeps no last
 /// sample, not an appsink, so that no frame of a lost device stays held after it went: a held
 /// frame keeps its mapping, so its node's number stays taken (the device would come back under
 /// another) and vivid's module stays in use.
@@ -96,9 +96,9 @@ struct Capture {
 }
 
 impl Capture {
-    fn new(device: &str, src_props: &str, caps: &str) -> Capture {
+    fn new(device: &str, src_props: &str) -> Capture {
         let description = format!(
-            "rustv4l2src name=src device={device} {src_props} ! {caps} ! \
+            "rustv4l2src name=src device={device} {src_props} ! {CAPS} ! \
              fakesink name=sink sync=false enable-last-sample=false"
         );
         let pipeline = gst::parse::launch(&description)
@@ -135,6 +135,22 @@ impl Drop for Capture {
     fn drop(&mut self) {
         common::shut_down(self.element());
     }
+}
+
+/// `rustv4l2src device=DEVICE SRC_PROPS ! CAPS ! fakesink`, watched from before it starts.
+fn watched(device: &str, src_props: &str) -> (Capture, Watch) {
+    let capture = Capture::new(device, src_props);
+    let watch = Watch::new(&capture.sink, &capture.bus());
+    (capture, watch)
+}
+
+/// As `watched`, PLAYING, once `frames` buffers reached the sink.
+fn streaming(device: &str, src_props: &str, frames: usize) -> (Capture, Watch) {
+    let (capture, watch) = watched(device, src_props);
+    let started = Instant::now();
+    capture.play();
+    watch.wait_buffers(started, frames);
+    (capture, watch)
 }
 
 /// Unplugs the device a capture streams from, checks what the element says and sends while
@@ -191,11 +207,7 @@ fn unplug_and_replug_while_streaming_goes_on_with_gaps_between() {
     let _restore = Restore;
     let device = common::vivid_sp();
     let platform = platform_device_of(&device);
-    let capture = Capture::new(&device, "reconnect=true", CAPS);
-    let watch = Watch::new(&capture.sink, &capture.bus());
-    let started = Instant::now();
-    capture.play();
-    watch.wait_buffers(started, 5);
+    let (capture, watch) = streaming(&device, "reconnect=true", 5);
     let took = unplug_and_replug(
         &capture,
         &watch,
@@ -210,7 +222,11 @@ fn unplug_and_replug_while_streaming_goes_on_with_gaps_between() {
     let gaps = watch.gaps();
     eprintln!(
         "{} buffers, {} GAP events (first {:?}, last {:?})",
-        watch.buffers_after(started).len(),
+        watch
+            .seen()
+            .iter()
+            .filter(|(_, s)| matches!(s, Seen::Buffer(_)))
+            .count(),
         gaps.len(),
         gaps.first(),
         gaps.last()
@@ -254,11 +270,7 @@ fn past_the_reconnect_timeout_the_unplug_error_comes() {
     let _restore = Restore;
     let device = common::vivid_sp();
     let platform = platform_device_of(&device);
-    let capture = Capture::new(&device, "reconnect=true reconnect-timeout=1", CAPS);
-    let watch = Watch::new(&capture.sink, &capture.bus());
-    let started = Instant::now();
-    capture.play();
-    watch.wait_buffers(started, 1);
+    let (capture, watch) = streaming(&device, "reconnect=true reconnect-timeout=1", 1);
     vivid_driver("unbind", &platform);
     let (lost_at, _) = watch.wait_element("rustv4l2src-device-lost", 1, TIMEOUT);
     let error = common::TIMEOUT;
@@ -298,8 +310,7 @@ fn a_device_absent_at_start_is_waited_for() {
     let device = common::vivid_sp();
     let platform = platform_device_of(&device);
     vivid_driver("unbind", &platform);
-    let capture = Capture::new(&device, "reconnect=true", CAPS);
-    let watch = Watch::new(&capture.sink, &capture.bus());
+    let (capture, watch) = watched(&device, "reconnect=true");
     capture.play();
     // The source is PLAYING; the sink waits for a first buffer to complete its own change.
     let (result, state, _) = capture.src.state(gst::ClockTime::from_seconds(5));
@@ -356,11 +367,7 @@ fn ten_unplugs_leak_no_fd_mapping_or_thread() {
     let _restore = Restore;
     let device = common::vivid_sp();
     let platform = platform_device_of(&device);
-    let capture = Capture::new(&device, "reconnect=true", CAPS);
-    let watch = Watch::new(&capture.sink, &capture.bus());
-    let started = Instant::now();
-    capture.play();
-    watch.wait_buffers(started, 1);
+    let (capture, watch) = streaming(&device, "reconnect=true", 1);
     let mut baseline = None;
     for n in 1..=CYCLES {
         unplug_and_replug(
@@ -446,11 +453,7 @@ fn another_device_on_the_node_is_not_taken_and_the_device_is_found_on_another() 
     assert_eq!(device, "/dev/video0", "the rig's first vivid capture node");
     let platform = platform_device_of(&device);
     let _reload = Reload(vivid_parameters());
-    let capture = Capture::new(&device, "reconnect=true", CAPS);
-    let watch = Watch::new(&capture.sink, &capture.bus());
-    let started = Instant::now();
-    capture.play();
-    watch.wait_buffers(started, 1);
+    let (_capture, watch) = streaming(&device, "reconnect=true", 1);
     vivid_driver("unbind", &platform);
     watch.wait_element("rustv4l2src-device-lost", 1, TIMEOUT);
     // The module goes only once nothing holds a node of it: the element let go of everything.
@@ -515,11 +518,7 @@ fn a_stable_link_is_followed_to_wherever_it_points_now() {
     );
     link.point_at(&device);
     let path = link.0.display().to_string();
-    let capture = Capture::new(&path, "reconnect=true", CAPS);
-    let watch = Watch::new(&capture.sink, &capture.bus());
-    let started = Instant::now();
-    capture.play();
-    watch.wait_buffers(started, 1);
+    let (_capture, watch) = streaming(&path, "reconnect=true", 1);
     vivid_driver("unbind", &platform);
     // As udev does on the remove event.
     std::fs::remove_file(&link.0).expect("remove the link");
@@ -560,11 +559,7 @@ fn vivids_disconnect_control_then_unbind_and_bind() {
     let device = common::vivid_sp();
     let platform = platform_device_of(&device);
     let disconnect = control_id(&device, "disconnect");
-    let capture = Capture::new(&device, "reconnect=true", CAPS);
-    let watch = Watch::new(&capture.sink, &capture.bus());
-    let started = Instant::now();
-    capture.play();
-    watch.wait_buffers(started, 3);
+    let (_capture, watch) = streaming(&device, "reconnect=true", 3);
     press_button(&device, disconnect);
     let (_, lost) = watch.wait_element("rustv4l2src-device-lost", 1, TIMEOUT);
     eprintln!("disconnect control: {lost}");
