@@ -9,74 +9,37 @@ mod common;
 use common::driver::{
     HdmiInput, SIGNAL_NO_LOCK, SIGNAL_NO_SIGNAL, SIGNAL_OUT_OF_RANGE, SIGNAL_SELECTED,
 };
+use common::watch::{Seen, Watch};
 use common::{Capture, TIMEOUT, change_state, setup};
 use gst::prelude::*;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const P640X480: u32 = 0;
 const P720X576: u32 = 4;
 const P1280X720: u32 = 9;
 
-/// What reached the sink, in order: frames (size, PTS) and GAP events (timestamp).
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Item {
-    Frame {
-        width: i32,
-        height: i32,
-        pts: gst::ClockTime,
-    },
-    Gap(gst::ClockTime),
-}
-
-/// `rustv4l2src ! capsfilter ! appsink` on vivid's single-planar node, with a probe on the sink
-/// that records every frame and GAP event in order.
+/// `rustv4l2src ! capsfilter ! appsink` on vivid's single-planar node, watched from before it
+/// starts: every frame, caps and GAP event at the sink in order, each frame checked against the
+/// caps it came under.
 struct Card {
     capture: Capture,
-    seen: Arc<Mutex<Vec<Item>>>,
+    watch: Watch,
 }
 
 impl Card {
     fn new(device: &str, src_props: &str, caps: &str) -> Card {
         let capture = Capture::new(device, src_props, &format!("capsfilter caps={caps}"));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let pad = capture
-            .sink
-            .static_pad("sink")
-            .expect("appsink has a sink pad");
-        let record = Arc::clone(&seen);
-        pad.add_probe(
-            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
-            move |pad, info| {
-                let item = match &info.data {
-                    Some(gst::PadProbeData::Buffer(buffer)) => {
-                        let caps = pad.current_caps().expect("caps before a buffer");
-                        let s = caps.structure(0).expect("a structure");
-                        let (width, height) = (s.get("width").unwrap(), s.get("height").unwrap());
-                        assert_eq!(
-                            buffer.size(),
-                            (width * height * 2) as usize,
-                            "a {width}x{height} YUY2 frame under caps {caps}"
-                        );
-                        Some(Item::Frame {
-                            width,
-                            height,
-                            pts: buffer.pts().expect("a PTS"),
-                        })
-                    }
-                    Some(gst::PadProbeData::Event(event)) => match event.view() {
-                        gst::EventView::Gap(gap) => Some(Item::Gap(gap.get().0)),
-                        _ => None,
-                    },
-                    _ => None,
-                };
-                if let Some(item) = item {
-                    record.lock().unwrap().push(item);
-                }
-                gst::PadProbeReturn::Ok
-            },
-        );
-        Card { capture, seen }
+        let watch = Watch::checking(capture.sink.upcast_ref(), &capture.bus(), |pad, buffer| {
+            let caps = pad.current_caps().expect("caps before a buffer");
+            let (width, height) = size_of(&caps);
+            assert_eq!(
+                buffer.size(),
+                (width * height * 2) as usize,
+                "a {width}x{height} YUY2 frame under caps {caps}"
+            );
+            assert!(buffer.pts().is_some(), "a frame without PTS under {caps}");
+        });
+        Card { capture, watch }
     }
 
     /// Pulls frames until `n` of `width`x`height` came (others may come first: those on their
@@ -106,36 +69,24 @@ impl Card {
     /// The sizes of the frames seen, each once, in order.
     fn sizes(&self) -> Vec<(i32, i32)> {
         let mut out: Vec<(i32, i32)> = Vec::new();
-        for item in self.seen.lock().unwrap().iter() {
-            if let Item::Frame { width, height, .. } = item
-                && out.last() != Some(&(*width, *height))
-            {
-                out.push((*width, *height));
+        let mut size = None;
+        for (_, seen) in self.watch.seen() {
+            match seen {
+                Seen::Caps(caps) => size = Some(size_of(&caps)),
+                Seen::Buffer(_) => {
+                    let size = size.expect("caps before a frame");
+                    if out.last() != Some(&size) {
+                        out.push(size);
+                    }
+                }
+                Seen::Gap(..) => {}
             }
         }
         out
     }
 
-    /// Every frame's PTS and every GAP's timestamp came after the one before.
-    fn assert_monotonic(&self) {
-        let seen = self.seen.lock().unwrap();
-        let mut last: Option<gst::ClockTime> = None;
-        for (i, item) in seen.iter().enumerate() {
-            let ts = match item {
-                Item::Frame { pts, .. } => *pts,
-                Item::Gap(ts) => *ts,
-            };
-            assert!(
-                last.is_none_or(|l| ts > l),
-                "item {i} ({item:?}) at {ts} after {last:?}"
-            );
-            last = Some(ts);
-        }
-    }
-
     fn gaps(&self) -> usize {
-        let seen = self.seen.lock().unwrap();
-        seen.iter().filter(|i| matches!(i, Item::Gap(_))).count()
+        self.watch.gaps().len()
     }
 
     /// The element messages named `name` that are waiting on the bus, and the warnings and
@@ -158,6 +109,15 @@ impl Card {
         }
         (named, problems)
     }
+}
+
+/// The width and height of raw video caps.
+fn size_of(caps: &gst::CapsRef) -> (i32, i32) {
+    let s = caps.structure(0).expect("a structure");
+    (
+        s.get("width").expect("a width"),
+        s.get("height").expect("a height"),
+    )
 }
 
 fn describe_all(msgs: &[gst::Message]) -> Vec<String> {
@@ -216,7 +176,7 @@ fn resolution_changes_while_streaming_renegotiate() {
     hdmi.send(SIGNAL_SELECTED, P640X480);
     card.frames_of(5, 640, 480);
     assert_eq!(card.sizes(), [(1280, 720), (720, 576), (640, 480)]);
-    card.assert_monotonic();
+    card.watch.assert_monotonic();
     let (changes, problems) = card.messages("rustv4l2src-source-changed");
     assert!(problems.is_empty(), "{:?}", describe_all(&problems));
     assert_eq!(changes.len(), 2, "{changes:?}");
@@ -276,7 +236,7 @@ fn no_signal_for_seconds_sends_gaps_then_frames_resume() {
     assert_eq!(signal.len(), 1, "{signal:?}");
     assert!(signal[0].get::<bool>("present").unwrap());
     assert!(signal[0].get::<f64>("seconds-away").unwrap() >= 2.5);
-    card.assert_monotonic();
+    card.watch.assert_monotonic();
     let (changes, _) = card.messages("rustv4l2src-source-changed");
     assert!(
         changes.is_empty(),
@@ -320,7 +280,7 @@ fn no_lock_and_out_of_range_are_signal_loss_too() {
         hdmi.send(SIGNAL_SELECTED, P640X480);
         card.frames_of(3, 640, 480);
     }
-    card.assert_monotonic();
+    card.watch.assert_monotonic();
 }
 
 /// Started with no signal: PLAYING all the same, one warning, no frame until the source
@@ -345,7 +305,7 @@ fn starting_without_signal_waits_then_streams() {
     card.frames_of(3, 720, 576);
     let (signal, _) = card.messages("rustv4l2src-signal");
     assert!(signal[0].get::<bool>("present").unwrap(), "{signal:?}");
-    card.assert_monotonic();
+    card.watch.assert_monotonic();
 }
 
 /// `no-signal=black`: frames of the last caps, black, while the signal is away.
@@ -382,7 +342,7 @@ fn no_signal_black_sends_black_frames_of_the_last_caps() {
             break;
         }
     }
-    card.assert_monotonic();
+    card.watch.assert_monotonic();
 }
 
 /// `no-signal=error`: the loss is an error naming the device and the cause, as v4l2src's
@@ -448,7 +408,7 @@ fn analog_signal_loss_is_seen_in_the_input_status() {
         signal.iter().any(|s| s.get::<bool>("present").unwrap()),
         "{signal:?}"
     );
-    card.assert_monotonic();
+    card.watch.assert_monotonic();
 }
 
 /// Puts vivid's analog signal back when dropped.

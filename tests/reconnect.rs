@@ -10,10 +10,10 @@
 
 mod common;
 
+use common::watch::{Seen, Watch};
 use common::{TIMEOUT, bus_problems, control_id, platform_device_of, press_button, setup};
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -85,15 +85,7 @@ impl Drop for Restore {
     }
 }
 
-/// What the appsink's pad saw, in order.
-#[derive(Debug, Clone, PartialEq)]
-enum Seen {
-    Caps(gst::Caps),
-    Buffer(gst::ClockTime),
-    Gap(gst::ClockTime, Option<gst::ClockTime>),
-}
-
-/// `rustv4l2src ! caps ! fakesink`, shut down when dropped. A fakesink that keeps no last
+/// `rustv4l2src ! CAPS ! fakesink`, shut down when dropped. A fakesink that keeps no last
 /// sample, not an appsink, so that no frame of a lost device stays held after it went: a held
 /// frame keeps its mapping, so its node's number stays taken (the device would come back under
 /// another) and vivid's module stays in use.
@@ -104,9 +96,9 @@ struct Capture {
 }
 
 impl Capture {
-    fn new(device: &str, src_props: &str, caps: &str) -> Capture {
+    fn new(device: &str, src_props: &str) -> Capture {
         let description = format!(
-            "rustv4l2src name=src device={device} {src_props} ! {caps} ! \
+            "rustv4l2src name=src device={device} {src_props} ! {CAPS} ! \
              fakesink name=sink sync=false enable-last-sample=false"
         );
         let pipeline = gst::parse::launch(&description)
@@ -145,188 +137,20 @@ impl Drop for Capture {
     }
 }
 
-/// Everything that reaches the sink (caps, buffers, GAP events) and the bus, as it comes.
-struct Watch {
-    seen: Arc<Mutex<Vec<(Instant, Seen)>>>,
-    messages: Arc<Mutex<Vec<(Instant, gst::Message)>>>,
+/// `rustv4l2src device=DEVICE SRC_PROPS ! CAPS ! fakesink`, watched from before it starts.
+fn watched(device: &str, src_props: &str) -> (Capture, Watch) {
+    let capture = Capture::new(device, src_props);
+    let watch = Watch::new(&capture.sink, &capture.bus());
+    (capture, watch)
 }
 
-fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Watch {
-    fn new(capture: &Capture) -> Watch {
-        let seen: Arc<Mutex<Vec<(Instant, Seen)>>> = Arc::default();
-        let record = Arc::clone(&seen);
-        capture
-            .sink
-            .static_pad("sink")
-            .expect("fakesink has a sink pad")
-            .add_probe(
-                gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
-                move |_, info| {
-                    let what = match &info.data {
-                        Some(gst::PadProbeData::Buffer(b)) => b.pts().map(Seen::Buffer),
-                        Some(gst::PadProbeData::Event(e)) => match e.view() {
-                            gst::EventView::Caps(c) => Some(Seen::Caps(c.caps_owned())),
-                            gst::EventView::Gap(g) => {
-                                let (ts, d) = g.get();
-                                Some(Seen::Gap(ts, d))
-                            }
-                            _ => None,
-                        },
-                        _ => None,
-                    };
-                    if let Some(what) = what {
-                        locked(&record).push((Instant::now(), what));
-                    }
-                    gst::PadProbeReturn::Ok
-                },
-            );
-        let messages: Arc<Mutex<Vec<(Instant, gst::Message)>>> = Arc::default();
-        let record = Arc::clone(&messages);
-        capture.bus().set_sync_handler(move |_, msg| {
-            if matches!(
-                msg.type_(),
-                gst::MessageType::Element | gst::MessageType::Warning | gst::MessageType::Error
-            ) {
-                locked(&record).push((Instant::now(), msg.clone()));
-            }
-            gst::BusSyncReply::Pass
-        });
-        Watch { seen, messages }
-    }
-
-    fn seen(&self) -> Vec<(Instant, Seen)> {
-        locked(&self.seen).clone()
-    }
-
-    fn messages(&self) -> Vec<(Instant, gst::Message)> {
-        locked(&self.messages).clone()
-    }
-
-    /// The element messages named `name` so far.
-    fn element_messages(&self, name: &str) -> Vec<(Instant, gst::Structure)> {
-        self.messages()
-            .into_iter()
-            .filter_map(|(at, msg)| match msg.view() {
-                gst::MessageView::Element(e) => e
-                    .structure()
-                    .filter(|s| s.name() == name)
-                    .map(|s| (at, s.to_owned())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn warnings(&self) -> Vec<String> {
-        self.messages()
-            .into_iter()
-            .filter_map(|(_, msg)| match msg.view() {
-                gst::MessageView::Warning(w) => Some(w.error().to_string()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn errors(&self) -> Vec<gst::glib::Error> {
-        self.messages()
-            .into_iter()
-            .filter_map(|(_, msg)| match msg.view() {
-                gst::MessageView::Error(e) => Some(e.error()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Waits for the `n`th element message named `name` (1 = the first); fails the test if it
-    /// does not come within `limit`.
-    fn wait_element(&self, name: &str, n: usize, limit: Duration) -> (Instant, gst::Structure) {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(found) = self.element_messages(name).into_iter().nth(n - 1) {
-                return found;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {name} (#{n}) within {limit:?}; messages: {:?}",
-                self.messages()
-                    .iter()
-                    .map(|(_, m)| format!("{:?}", m.view()))
-                    .collect::<Vec<_>>()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Waits until `count` buffers reached the sink after `after`; returns when.
-    fn wait_buffers(&self, after: Instant, count: usize) -> Instant {
-        self.wait_buffers_after(after, count, TIMEOUT);
-        self.seen()
-            .iter()
-            .filter(|(at, s)| *at > after && matches!(s, Seen::Buffer(_)))
-            .nth(count - 1)
-            .map(|(at, _)| *at)
-            .expect("counted")
-    }
-
-    /// Waits until `count` buffers reached the sink after `after`.
-    fn wait_buffers_after(&self, after: Instant, count: usize, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let got = self
-                .seen()
-                .iter()
-                .filter(|(at, s)| *at > after && matches!(s, Seen::Buffer(_)))
-                .count();
-            if got >= count {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{got} buffers of {count} within {limit:?} after the device came back; \
-                 warnings {:?}, errors {:?}",
-                self.warnings(),
-                self.errors()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-/// Buffers and GAP events come in time order: buffer PTS strictly increasing, GAP events
-/// starting at or after the end of what came before.
-fn assert_monotonic(seen: &[(Instant, Seen)]) {
-    let mut last_buffer: Option<gst::ClockTime> = None;
-    let mut last_end: Option<gst::ClockTime> = None;
-    for (_, what) in seen {
-        match what {
-            Seen::Buffer(pts) => {
-                if let Some(last) = last_buffer {
-                    assert!(*pts > last, "PTS went from {last} to {pts}: {seen:?}");
-                }
-                if let Some(end) = last_end {
-                    assert!(*pts >= end, "a buffer at {pts} before the GAP's end {end}");
-                }
-                last_buffer = Some(*pts);
-            }
-            Seen::Gap(ts, d) => {
-                if let Some(last) = last_buffer {
-                    assert!(*ts > last, "a GAP at {ts} after a buffer at {last}");
-                }
-                if let Some(end) = last_end {
-                    assert!(*ts >= end, "a GAP at {ts} before the last one's end {end}");
-                }
-                last_end = Some(*ts + d.unwrap_or_default());
-            }
-            Seen::Caps(_) => {}
-        }
-    }
-}
-
-fn count<F: Fn(&Seen) -> bool>(seen: &[(Instant, Seen)], f: F) -> usize {
-    seen.iter().filter(|(_, s)| f(s)).count()
+/// As `watched`, PLAYING, once `frames` buffers reached the sink.
+fn streaming(device: &str, src_props: &str, frames: usize) -> (Capture, Watch) {
+    let (capture, watch) = watched(device, src_props);
+    let started = Instant::now();
+    capture.play();
+    watch.wait_buffers(started, frames);
+    (capture, watch)
 }
 
 /// Unplugs the device a capture streams from, checks what the element says and sends while
@@ -373,7 +197,7 @@ fn unplug_and_replug(
         Ok(false),
         "{restored}"
     );
-    watch.wait_buffers_after(back_at, 3, TIMEOUT);
+    watch.wait_buffers(back_at, 3);
     back_at.saturating_duration_since(unplugged)
 }
 
@@ -383,11 +207,7 @@ fn unplug_and_replug_while_streaming_goes_on_with_gaps_between() {
     let _restore = Restore;
     let device = common::vivid_sp();
     let platform = platform_device_of(&device);
-    let capture = Capture::new(&device, "reconnect=true", CAPS);
-    let watch = Watch::new(&capture);
-    let started = Instant::now();
-    capture.play();
-    watch.wait_buffers(started, 5);
+    let (capture, watch) = streaming(&device, "reconnect=true", 5);
     let took = unplug_and_replug(
         &capture,
         &watch,
@@ -398,18 +218,15 @@ fn unplug_and_replug_while_streaming_goes_on_with_gaps_between() {
     );
     eprintln!("unplug -> restored took {took:?}");
 
-    let seen = watch.seen();
-    assert_monotonic(&seen);
-    let gaps: Vec<_> = seen
-        .iter()
-        .filter_map(|(_, s)| match s {
-            Seen::Gap(ts, d) => Some((*ts, *d)),
-            _ => None,
-        })
-        .collect();
+    watch.assert_monotonic();
+    let gaps = watch.gaps();
     eprintln!(
         "{} buffers, {} GAP events (first {:?}, last {:?})",
-        count(&seen, |s| matches!(s, Seen::Buffer(_))),
+        watch
+            .seen()
+            .iter()
+            .filter(|(_, s)| matches!(s, Seen::Buffer(_)))
+            .count(),
         gaps.len(),
         gaps.first(),
         gaps.last()
@@ -421,13 +238,7 @@ fn unplug_and_replug_while_streaming_goes_on_with_gaps_between() {
         gaps.iter().all(|(_, d)| *d == Some(frame)),
         "GAP durations other than a frame: {gaps:?}"
     );
-    let caps: Vec<_> = seen
-        .iter()
-        .filter_map(|(_, s)| match s {
-            Seen::Caps(c) => Some(c.clone()),
-            _ => None,
-        })
-        .collect();
+    let caps = watch.caps();
     assert!(
         caps.windows(2).all(|w| w[0] == w[1]),
         "the caps changed across the reconnect: {caps:?}"
@@ -459,11 +270,7 @@ fn past_the_reconnect_timeout_the_unplug_error_comes() {
     let _restore = Restore;
     let device = common::vivid_sp();
     let platform = platform_device_of(&device);
-    let capture = Capture::new(&device, "reconnect=true reconnect-timeout=1", CAPS);
-    let watch = Watch::new(&capture);
-    let started = Instant::now();
-    capture.play();
-    watch.wait_buffers(started, 1);
+    let (capture, watch) = streaming(&device, "reconnect=true reconnect-timeout=1", 1);
     vivid_driver("unbind", &platform);
     let (lost_at, _) = watch.wait_element("rustv4l2src-device-lost", 1, TIMEOUT);
     let error = common::TIMEOUT;
@@ -503,8 +310,7 @@ fn a_device_absent_at_start_is_waited_for() {
     let device = common::vivid_sp();
     let platform = platform_device_of(&device);
     vivid_driver("unbind", &platform);
-    let capture = Capture::new(&device, "reconnect=true", CAPS);
-    let watch = Watch::new(&capture);
+    let (capture, watch) = watched(&device, "reconnect=true");
     capture.play();
     // The source is PLAYING; the sink waits for a first buffer to complete its own change.
     let (result, state, _) = capture.src.state(gst::ClockTime::from_seconds(5));
@@ -527,8 +333,11 @@ fn a_device_absent_at_start_is_waited_for() {
     watch.wait_buffers(back_at, 5);
     let seen = watch.seen();
     assert!(matches!(seen.first(), Some((_, Seen::Caps(_)))), "{seen:?}");
-    assert_eq!(count(&seen, |s| matches!(s, Seen::Gap(..))), 0, "{seen:?}");
-    assert_monotonic(&seen);
+    assert!(
+        !seen.iter().any(|(_, s)| matches!(s, Seen::Gap(..))),
+        "{seen:?}"
+    );
+    watch.assert_monotonic();
     assert_eq!(watch.warnings().len(), 1, "{:?}", watch.warnings());
     let stats = capture.stats();
     assert_eq!(stats.get::<u64>("disconnects"), Ok(0), "{stats}");
@@ -558,11 +367,7 @@ fn ten_unplugs_leak_no_fd_mapping_or_thread() {
     let _restore = Restore;
     let device = common::vivid_sp();
     let platform = platform_device_of(&device);
-    let capture = Capture::new(&device, "reconnect=true", CAPS);
-    let watch = Watch::new(&capture);
-    let started = Instant::now();
-    capture.play();
-    watch.wait_buffers(started, 1);
+    let (capture, watch) = streaming(&device, "reconnect=true", 1);
     let mut baseline = None;
     for n in 1..=CYCLES {
         unplug_and_replug(
@@ -589,7 +394,7 @@ fn ten_unplugs_leak_no_fd_mapping_or_thread() {
             Some(base) => assert_eq!(now, base, "after cycle {n} (fds, mappings, threads)"),
         }
     }
-    assert_monotonic(&watch.seen());
+    watch.assert_monotonic();
     assert_eq!(watch.warnings().len(), CYCLES, "{:?}", watch.warnings());
     assert!(watch.errors().is_empty(), "{:?}", watch.errors());
     assert_eq!(capture.stats().get::<u64>("disconnects"), Ok(CYCLES as u64));
@@ -648,11 +453,7 @@ fn another_device_on_the_node_is_not_taken_and_the_device_is_found_on_another() 
     assert_eq!(device, "/dev/video0", "the rig's first vivid capture node");
     let platform = platform_device_of(&device);
     let _reload = Reload(vivid_parameters());
-    let capture = Capture::new(&device, "reconnect=true", CAPS);
-    let watch = Watch::new(&capture);
-    let started = Instant::now();
-    capture.play();
-    watch.wait_buffers(started, 1);
+    let (_capture, watch) = streaming(&device, "reconnect=true", 1);
     vivid_driver("unbind", &platform);
     watch.wait_element("rustv4l2src-device-lost", 1, TIMEOUT);
     // The module goes only once nothing holds a node of it: the element let go of everything.
@@ -680,7 +481,7 @@ fn another_device_on_the_node_is_not_taken_and_the_device_is_found_on_another() 
         watch.element_messages("rustv4l2src-device-restored").len(),
         1
     );
-    assert_monotonic(&watch.seen());
+    watch.assert_monotonic();
     assert!(watch.errors().is_empty(), "{:?}", watch.errors());
 }
 
@@ -717,11 +518,7 @@ fn a_stable_link_is_followed_to_wherever_it_points_now() {
     );
     link.point_at(&device);
     let path = link.0.display().to_string();
-    let capture = Capture::new(&path, "reconnect=true", CAPS);
-    let watch = Watch::new(&capture);
-    let started = Instant::now();
-    capture.play();
-    watch.wait_buffers(started, 1);
+    let (_capture, watch) = streaming(&path, "reconnect=true", 1);
     vivid_driver("unbind", &platform);
     // As udev does on the remove event.
     std::fs::remove_file(&link.0).expect("remove the link");
@@ -751,7 +548,7 @@ fn a_stable_link_is_followed_to_wherever_it_points_now() {
         Ok("/dev/video2")
     );
     watch.wait_buffers(back_at, 3);
-    assert_monotonic(&watch.seen());
+    watch.assert_monotonic();
     assert!(watch.errors().is_empty(), "{:?}", watch.errors());
 }
 
@@ -762,11 +559,7 @@ fn vivids_disconnect_control_then_unbind_and_bind() {
     let device = common::vivid_sp();
     let platform = platform_device_of(&device);
     let disconnect = control_id(&device, "disconnect");
-    let capture = Capture::new(&device, "reconnect=true", CAPS);
-    let watch = Watch::new(&capture);
-    let started = Instant::now();
-    capture.play();
-    watch.wait_buffers(started, 3);
+    let (_capture, watch) = streaming(&device, "reconnect=true", 3);
     press_button(&device, disconnect);
     let (_, lost) = watch.wait_element("rustv4l2src-device-lost", 1, TIMEOUT);
     eprintln!("disconnect control: {lost}");
@@ -794,7 +587,7 @@ fn vivids_disconnect_control_then_unbind_and_bind() {
         std::thread::sleep(Duration::from_millis(10));
     };
     watch.wait_buffers(back_at, 3);
-    assert_monotonic(&watch.seen());
+    watch.assert_monotonic();
     assert!(watch.errors().is_empty(), "{:?}", watch.errors());
     assert_eq!(
         watch.warnings().len(),

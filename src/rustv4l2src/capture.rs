@@ -331,23 +331,18 @@ impl Capture<'_> {
 
     /// Reads the driver's pending events: whether one says the source changed.
     fn source_changed(&self, device: &Device) -> Result<bool, Failure> {
-        let mut changed = false;
-        loop {
-            match device.dequeue_event() {
-                Ok(Some(Some(change))) => {
+        match device.drain_source_changes() {
+            Ok(changes) => {
+                for change in &changes {
                     gst::debug!(CAT, obj = self.element, "Source change: {:?}", change);
-                    changed |= change.resolution;
                 }
-                Ok(Some(None)) => {}
-                Ok(None) => return Ok(changed),
-                Err(e) if e.is_disconnect() => return Err(self.disconnected(device, e)),
-                Err(e) => {
-                    return Err(fail(
-                        gst::FlowError::Error,
-                        errors::device_error("reading the device's events", &e),
-                    ));
-                }
+                Ok(changes.iter().any(|change| change.resolution))
             }
+            Err(e) if e.is_disconnect() => Err(self.disconnected(device, e)),
+            Err(e) => Err(fail(
+                gst::FlowError::Error,
+                errors::device_error("reading the device's events", &e),
+            )),
         }
     }
 

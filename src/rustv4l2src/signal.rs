@@ -166,7 +166,9 @@ impl Signal<'_> {
             match self.poller.wait_event(&*device, device.path(), Some(next)) {
                 Ok(Wait::Flushing) => return Err(gst::FlowError::Flushing),
                 Ok(Wait::Event) => {
-                    drain_events(&device);
+                    // The next look at the source says what they meant, and meets again
+                    // whatever failed in reading them.
+                    let _ = device.drain_source_changes();
                     evented = true;
                 }
                 Ok(_) => {}
@@ -297,11 +299,6 @@ impl Signal<'_> {
         self.element.post_error_message(msg);
         gst::FlowError::Error
     }
-}
-
-/// Reads every pending event: the next look at the source says what they meant.
-fn drain_events(device: &Device) {
-    while let Ok(Some(_)) = device.dequeue_event() {}
 }
 
 /// At open: a source without a signal is said so, and with `no-signal=error` it is an error.

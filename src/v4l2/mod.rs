@@ -50,7 +50,7 @@ pub use lease::{Lease, LeasedPlane};
 pub use poller::{Awaited, Poller, Wait};
 pub use queue::{DqBuffer, Plane, PlaneDmaBuf, Queue};
 pub use read_io::Reader;
-pub use source_ioctls::{Detected, DvTimings, SignalLoss, SourceChange};
+pub use source_ioctls::{Detected, DvTimings, Event, SignalLoss, SourceChange};
 pub use sys::{
     V4L2_CAP_AUDIO, V4L2_CAP_TUNER, V4L2_CAP_VBI_CAPTURE, V4L2_CAP_VBI_OUTPUT,
     V4L2_CAP_VIDEO_CAPTURE, V4L2_CAP_VIDEO_CAPTURE_MPLANE, V4L2_CAP_VIDEO_OUTPUT,

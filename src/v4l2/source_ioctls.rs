@@ -232,6 +232,17 @@ impl SignalLoss {
     }
 }
 
+/// What `VIDIOC_DQEVENT` gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// No event was pending.
+    NonePending,
+    /// The source changed.
+    SourceChange(SourceChange),
+    /// An event of another type (one subscribed to elsewhere), read and passed over.
+    Other,
+}
+
 /// A change of the source, as `VIDIOC_DQEVENT` told it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SourceChange {
@@ -292,19 +303,18 @@ impl Device {
         }
     }
 
-    /// `VIDIOC_DQEVENT`: the next pending event, if any; other events than source changes are
-    /// read and passed over (`None` in the Option's place only when nothing is pending).
-    pub fn dequeue_event(&self) -> Result<Option<Option<SourceChange>>> {
+    /// `VIDIOC_DQEVENT`: the next pending event, if any.
+    pub fn dequeue_event(&self) -> Result<Event> {
         // SAFETY: v4l2_event is plain integers, for which all-zero bytes are valid.
         let mut raw: v4l2_event = unsafe { std::mem::zeroed() };
         // SAFETY: `raw` is a valid v4l2_event the kernel fills in.
         match retry(|| unsafe { vidioc_dqevent(self.raw(), &mut raw) }) {
             Ok(_) => {}
-            Err(Errno::ENOENT | Errno::EAGAIN) => return Ok(None),
+            Err(Errno::ENOENT | Errno::EAGAIN) => return Ok(Event::NonePending),
             Err(errno) => return Err(self.err("VIDIOC_DQEVENT", errno)),
         }
         if raw.type_ != V4L2_EVENT_SOURCE_CHANGE {
-            return Ok(Some(None));
+            return Ok(Event::Other);
         }
         // `u.src_change.changes` is the union's first u32; little-endian in the u64.
         let changes = (raw.u[0] & 0xffff_ffff) as u32;
@@ -313,10 +323,24 @@ impl Device {
         } else {
             (raw.u[0] >> 32) as u32
         };
-        Ok(Some(Some(SourceChange {
+        Ok(Event::SourceChange(SourceChange {
             input: raw.id,
             resolution: changes & V4L2_EVENT_SRC_CH_RESOLUTION != 0,
-        })))
+        }))
+    }
+
+    /// Reads every pending event (`VIDIOC_DQEVENT` until none is left): the source changes
+    /// among them, in order. An error ends the reading; the events read before it are lost
+    /// with it (the next look at the source sees what they said).
+    pub fn drain_source_changes(&self) -> Result<Vec<SourceChange>> {
+        let mut changes = Vec::new();
+        loop {
+            match self.dequeue_event()? {
+                Event::NonePending => return Ok(changes),
+                Event::SourceChange(change) => changes.push(change),
+                Event::Other => {}
+            }
+        }
     }
 }
 
