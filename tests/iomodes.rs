@@ -2,8 +2,8 @@
 //! frames of the asked caps out of memory the element allocated (not the driver's mappings,
 //! not a copy), on single- and multi-planar nodes, and its frames held downstream outlive the
 //! stream; `rw` streams frames read() into system memory, counted as copies, and refuses a
-//! format of several planes clearly; `dmabuf-import` without a DMABUF-offering downstream is a
-//! clear error naming the device.
+//! format of several planes clearly; `dmabuf-import` without a pool downstream is a clear error
+//! naming the device.
 //!
 //! Needs vivid's nodes (see `common`): run through `scripts/vm-run`. Every wait is bounded.
 
@@ -245,10 +245,10 @@ fn rw_refuses_a_format_of_several_planes() {
     }
 }
 
-/// `io-mode=dmabuf-import` with an appsink downstream, which offers no DMABUF allocator: a
-/// clear error naming the device and the io-modes to use.
+/// `io-mode=dmabuf-import` with an appsink downstream, which offers no buffer pool: a clear
+/// error naming the device and the io-modes to use (the import itself: `tests/dmabuf_import.rs`).
 #[test]
-fn dmabuf_import_without_a_dmabuf_downstream_is_a_clear_error() {
+fn dmabuf_import_without_a_pool_downstream_is_a_clear_error() {
     let _device = setup();
     let device = common::vivid_sp();
     let ctx = format!("dmabuf-import into appsink on {device}");
@@ -261,8 +261,8 @@ fn dmabuf_import_without_a_dmabuf_downstream_is_a_clear_error() {
     let text = wait_error(&capture, &ctx);
     for expected in [
         device.as_str(),
-        "downstream offers no DMABUF allocator",
-        "io-mode=mmap or dmabuf",
+        "downstream offers no buffer pool to import DMABUFs from",
+        "io-mode=dmabuf or mmap",
     ] {
         assert!(
             text.contains(expected),
