@@ -236,7 +236,8 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
                  (VIDIOC_EXPBUF) and lends them as dmabuf memory, re-queued when freed; \
                  'userptr' has the driver fill page-aligned memory the element allocates, \
                  lent without a copy; 'rw' read()s each frame into system memory (a copy); \
-                 'dmabuf-import' needs downstream to offer a DMABUF allocator.",
+                 'dmabuf-import' captures into the DMABUFs of downstream's buffer pool \
+                 (an error when downstream offers none).",
             )
             .mutable_ready()
             .build(),
