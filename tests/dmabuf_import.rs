@@ -12,7 +12,7 @@ use common::{TIMEOUT, bus_problems, setup, v4l2_ctl_ok, vivid_mp, vivid_out, viv
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
@@ -64,6 +64,16 @@ fn reference_row(device: &str) -> Vec<u8> {
     row
 }
 
+/// A pipeline set to NULL when the test ends, passed or failed, so that a failure leaves the
+/// devices free for the next test.
+struct Stopped(gst::Pipeline);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.set_state(gst::State::Null);
+    }
+}
+
 /// What the sink's pad saw of one frame.
 struct Arrived {
     dmabuf: bool,
@@ -72,23 +82,20 @@ struct Arrived {
     size: usize,
     pts: Option<gst::ClockTime>,
     row: Vec<u8>,
+    /// The buffer itself, kept from going back to the sink's pool.
+    held: Option<gst::Buffer>,
 }
 
-fn captures_into_v4l2sinks_dmabufs(device: &str) {
-    let _device = setup();
-    let _rec709 = Rec709::select(device);
-    let ctx = format!(
-        "dmabuf-import from {device} into v4l2sink on {}",
-        vivid_out()
-    );
-    let reference = reference_row(device);
-    assert!(
-        reference.iter().any(|&b| b != 0),
-        "{ctx}: vivid's reference frame is black"
-    );
-
+/// `rustv4l2src io-mode=dmabuf-import ! CAPS ! v4l2sink io-mode=dmabuf` from `device`, with
+/// what the sink's pad sees recorded (and, with `hold`, each buffer kept).
+fn into_v4l2sink(
+    device: &str,
+    frames: Option<usize>,
+    hold: bool,
+) -> (gst::Pipeline, gst::Element, Arc<Mutex<Vec<Arrived>>>) {
+    let count = frames.map_or(String::new(), |n| format!("num-buffers={n}"));
     let line = format!(
-        "rustv4l2src name=src device={device} io-mode=dmabuf-import num-buffers={FRAMES} \
+        "rustv4l2src name=src device={device} io-mode=dmabuf-import {count} \
          ! {CAPS} ! v4l2sink name=sink device={} io-mode=dmabuf sync=false",
         vivid_out()
     );
@@ -117,11 +124,30 @@ fn captures_into_v4l2sinks_dmabufs(device: &str) {
                     size: buffer.size(),
                     pts: buffer.pts(),
                     row,
+                    held: hold.then(|| buffer.clone()),
                 });
             }
             gst::PadProbeReturn::Ok
         },
     );
+    (pipeline, src, arrived)
+}
+
+fn captures_into_v4l2sinks_dmabufs(device: &str) {
+    let _device = setup();
+    let _rec709 = Rec709::select(device);
+    let ctx = format!(
+        "dmabuf-import from {device} into v4l2sink on {}",
+        vivid_out()
+    );
+    let reference = reference_row(device);
+    assert!(
+        reference.iter().any(|&b| b != 0),
+        "{ctx}: vivid's reference frame is black"
+    );
+
+    let (pipeline, src, arrived) = into_v4l2sink(device, Some(FRAMES), false);
+    let _stopped = Stopped(pipeline.clone());
     let bus = pipeline.bus().expect("bus");
     pipeline
         .set_state(gst::State::Playing)
@@ -191,6 +217,63 @@ fn single_planar_node_captures_into_downstreams_dmabufs() {
 #[test]
 fn multi_planar_node_captures_into_downstreams_dmabufs() {
     captures_into_v4l2sinks_dmabufs(&vivid_mp());
+}
+
+/// Downstream holds every buffer of its pool (a probe keeps each frame): the element waits in
+/// the pool for one to come back, captures nothing meanwhile, and still stops at once; the held
+/// frames keep vivid's picture after the stop (the driver never writes a buffer downstream has).
+#[test]
+fn downstream_holding_every_buffer_stalls_capture_and_stop_still_returns() {
+    let _device = setup();
+    let device = vivid_sp();
+    let _rec709 = Rec709::select(&device);
+    let ctx = format!("dmabuf-import from {device}, every buffer held downstream");
+    let reference = reference_row(&device);
+    let (pipeline, _src, arrived) = into_v4l2sink(&device, None, true);
+    let _stopped = Stopped(pipeline.clone());
+    let bus = pipeline.bus().expect("bus");
+    pipeline
+        .set_state(gst::State::Playing)
+        .unwrap_or_else(|e| panic!("{ctx}: PLAYING: {e}{}", bus_problems(&bus)));
+    // Frames come until the pool is dry, then none for a second and a half.
+    let deadline = Instant::now() + TIMEOUT;
+    let mut count = 0;
+    let mut since = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = arrived.lock().unwrap().len();
+        if now != count {
+            count = now;
+            since = Instant::now();
+        } else if count > 0 && since.elapsed() > Duration::from_millis(1500) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{ctx}: frames never stopped ({count}) or never came{}",
+            bus_problems(&bus)
+        );
+    }
+    // v4l2sink's pool grows as buffers stay out, up to V4L2's 32.
+    assert!(
+        (2..=32).contains(&count),
+        "{ctx}: {count} frames before the pool ran dry"
+    );
+    common::assert_no_problems(&bus, &ctx);
+    let took = common::change_state(pipeline.upcast_ref(), gst::State::Null, TIMEOUT);
+    assert!(took < Duration::from_secs(5), "{ctx}: NULL took {took:?}");
+    let held = std::mem::take(&mut *arrived.lock().unwrap());
+    for (i, frame) in held.iter().enumerate() {
+        let buffer = frame.held.as_ref().expect("held");
+        let map = buffer
+            .map_readable()
+            .expect("a held frame maps after the stop");
+        assert!(
+            middle_row(&map) == reference,
+            "{ctx}: held frame {i} changed after the stop"
+        );
+    }
+    eprintln!("{ctx}: {count} frames held, stop took {took:?}");
 }
 
 /// Downstream offers a pool of system memory (a fakesink answering the allocation query with a

@@ -72,6 +72,16 @@ impl Import {
             max => count.min(max),
         };
         let pool = downstream.pool;
+        // Active already: downstream's (left as it is, if it serves these caps), or the one
+        // this element configured for other caps before a renegotiation (configured anew).
+        let serves = |pool: &gst::BufferPool| {
+            pool.config()
+                .params()
+                .is_some_and(|(had, size, ..)| had.as_ref() == Some(caps) && size >= total)
+        };
+        if pool.is_active() && !serves(&pool) {
+            let _ = pool.set_active(false);
+        }
         if !pool.is_active() {
             let mut config = pool.config();
             config.set_params(
