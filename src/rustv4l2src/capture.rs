@@ -14,6 +14,7 @@ use super::timeline::{self, StampPoint};
 use crate::caps;
 use crate::v4l2::{self, Device, Poller, Queue, Wait};
 use gst::prelude::*;
+use std::borrow::Borrow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -277,27 +278,28 @@ impl Capture<'_> {
         }
     }
 
-    /// Polls until a good frame is dequeued, giving corrupt ones back; with `low-latency`,
-    /// takes the newest of those ready.
-    fn wait_and_dequeue(&self, queue: &Arc<Queue>) -> Result<Picked, Failure> {
-        let device = queue.device();
-        let mut corrupted = GivenBack::new();
-        let mut frame = loop {
-            self.wait_ready(device, || queue.dequeue().map(|_| ()))?;
-            match queue.dequeue() {
-                Ok(Some(frame)) if frame.is_error() => {
-                    // The driver says the data is corrupt: give the buffer straight back
-                    // rather than show a broken picture.
+    /// Waits and dequeues (with `dequeue`) until a frame the driver did not flag corrupt comes.
+    /// A corrupt one goes to `corrupt`, which gives it back to the driver: better no picture
+    /// than a broken one.
+    pub(super) fn next_good<F: Borrow<v4l2::Dequeued>>(
+        &self,
+        device: &Device,
+        dequeue: impl Fn() -> v4l2::Result<Option<F>>,
+        mut corrupt: impl FnMut(F) -> Result<(), Failure>,
+    ) -> Result<F, Failure> {
+        loop {
+            self.wait_ready(device, || dequeue().map(|_| ()))?;
+            match dequeue() {
+                Ok(Some(frame)) if frame.borrow().is_error() => {
                     gst::debug!(
                         CAT,
                         obj = self.element,
                         "Dropping frame {} flagged as error",
-                        frame.sequence
+                        frame.borrow().sequence
                     );
-                    corrupted.push(frame.sequence);
-                    self.give_back(frame);
+                    corrupt(frame)?;
                 }
-                Ok(Some(frame)) => break frame,
+                Ok(Some(frame)) => return Ok(frame),
                 Ok(None) => {}
                 Err(e) if e.is_disconnect() => return Err(self.disconnected(device, e)),
                 Err(e) => {
@@ -307,7 +309,23 @@ impl Capture<'_> {
                     ));
                 }
             }
-        };
+        }
+    }
+
+    /// Polls until a good frame is dequeued, giving corrupt ones back; with `low-latency`,
+    /// takes the newest of those ready.
+    fn wait_and_dequeue(&self, queue: &Arc<Queue>) -> Result<Picked, Failure> {
+        let device = queue.device();
+        let mut corrupted = GivenBack::new();
+        let mut frame = self.next_good(
+            device,
+            || queue.dequeue(),
+            |frame| {
+                corrupted.push(frame.sequence);
+                self.give_back(frame);
+                Ok(())
+            },
+        )?;
         // low-latency: newer frames may be ready already; push the newest, give the rest back.
         let mut skipped = GivenBack::new();
         if self.knobs.low_latency {

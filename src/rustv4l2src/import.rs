@@ -257,30 +257,10 @@ impl Capture<'_> {
             }
         };
         let mut corrupted = 0u64;
-        let frame = loop {
-            self.wait_ready(&device, || dequeue().map(|_| ()))?;
-            match dequeue() {
-                Ok(Some(frame)) if frame.is_error() => {
-                    gst::debug!(
-                        CAT,
-                        obj = self.element,
-                        "Dropping frame {} flagged as error",
-                        frame.sequence
-                    );
-                    corrupted += 1;
-                    self.requeue(frame.index)?;
-                }
-                Ok(Some(frame)) => break frame,
-                Ok(None) => {}
-                Err(e) if e.is_disconnect() => return Err(self.disconnected(&device, e)),
-                Err(e) => {
-                    return Err(fail(
-                        gst::FlowError::Error,
-                        errors::device_error("dequeuing a frame", &e),
-                    ));
-                }
-            }
-        };
+        let frame = self.next_good(&device, dequeue, |frame: v4l2::Dequeued| {
+            corrupted += 1;
+            self.requeue(frame.index)
+        })?;
         self.hand_over(&device, &frame, corrupted)
     }
 

@@ -384,6 +384,14 @@ impl std::ops::Deref for DqBuffer {
     }
 }
 
+/// A token reads as what `VIDIOC_DQBUF` said of its buffer, as a plain `Dequeued` does, so code
+/// that only reads that takes either.
+impl std::borrow::Borrow<Dequeued> for DqBuffer {
+    fn borrow(&self) -> &Dequeued {
+        &self.info
+    }
+}
+
 impl std::fmt::Debug for DqBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DqBuffer")
