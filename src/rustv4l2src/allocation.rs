@@ -2,14 +2,12 @@
 //! `QUERYBUF` + `mmap` (+ `EXPBUF` for `io-mode=dmabuf`) through the session; the other
 //! io-modes' buffers are `iomodes.rs`'s.
 
-use super::import::{DownstreamPool, Import, no_pool};
+use super::import::DownstreamPool;
 use super::iomodes;
 use super::pool::FramePool;
 use super::session::Session;
 use super::settings::IoMode;
 use super::shared::CAT;
-use crate::v4l2::Device;
-use std::sync::Arc;
 
 /// Used when neither the driver nor downstream says anything: enough for the driver to keep
 /// capturing while downstream holds a frame or two.
@@ -57,7 +55,13 @@ impl Session {
         };
         match request.io_mode {
             IoMode::Rw => return self.start_reading(),
-            IoMode::DmabufImport => return self.import(&device, request),
+            // `import::allocate`'s: downstream's pool is driven without the session's lock.
+            IoMode::DmabufImport => {
+                return Err(gst::error_msg!(
+                    gst::CoreError::Failed,
+                    ("io-mode=dmabuf-import is allocated by import::allocate")
+                ));
+            }
             _ => {}
         }
         let dmabuf = request.io_mode == IoMode::Dmabuf;
@@ -109,56 +113,6 @@ impl Session {
             dmabuf.then(gst_allocators::DmaBufAllocator::new),
         ));
         stream.queue = Some(queue);
-        Ok(())
-    }
-}
-
-impl Session {
-    /// `io-mode=dmabuf-import`: slots for downstream's dmabufs, filled from its pool.
-    fn import(&mut self, device: &Arc<Device>, request: &Request) -> Result<(), gst::ErrorMessage> {
-        let path = device.path().display().to_string();
-        let downstream = request
-            .downstream_pool
-            .clone()
-            .ok_or_else(|| no_pool(&path))?;
-        let count = buffer_count(
-            request.wanted,
-            device.min_buffers_for_capture(),
-            request.downstream_min,
-            request.max,
-        );
-        if self
-            .stream()
-            .is_some_and(|s| s.import.is_some() || s.queue.is_some())
-        {
-            self.free_buffers();
-        }
-        let stream = self.stream_mut().ok_or_else(no_format)?;
-        // Downstream's buffers have downstream's layout: frames are never copied here, so
-        // the driver's must be one downstream reads.
-        if !stream
-            .framing
-            .readable_as_is(&stream.info, request.video_meta)
-        {
-            return Err(gst::error_msg!(
-                gst::ResourceError::Settings,
-                (
-                    "io-mode=dmabuf-import on '{}': the driver's line strides for {} differ from GStreamer's and downstream does not read GstVideoMeta. Use io-mode=dmabuf or mmap.",
-                    path,
-                    stream.caps
-                )
-            ));
-        }
-        let import = Import::start(device, &stream.caps, count, downstream)?;
-        gst::debug!(
-            CAT,
-            "Asked for {} buffers, driver granted {} slots for downstream's DMABUFs",
-            count,
-            import.len()
-        );
-        stream.readable_as_is = true;
-        stream.video_meta = request.video_meta;
-        stream.import = Some(import);
         Ok(())
     }
 }

@@ -117,17 +117,17 @@ struct Picked {
 /// Sequence numbers of frames given back in one frame request, kept without allocating: as
 /// many as V4L2 has buffers at most; past that (a driver flagging frame after frame corrupt)
 /// only counted, and the sequence jump then reads as frames lost.
-struct GivenBack {
+pub(super) struct GivenBack {
     sequences: [u32; GivenBack::CAPACITY],
     kept: usize,
-    count: u64,
+    pub count: u64,
 }
 
 impl GivenBack {
     /// VIDEO_MAX_FRAME: the most buffers a V4L2 queue has.
     const CAPACITY: usize = 64;
 
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         GivenBack {
             sequences: [0; GivenBack::CAPACITY],
             kept: 0,
@@ -135,7 +135,7 @@ impl GivenBack {
         }
     }
 
-    fn push(&mut self, sequence: u32) {
+    pub(super) fn push(&mut self, sequence: u32) {
         if let Some(slot) = self.sequences.get_mut(self.kept) {
             *slot = sequence;
             self.kept += 1;
@@ -409,6 +409,44 @@ impl Capture<'_> {
         (Some(stream.pts.next(t.pts)), Some(t.age))
     }
 
+    /// Frames lost before frame `sequence`: gaps in the driver's numbering, less those given
+    /// back meanwhile (`corrupted`, `skipped`), which are counted as what they are.
+    pub(super) fn lost_before(
+        &self,
+        stream: &mut Stream,
+        corrupted: &GivenBack,
+        skipped: &GivenBack,
+        sequence: u32,
+    ) -> u64 {
+        let lost = if corrupted.is_empty() && skipped.is_empty() {
+            u64::from(stream.sequence.note(sequence))
+        } else {
+            let mut seen = [0u32; 2 * GivenBack::CAPACITY + 1];
+            let mut n = 0;
+            for (slot, &seq) in seen.iter_mut().zip(
+                corrupted
+                    .as_slice()
+                    .iter()
+                    .chain(skipped.as_slice())
+                    .chain(&[sequence]),
+            ) {
+                *slot = seq;
+                n += 1;
+            }
+            stream.sequence.note_all(&mut seen[..n], sequence)
+        };
+        if lost > 0 {
+            gst::warning!(
+                CAT,
+                obj = self.element,
+                "Lost {} frames (driver sequence jumped to {})",
+                lost,
+                sequence
+            );
+        }
+        lost
+    }
+
     /// Counts a frame pushed (or about to be) and tells the bus what went wrong on the way:
     /// buffers the driver refused back, frames lost (a QoS message).
     pub(super) fn report(
@@ -472,32 +510,7 @@ impl Capture<'_> {
         };
         let duration = stream.frame_duration;
         let (pts, age) = self.frame_time(stream, &frame);
-        let lost = if corrupted.is_empty() && skipped.is_empty() {
-            u64::from(stream.sequence.note(sequence))
-        } else {
-            let mut seen = [0u32; 2 * GivenBack::CAPACITY + 1];
-            let mut n = 0;
-            for (slot, &seq) in seen.iter_mut().zip(
-                corrupted
-                    .as_slice()
-                    .iter()
-                    .chain(skipped.as_slice())
-                    .chain(&[sequence]),
-            ) {
-                *slot = seq;
-                n += 1;
-            }
-            stream.sequence.note_all(&mut seen[..n], sequence)
-        };
-        if lost > 0 {
-            gst::warning!(
-                CAT,
-                obj = self.element,
-                "Lost {} frames (driver sequence jumped to {})",
-                lost,
-                sequence
-            );
-        }
+        let lost = self.lost_before(stream, &corrupted, &skipped, sequence);
 
         let unreadable_stride = !stream.readable_as_is;
         // Lending this frame would leave the driver too few buffers to fill: downstream holds

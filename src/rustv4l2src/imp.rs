@@ -464,8 +464,7 @@ impl BaseSrcImpl for RustV4l2Src {
     ) -> Result<(), gst::LoggableError> {
         // Buffers come from the device, never from a pool: read what downstream says it holds,
         // then drop its pools so the base class does not allocate one for nothing. Only
-        // `io-mode=dmabuf-import` keeps the first, which it captures into: the base class then
-        // owns its activation and sets it flushing with the element.
+        // `io-mode=dmabuf-import` keeps the first, which it captures into (`import.rs`).
         let downstream_min = query
             .allocation_pools()
             .map(|(_, _, min, _)| min)
@@ -475,9 +474,6 @@ impl BaseSrcImpl for RustV4l2Src {
         let downstream_pool = DownstreamPool::of(query).filter(|_| import);
         while query.allocation_pools().next().is_some() {
             query.remove_nth_allocation_pool(0);
-        }
-        if let Some(d) = &downstream_pool {
-            query.add_allocation_pool(Some(&d.pool), d.size, d.min, d.max);
         }
         if lock(&self.session).lost().is_some() || lock(&self.session).signal_absent() {
             // Waiting for the device (`reconnect`) or its signal: buffers come once it is back.
@@ -496,13 +492,22 @@ impl BaseSrcImpl for RustV4l2Src {
                 downstream_pool,
             }
         };
-        let allocated = lock(&self.session).allocate(&request);
-        allocated.map_err(|msg| {
-            if !self.gone_again() {
+        let failed = |msg: Option<gst::ErrorMessage>| {
+            if let Some(msg) = msg
+                && !self.gone_again()
+            {
                 self.post_error_message(msg);
             }
             gst::loggable_error!(CAT, "Buffer allocation failed")
-        })
+        };
+        if import {
+            // Downstream's pool stays in the query: GstBaseSrc keeps it active for the stream.
+            let pool = super::import::allocate(&self.session, &request).map_err(failed)?;
+            query.add_allocation_pool(Some(&pool.pool), pool.size, pool.min, pool.max);
+            return Ok(());
+        }
+        let allocated = lock(&self.session).allocate(&request);
+        allocated.map_err(|msg| failed(Some(msg)))
     }
 
     fn query(&self, query: &mut gst::QueryRef) -> bool {

@@ -5,18 +5,33 @@
 //! A driver slot (`v4l2::ImportQueue`) holds a pool buffer from `VIDIOC_QBUF` to `VIDIOC_DQBUF`;
 //! the element keeps that buffer meanwhile, so its dmabufs stay open and nobody else gets it.
 //! A frame pushed is downstream's to free: it goes back to downstream's pool, and the element
-//! acquires buffers from the pool for the free slots before each wait. With every buffer held
-//! downstream it waits in the pool, which GstBaseSrc sets flushing on a flush or stop.
+//! acquires buffers from the pool for the free slots before each wait, without waiting. When
+//! downstream holds every buffer, the element asks the pool again every few milliseconds,
+//! flushable and within `timeout`, as it waits for a frame.
+//!
+//! Downstream's pool is configured, activated and filled without the session's lock: it is
+//! downstream's code, which may post to the bus.
 
-use super::capture::{Capture, Decoration, Failure, decorate, fail};
+use super::allocation::{Request, buffer_count};
+use super::capture::{Capture, Decoration, Failure, GivenBack, decorate, fail};
 use super::errors;
 use super::session::Session;
+use super::settings::TimeoutAction;
 use super::shared::{CAT, lock};
 use super::stats::FrameCounts;
 use crate::caps;
-use crate::v4l2::{self, Device, ImportPlane, ImportQueue};
+use crate::v4l2::{self, Awaited, Device, ImportPlane, ImportQueue};
 use gst::prelude::*;
-use std::sync::Arc;
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often the element asks downstream's pool again while downstream holds every buffer.
+const POOL_RETRY: Duration = Duration::from_millis(10);
+
+/// Slots the driver gets before `VIDIOC_STREAMON`: vb2 drivers commonly start only with two
+/// queued (vivid among them).
+const QUEUED_TO_START: usize = 2;
 
 /// The pool downstream's allocation query offers first, which the element imports from.
 #[derive(Debug, Clone)]
@@ -40,87 +55,144 @@ impl DownstreamPool {
     }
 }
 
-/// The driver's slots and the pool buffers queued in them.
-pub(super) struct Import {
-    queue: ImportQueue,
-    pool: gst::BufferPool,
-    /// Per slot, the buffer whose dmabufs the driver holds.
-    slots: Vec<Option<gst::Buffer>>,
+/// What the frames must look like in downstream's buffers: the driver's layout of them.
+#[derive(Clone)]
+struct Shape {
+    caps: gst::Caps,
+    framing: caps::Framing,
+    info: gst_video::VideoInfo,
+    /// Downstream reads GstVideoMeta (its allocation query said so).
+    video_meta: bool,
     /// The format's `sizeimage` per memory plane: the least each dmabuf must hold.
     sizes: Vec<u32>,
 }
 
+impl Shape {
+    /// Whether downstream reads `buffer` as the driver writes it: a GstVideoMeta the pool put
+    /// on it must say the driver's strides and offsets; without one, downstream reads
+    /// GStreamer's default layout, or reads the meta the element adds.
+    fn reads_as_driver(&self, buffer: &gst::BufferRef) -> bool {
+        match &self.framing {
+            caps::Framing::Video(layout) => match buffer.meta::<gst_video::VideoMeta>() {
+                Some(meta) => {
+                    let offsets =
+                        caps::meta_offsets(layout, buffer.iter_memories().map(|m| m.size()));
+                    let n = layout.n_planes;
+                    meta.stride() == &layout.strides[..n] && meta.offset() == &offsets[..n]
+                }
+                None => self.video_meta || layout.matches_default(&self.info),
+            },
+            other => other.readable_as_is(&self.info, self.video_meta),
+        }
+    }
+}
+
+/// The driver's slots and the pool buffers queued in them.
+pub(super) struct Import {
+    // Declared before `slots`, so that dropping an `Import` ends the driver's stream (the
+    // queue's `Drop`) before the buffers go back to the pool.
+    queue: ImportQueue,
+    pool: gst::BufferPool,
+    /// Per slot, the buffer whose dmabufs the driver holds.
+    slots: Vec<Option<gst::Buffer>>,
+    /// Per slot, the dmabuf fd queued in it last: a buffer goes back to the slot it had, so
+    /// vb2 keeps its attachment instead of mapping another dmabuf at every frame.
+    last_fd: Vec<Option<RawFd>>,
+    shape: Shape,
+}
+
+/// Why slots could not be filled.
+enum Fill {
+    /// The pool is flushing: the element is stopping or seeking.
+    Flushing,
+    /// What downstream offers cannot be captured into.
+    Refused(gst::ErrorMessage),
+    /// The device went away.
+    Lost(v4l2::Error),
+}
+
 impl Import {
     /// `VIDIOC_REQBUFS(V4L2_MEMORY_DMABUF)` for `count` slots, downstream's pool configured for
-    /// `caps` (unless downstream activated it already) and as many slots filled as it has
+    /// the caps (unless it is active for them already) and as many slots filled as it has
     /// buffers ready. A pool that gives memory the driver cannot fill is an error now, not at
     /// the first frame.
-    pub(super) fn start(
+    fn start(
         device: &Arc<Device>,
-        caps: &gst::Caps,
         count: u32,
         downstream: DownstreamPool,
-    ) -> Result<Import, gst::ErrorMessage> {
+        shape: Shape,
+    ) -> Result<Import, Fill> {
         let path = device.path().display().to_string();
-        let format = device
-            .g_fmt()
-            .map_err(|e| errors::device_error("reading the format", &e))?;
-        let sizes: Vec<u32> = format.planes.iter().map(|p| p.sizeimage).collect();
-        let total: u32 = sizes.iter().fold(0, |a, &b| a.saturating_add(b));
+        let total: u32 = shape.sizes.iter().fold(0, |a, &b| a.saturating_add(b));
         let count = match downstream.max {
             0 => count,
             max => count.min(max),
         };
         let pool = downstream.pool;
-        // Active already: downstream's (left as it is, if it serves these caps), or the one
-        // this element configured for other caps before a renegotiation (configured anew).
+        let caps = &shape.caps;
+        // Active already: downstream's, kept if it serves these caps, or the one this element
+        // configured before a renegotiation, configured anew (which fails, clearly, while
+        // downstream still holds buffers of it).
         let serves = |pool: &gst::BufferPool| {
             pool.config()
                 .params()
                 .is_some_and(|(had, size, ..)| had.as_ref() == Some(caps) && size >= total)
         };
-        if pool.is_active() && !serves(&pool) {
-            let _ = pool.set_active(false);
+        if pool.is_active() && !serves(&pool) && pool.set_active(false).is_err() {
+            return Err(Fill::Refused(refused(
+                &path,
+                "its buffer pool is in use for other caps",
+            )));
         }
         if !pool.is_active() {
+            let size = total.max(downstream.size);
             let mut config = pool.config();
-            config.set_params(
-                Some(caps),
-                total.max(downstream.size),
-                count,
-                downstream.max,
-            );
-            pool.set_config(config)
+            config.set_params(Some(caps), size, count, downstream.max);
+            // A pool may adjust what it was given (its own minimum, say) and say no: take its
+            // adjustment when it still serves, as GstBaseSrc does.
+            let configured = pool.set_config(config).or_else(|_| {
+                let adjusted = pool.config();
+                adjusted.validate_params(Some(caps), size, count, downstream.max)?;
+                pool.set_config(adjusted)
+            });
+            configured
                 .and_then(|()| pool.set_active(true))
-                .map_err(|e| refused(&path, &format!("its buffer pool refused {caps}: {e}")))?;
+                .map_err(|e| {
+                    Fill::Refused(refused(
+                        &path,
+                        &format!("its buffer pool refused {caps}: {e}"),
+                    ))
+                })?;
         }
         let queue = ImportQueue::allocate(Arc::clone(device), count).map_err(|e| {
-            gst::error_msg!(
+            if e.is_disconnect() {
+                return Fill::Lost(e);
+            }
+            Fill::Refused(gst::error_msg!(
                 gst::ResourceError::Settings,
                 (
                     "Device '{}' cannot capture into imported DMABUFs (io-mode=dmabuf-import): {}. Use io-mode=dmabuf or mmap.",
                     path,
                     e
                 )
-            )
+            ))
         })?;
         gst::debug!(
             CAT,
-            "{}: {} slots for downstream's DMABUFs of {} bytes",
+            "{}: {} slots (of {} asked) for downstream's DMABUFs of {} bytes",
             path,
             queue.len(),
+            count,
             total
         );
         let mut import = Import {
             slots: vec![None; queue.len()],
+            last_fd: vec![None; queue.len()],
             queue,
             pool,
-            sizes,
+            shape,
         };
-        import.fill().map_err(|failure| match failure {
-            Fill::Refused(msg) => msg,
-            Fill::Flushing => refused(&path, "its buffer pool is flushing"),
-        })?;
+        import.fill()?;
         Ok(import)
     }
 
@@ -130,40 +202,50 @@ impl Import {
 
     /// Queues a buffer of the pool into each free slot, as long as the pool has one ready.
     fn fill(&mut self) -> Result<(), Fill> {
-        let ready = gst::BufferPoolAcquireParams::with_flags(gst::BufferPoolAcquireFlags::DONTWAIT);
         while self.queue.free_slots().next().is_some() {
-            match self.pool.acquire_buffer(Some(&ready)) {
-                Ok(buffer) => self.put(buffer)?,
-                // DONTWAIT: the pool has none ready now.
-                Err(gst::FlowError::Eos) => break,
-                Err(gst::FlowError::Flushing) => return Err(Fill::Flushing),
-                Err(e) => {
-                    let path = self.queue.device().path().display().to_string();
-                    return Err(Fill::Refused(refused(
-                        &path,
-                        &format!("its buffer pool gave no buffer ({e:?})"),
-                    )));
-                }
+            match self.acquire_ready()? {
+                Some(buffer) => self.put(buffer)?,
+                None => break,
             }
         }
         Ok(())
     }
 
-    /// Queues `buffer`'s dmabufs into a free slot, after checking the driver can fill them: one
-    /// dmabuf memory per plane of the format, from its start, each at least `sizeimage`.
+    /// A buffer of the pool, if it has one ready now.
+    fn acquire_ready(&self) -> Result<Option<gst::Buffer>, Fill> {
+        let ready = gst::BufferPoolAcquireParams::with_flags(gst::BufferPoolAcquireFlags::DONTWAIT);
+        match self.pool.acquire_buffer(Some(&ready)) {
+            Ok(buffer) => Ok(Some(buffer)),
+            // DONTWAIT: the pool has none ready now.
+            Err(gst::FlowError::Eos) => Ok(None),
+            Err(gst::FlowError::Flushing) => Err(Fill::Flushing),
+            Err(e) => {
+                let path = self.queue.device().path().display().to_string();
+                Err(Fill::Refused(refused(
+                    &path,
+                    &format!("its buffer pool gave no buffer ({e:?})"),
+                )))
+            }
+        }
+    }
+
+    /// Queues `buffer`'s dmabufs into a free slot (the one it had last, if free), after
+    /// checking the driver can fill them as downstream reads them: one dmabuf memory per plane
+    /// of the format, from its start, each at least `sizeimage`, in the driver's layout.
     fn put(&mut self, buffer: gst::Buffer) -> Result<(), Fill> {
         let device = Arc::clone(self.queue.device());
         let path = device.path().display().to_string();
         let refuse = |why: String| Fill::Refused(refused(&path, &why));
-        if buffer.n_memory() != self.sizes.len() {
+        let sizes = &self.shape.sizes;
+        if buffer.n_memory() != sizes.len() {
             return Err(refuse(format!(
                 "its buffers have {} memories where the format has {} planes",
                 buffer.n_memory(),
-                self.sizes.len()
+                sizes.len()
             )));
         }
-        let mut planes = Vec::with_capacity(self.sizes.len());
-        for (memory, &needed) in buffer.iter_memories().zip(&self.sizes) {
+        let mut planes = [ImportPlane { fd: -1, length: 0 }; 8];
+        for ((memory, &needed), plane) in buffer.iter_memories().zip(sizes).zip(&mut planes) {
             let Some(dmabuf) = memory.downcast_memory_ref::<gst_allocators::DmaBufMemory>() else {
                 let kind = memory
                     .allocator()
@@ -181,16 +263,32 @@ impl Import {
                     needed
                 )));
             }
-            planes.push(ImportPlane {
+            *plane = ImportPlane {
                 fd: dmabuf.fd(),
                 length,
-            });
+            };
         }
-        let Some(index) = self.queue.free_slots().next() else {
+        if !self.shape.reads_as_driver(&buffer) {
+            return Err(refuse(format!(
+                "its buffers' line layout (GstVideoMeta or GStreamer's default) is not the driver's for {}",
+                self.shape.caps
+            )));
+        }
+        let planes = &planes[..sizes.len()];
+        let fd = planes[0].fd;
+        let index = self
+            .queue
+            .free_slots()
+            .find(|&i| self.last_fd[i as usize] == Some(fd))
+            .or_else(|| self.queue.free_slots().next());
+        let Some(index) = index else {
             // More buffers than slots: this one goes back to the pool.
             return Ok(());
         };
-        self.queue.queue(index, &planes).map_err(|e| {
+        self.queue.queue(index, planes).map_err(|e| {
+            if e.is_disconnect() {
+                return Fill::Lost(e);
+            }
             Fill::Refused(gst::error_msg!(
                 gst::ResourceError::Settings,
                 (
@@ -201,6 +299,7 @@ impl Import {
             ))
         })?;
         self.slots[index as usize] = Some(buffer);
+        self.last_fd[index as usize] = Some(fd);
         Ok(())
     }
 
@@ -214,14 +313,6 @@ impl Import {
     }
 }
 
-/// Why slots could not be filled.
-enum Fill {
-    /// The pool is flushing: the element is stopping or seeking.
-    Flushing,
-    /// What downstream offers cannot be captured into.
-    Refused(gst::ErrorMessage),
-}
-
 fn refused(path: &str, why: &str) -> gst::ErrorMessage {
     gst::error_msg!(
         gst::ResourceError::Settings,
@@ -233,14 +324,93 @@ fn refused(path: &str, why: &str) -> gst::ErrorMessage {
     )
 }
 
-/// What the element says when downstream offers no pool at all.
-pub(super) fn no_pool(path: &str) -> gst::ErrorMessage {
+fn no_pool(path: &str) -> gst::ErrorMessage {
     gst::error_msg!(
         gst::ResourceError::Settings,
         (
             "io-mode=dmabuf-import on '{}': downstream offers no buffer pool to import DMABUFs from (an encoder, a display sink or v4l2sink io-mode=dmabuf does). Use io-mode=dmabuf or mmap.",
             path
         )
+    )
+}
+
+/// Allocation for `io-mode=dmabuf-import`: slots for downstream's dmabufs, filled from its
+/// pool, unless the ones there already serve. Returns the pool to leave in the allocation
+/// query (GstBaseSrc then keeps it active for the stream); `Err(None)` when the pool was
+/// flushing, which is no error to post.
+pub(super) fn allocate(
+    session: &Mutex<Session>,
+    request: &Request,
+) -> Result<DownstreamPool, Option<gst::ErrorMessage>> {
+    let (device, count, shape, downstream) =
+        {
+            let mut session = lock(session);
+            let Some(device) = session.device().cloned() else {
+                return Err(Some(no_format()));
+            };
+            let path = device.path().display().to_string();
+            let downstream = request
+                .downstream_pool
+                .clone()
+                .ok_or_else(|| no_pool(&path))?;
+            let stream = session.stream().ok_or_else(no_format)?;
+            if stream.import.as_ref().is_some_and(|i| {
+                i.pool == downstream.pool && i.shape.video_meta == request.video_meta
+            }) {
+                // A reconfigure that changed nothing: keep capturing into the same slots.
+                return Ok(downstream);
+            }
+            let format = device
+                .g_fmt()
+                .map_err(|e| errors::device_error("reading the format", &e))?;
+            let shape = Shape {
+                caps: stream.caps.clone(),
+                framing: stream.framing,
+                info: stream.info.clone(),
+                video_meta: request.video_meta,
+                sizes: format.planes.iter().map(|p| p.sizeimage).collect(),
+            };
+            let count = buffer_count(
+                request.wanted,
+                device.min_buffers_for_capture(),
+                request.downstream_min,
+                request.max,
+            );
+            if stream.import.is_some() || stream.queue.is_some() {
+                session.free_buffers();
+            }
+            (device, count, shape, downstream)
+        };
+    let caps = shape.caps.clone();
+    let import = match Import::start(&device, count, downstream.clone(), shape) {
+        Ok(import) => import,
+        Err(Fill::Flushing) => return Err(None),
+        Err(Fill::Refused(msg)) => return Err(Some(msg)),
+        Err(Fill::Lost(e)) => return Err(Some(errors::device_error("asking for buffers", &e))),
+    };
+    let mut session = lock(session);
+    let Some(stream) = session.stream_mut().filter(|s| s.caps == caps) else {
+        // Renegotiated or stopped meanwhile: these slots are for nothing.
+        drop(session);
+        drop(import);
+        return Err(None);
+    };
+    gst::debug!(
+        CAT,
+        "{} slots for downstream's DMABUFs, {} queued",
+        import.len(),
+        import.queue.queued()
+    );
+    stream.readable_as_is = true;
+    stream.video_meta = request.video_meta;
+    stream.import = Some(import);
+    Ok(downstream)
+}
+
+fn no_format() -> gst::ErrorMessage {
+    gst::error_msg!(
+        gst::CoreError::Negotiation,
+        ("Allocation was asked for before caps were negotiated")
     )
 }
 
@@ -256,74 +426,101 @@ impl Capture<'_> {
                 None => Ok(None),
             }
         };
-        let mut corrupted = 0u64;
+        let mut corrupted = GivenBack::new();
         let frame = self.next_good(&device, dequeue, |frame: v4l2::Dequeued| {
-            corrupted += 1;
-            self.requeue(frame.index)
+            corrupted.push(frame.sequence);
+            self.requeue(&device, frame.index)
         })?;
-        self.hand_over(&device, &frame, corrupted)
+        self.hand_over(&device, &frame, &corrupted)
     }
 
-    /// Fills the free slots (waiting in downstream's pool when it holds every buffer) and
-    /// starts the stream once.
+    /// What failing to fill slots means for this frame request.
+    fn fill_failed(&self, device: &Device, failed: Fill) -> Failure {
+        match failed {
+            Fill::Flushing => gst::FlowError::Flushing.into(),
+            Fill::Refused(msg) => fail(gst::FlowError::Error, msg),
+            Fill::Lost(e) => self.disconnected(device, e),
+        }
+    }
+
+    /// Fills the free slots and starts the stream once, with enough queued for the driver to
+    /// run; while downstream holds every buffer, asks its pool again every `POOL_RETRY`.
     fn start_import(&self) -> Result<Arc<Device>, Failure> {
+        let knobs = self.knobs;
+        let timeout =
+            (knobs.timeout_ms > 0).then(|| Duration::from_millis(knobs.timeout_ms.into()));
+        let started = Instant::now();
         loop {
             let mut session = lock(self.session);
             let import = session
                 .stream_mut()
                 .and_then(|s| s.import.as_mut())
                 .ok_or(gst::FlowError::Flushing)?;
-            match import.fill() {
-                Ok(()) => {}
-                Err(Fill::Flushing) => return Err(gst::FlowError::Flushing.into()),
-                Err(Fill::Refused(msg)) => return Err(fail(gst::FlowError::Error, msg)),
-            }
-            if import.queue.queued() == 0 {
-                // Downstream holds every buffer: wait for one without the session's lock.
-                let pool = import.pool.clone();
-                drop(session);
-                let buffer = pool.acquire_buffer(None)?;
-                let mut session = lock(self.session);
-                let import = session
-                    .stream_mut()
-                    .and_then(|s| s.import.as_mut())
-                    .ok_or(gst::FlowError::Flushing)?;
-                if let Err(Fill::Refused(msg)) = import.put(buffer) {
-                    return Err(fail(gst::FlowError::Error, msg));
-                }
-                continue;
-            }
             let device = Arc::clone(import.queue.device());
-            if !import.queue.is_streaming() {
-                import.queue.start().map_err(|e| {
-                    fail(
-                        gst::FlowError::Error,
-                        errors::device_error("starting capture", &e),
-                    )
-                })?;
-                gst::debug!(
-                    CAT,
-                    obj = self.element,
-                    "Streaming into downstream's DMABUFs"
-                );
+            import.fill().map_err(|f| self.fill_failed(&device, f))?;
+            let queued = import.queue.queued();
+            let enough = if import.queue.is_streaming() {
+                queued > 0
+            } else {
+                queued >= QUEUED_TO_START.min(import.len())
+            };
+            if enough {
+                if !import.queue.is_streaming() {
+                    import.queue.start().map_err(|e| {
+                        if e.is_disconnect() {
+                            return self.disconnected(&device, e);
+                        }
+                        fail(
+                            gst::FlowError::Error,
+                            errors::device_error("starting capture", &e),
+                        )
+                    })?;
+                    gst::debug!(
+                        CAT,
+                        obj = self.element,
+                        "Streaming into downstream's DMABUFs"
+                    );
+                }
+                session.mark_streaming();
+                return Ok(device);
             }
-            session.mark_streaming();
-            return Ok(device);
+            drop(session);
+            // Downstream holds the buffers the driver needs: wait for one to come back.
+            match self.poller.wait_hotplug(None, Some(POOL_RETRY)) {
+                Ok(Awaited::Flushing) => return Err(gst::FlowError::Flushing.into()),
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(fail(
+                        gst::FlowError::Error,
+                        errors::device_error("waiting for downstream's buffers", &e),
+                    ));
+                }
+            }
+            if let Some(timeout) = timeout
+                && started.elapsed() >= timeout
+            {
+                if knobs.timeout_action == TimeoutAction::Eos {
+                    return Err(gst::FlowError::Eos.into());
+                }
+                let path = device.path().display().to_string();
+                return Err(fail(
+                    gst::FlowError::Error,
+                    errors::timed_out(&path, knobs.timeout_ms),
+                ));
+            }
         }
     }
 
     /// Puts the buffer of slot `index` back into it: a frame the driver flagged corrupt.
-    fn requeue(&self, index: u32) -> Result<(), Failure> {
+    fn requeue(&self, device: &Device, index: u32) -> Result<(), Failure> {
         let mut session = lock(self.session);
         let Some(import) = session.stream_mut().and_then(|s| s.import.as_mut()) else {
             return Err(gst::FlowError::Flushing.into());
         };
         if let Some(buffer) = import.slots.get_mut(index as usize).and_then(Option::take) {
-            match import.put(buffer) {
-                Ok(()) => {}
-                Err(Fill::Flushing) => return Err(gst::FlowError::Flushing.into()),
-                Err(Fill::Refused(msg)) => return Err(fail(gst::FlowError::Error, msg)),
-            }
+            import
+                .put(buffer)
+                .map_err(|f| self.fill_failed(device, f))?;
         }
         Ok(())
     }
@@ -333,14 +530,14 @@ impl Capture<'_> {
         &self,
         device: &Device,
         frame: &v4l2::Dequeued,
-        corrupted: u64,
+        corrupted: &GivenBack,
     ) -> Result<gst::Buffer, Failure> {
         let mut session = lock(self.session);
         let Session::Streaming(_, stream) = &mut *session else {
             return Err(gst::FlowError::Flushing.into());
         };
         let (pts, age) = self.frame_time(stream, frame);
-        let lost = u64::from(stream.sequence.note(frame.sequence));
+        let lost = self.lost_before(stream, corrupted, &GivenBack::new(), frame.sequence);
         let offset = stream.sequence.offset(frame.sequence);
         let mut buffer = stream
             .import
@@ -349,16 +546,16 @@ impl Capture<'_> {
             .ok_or(gst::FlowError::Flushing)?;
         {
             let out = buffer.get_mut().ok_or(gst::FlowError::Error)?;
-            let planes = frame.n_planes.min(out.n_memory());
-            for (i, &(bytesused, _)) in frame.planes[..planes].iter().enumerate() {
-                // A driver's `bytesused` past the memory would be a driver bug: clamped.
-                let used = (bytesused as usize).min(out.peek_memory(i).maxsize());
-                if used > 0
-                    && let Ok(memory) = out.peek_memory_mut(i)
-                    && memory.size() != used
-                {
-                    memory.resize_maxsize(..used);
-                }
+            // A frame in one memory is what the driver wrote of it (for compressed formats,
+            // less than the buffer); a frame of several keeps its planes' full sizes, which
+            // the pool expects back.
+            if out.n_memory() == 1
+                && let Some(range) = written(frame)
+                && let Ok(memory) = out.peek_memory_mut(0)
+                && range.end <= memory.maxsize()
+                && (memory.offset(), memory.size()) != (range.start, range.len())
+            {
+                memory.resize_maxsize(range);
             }
             let keyframe = match stream.framing {
                 caps::Framing::Compressed {
@@ -387,11 +584,18 @@ impl Capture<'_> {
         let counts = FrameCounts {
             lost,
             dropped: 0,
-            corrupted,
+            corrupted: corrupted.count,
             copied: false,
             refused: 0,
         };
         self.report(device, &counts, age, frame.sequence, (pts, duration));
         Ok(buffer)
     }
+}
+
+/// The bytes of the first plane the driver wrote: `data_offset..bytesused` (`bytesused` 0: a
+/// driver that does not say, the whole memory).
+fn written(frame: &v4l2::Dequeued) -> Option<std::ops::Range<usize>> {
+    let (bytesused, data_offset) = frame.planes[0];
+    (bytesused > 0).then(|| (data_offset.min(bytesused) as usize)..bytesused as usize)
 }
