@@ -2,7 +2,7 @@
 Debian's python3 (the report needs python3-matplotlib for the plots):
 
   bench.py guest OUTDIR BENCH_BIN REPS STRACE_REPS CALLGRIND_REPS SHORT_S STEADY_S SECTIONS LL_SPAN
-                 SCALE_S SCALE_NS
+                 SCALE_S SCALE_NS SCALE_REPS
       inside the VM: every measurement, into OUTDIR/runs.jsonl, meta.json and strace/; the
       section "scale" runs alone, in a VM of its own (vivid n_devs=8), and writes
       scale-meta.json instead of meta.json (scripts/bench_scale.py)
@@ -40,11 +40,12 @@ LL_TITLE = "## low-latency under a slow downstream"
 
 
 def guest(outdir, bench_bin, reps, strace_reps, cg_reps, short_s, steady_s, sections, ll_span,
-          scale_s, scale_ns):
+          scale_s, scale_ns, scale_reps):
     if sections == ["scale"]:
         from bench_scale import guest_scale
         with open(os.path.join(outdir, "runs.jsonl"), "a") as runs:
-            return 1 if guest_scale(outdir, bench_bin, scale_s, scale_ns, reps, runs) else 0
+            return 1 if guest_scale(outdir, bench_bin, scale_s, scale_ns, reps, scale_reps,
+                                    runs) else 0
     if "scale" in sections:
         raise SystemExit("bench: the scale section runs in a VM of its own")
     dev = os.environ.get("RUSTV4L2_VIVID_SP") or ""
@@ -707,10 +708,10 @@ if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "guest":
         (outdir, bench_bin, reps, strace_reps, cg_reps, short_s, steady_s, sections,
-         ll_span, scale_s, scale_ns) = sys.argv[2:13]
+         ll_span, scale_s, scale_ns, scale_reps) = sys.argv[2:14]
         sys.exit(guest(outdir, bench_bin, int(reps), int(strace_reps), int(cg_reps),
                        float(short_s), float(steady_s), sections.split(","), int(ll_span),
-                       float(scale_s), [int(n) for n in scale_ns.split(",")]))
+                       float(scale_s), [int(n) for n in scale_ns.split(",")], int(scale_reps)))
     elif mode == "report":
         resdir, docdir, command, date, commit = sys.argv[2:7]
         sys.exit(report(resdir, docdir, command, date, commit))

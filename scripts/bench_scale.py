@@ -3,10 +3,13 @@
 bench.py calls guest_scale() inside a VM booted with vivid n_devs=8 (capture nodes only), and
 report_scale() on the host. Each run is `capture_bench scale`: N sources of one element, one per
 vivid capture node, each into its own fakesink, in one pipeline; the measured window starts
-SCALE_WARMUP_S after every camera delivered a frame and lasts SCALE_S seconds. What each field
+SCALE_WARMUP_S after every camera delivered a frame and lasts SCALE_S seconds. Every cell
+(size, element, N) runs `scale_reps` times, one run per repetition, all cells of a repetition
+before the next one starts, so that drift in the VM hits every element alike. What each field
 means: examples/capture_bench/scale.rs; the columns: the header of scripts/bench.
 """
-import glob, json, os, re, shutil, subprocess, time
+import glob, json, os, re, shutil, statistics, subprocess, time
+from collections import defaultdict
 
 from bench_common import ELEMENTS, WANTED_FPS, cell, clocksource, log, parse_strace, probe_rates
 
@@ -57,8 +60,9 @@ def requests_to_first(trace):
     return counts
 
 
-def guest_scale(outdir, bench_bin, scale_s, scale_ns, reps, runs):
-    """Every scale run into `runs` (runs.jsonl, open); returns the number of failures."""
+def guest_scale(outdir, bench_bin, scale_s, scale_ns, reps, scale_reps, runs):
+    """Every scale run into `runs` (runs.jsonl, open); returns the number of failures. `reps`:
+    repetitions of the start-up pass; `scale_reps`: of every scale cell."""
     nodes = vivid_capture_nodes()
     if len(nodes) < max(scale_ns):
         raise SystemExit(f"bench: the scale section wants {max(scale_ns)} vivid capture nodes, "
@@ -74,7 +78,7 @@ def guest_scale(outdir, bench_bin, scale_s, scale_ns, reps, runs):
             "fps": float(fps),
         })
     meta = {"nodes": nodes, "configs": configs, "ns": scale_ns, "seconds": scale_s,
-            "startup_reps": reps,
+            "startup_reps": reps, "scale_reps": scale_reps,
             "warmup": SCALE_WARMUP_S, "kernel": os.uname().release, "cpus": os.cpu_count(),
             "vivid": open("/sys/module/vivid/parameters/n_devs").read().strip()
             if os.path.exists("/sys/module/vivid/parameters/n_devs") else "?",
@@ -129,11 +133,14 @@ def guest_scale(outdir, bench_bin, scale_s, scale_ns, reps, runs):
     # Warm-up, discarded: the first load of each plugin over 9p is slow.
     for el in SCALE_ELEMENTS:
         one("scale-warmup", configs[0], el, 1, 1, 0)
-    for i, n in enumerate(scale_ns):
-        for j, cfg in enumerate(configs):
-            k = (i + j) % len(SCALE_ELEMENTS)
-            for el in SCALE_ELEMENTS[k:] + SCALE_ELEMENTS[:k]:
-                one("scale", cfg, el, n, scale_s, SCALE_WARMUP_S)
+    # Every cell once per repetition; the element order rotates from cell to cell and from one
+    # repetition to the next, so that no element always runs first (or right after another).
+    for rep in range(scale_reps):
+        for i, n in enumerate(scale_ns):
+            for j, cfg in enumerate(configs):
+                k = (rep + i + j) % len(SCALE_ELEMENTS)
+                for el in SCALE_ELEMENTS[k:] + SCALE_ELEMENTS[:k]:
+                    one("scale", cfg, el, n, scale_s, SCALE_WARMUP_S, rep=rep)
     # Start-up, one camera, `reps` times: a single start varies by tens of ms under TCG.
     for rep in range(reps):
         for j, cfg in enumerate(configs):
@@ -174,6 +181,11 @@ def startup_split(r, i=0):
     return sink, pushed - begin, ready - begin, sink - (pushed - begin)
 
 
+def _med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
 def report_scale(resdir, out, command, date, commit):
     meta = json.load(open(os.path.join(resdir, META)))
     recs = [json.loads(l) for l in open(os.path.join(resdir, "runs.jsonl")) if l.strip()]
@@ -183,58 +195,82 @@ def report_scale(resdir, out, command, date, commit):
     configs = [c["name"] for c in meta["configs"]]
     names = [e[0] for e in SCALE_ELEMENTS]
     fps = {c["name"]: c["fps"] for c in meta["configs"]}
-    run = {(r["config"], r["element"], r["n"]): r for r in good if r["pass"] == "scale"}
-    cpf = lambda cfg, el, n: (run.get((cfg, el, n)) or {}).get("cpu_ms_per_frame")
+    scale_reps = meta.get("scale_reps", 1)
+    # (config, element, N) -> {repetition: run}
+    run = defaultdict(dict)
+    for r in good:
+        if r["pass"] == "scale":
+            run[(r["config"], r["element"], r["n"])][r.get("rep", 0)] = r
+    per_rep = lambda cfg, el, n, key: {k: r.get(key) for k, r in run.get((cfg, el, n), {}).items()}
+    cpfs = lambda cfg, el, n: list(per_rep(cfg, el, n, "cpu_ms_per_frame").values())
+    cpf = lambda cfg, el, n: _med(cpfs(cfg, el, n))
+
+    def ratios(cfg, n, other):
+        """rustv4l2src's CPU per frame over `other`'s, per repetition (same VM, same minutes)."""
+        rust, them = per_rep(cfg, "rustv4l2src", n, "cpu_ms_per_frame"), \
+            per_rep(cfg, other, n, "cpu_ms_per_frame")
+        return [rust[k] / them[k] for k in sorted(rust) if rust[k] and them.get(k)]
 
     rows, notes = [], []
     for cfg in configs:
         for el in names:
             for n in meta["ns"]:
-                r = run.get((cfg, el, n))
-                if not r:
-                    rows.append([cfg, el, n] + ["FAILED"] + [""] * 11)
+                rs = list(run.get((cfg, el, n), {}).values())
+                if not rs:
+                    rows.append([cfg, el, n, 0] + ["FAILED"] + [""] * 11)
                     continue
-                secs = r["window_ms"] / 1e3
-                base, mine, rust = cpf(cfg, el, meta["ns"][0]), cpf(cfg, el, n), \
-                    cpf(cfg, "rustv4l2src", n)
-                lost_max = max((x for x in r["lost_per_cam"] if x is not None), default=None)
+                each = lambda f: [f(r) for r in rs]
+                per_frame = lambda k: each(lambda r: r[k] / r["frames"] if r["frames"] else None)
+                base, mine = cpf(cfg, el, meta["ns"][0]), cpf(cfg, el, n)
+                lost_max = max((x for r in rs for x in r["lost_per_cam"] if x is not None),
+                               default=None)
                 rows.append([
-                    cfg, el, n,
-                    f"{r['frames'] / secs / n:.1f} / {fps[cfg]:g}",
-                    _num(mine, "{:.3f}"),
-                    _num(r["user_ms"] / r["frames"] if r["frames"] else None, "{:.3f}"),
-                    _num(r["sys_ms"] / r["frames"] if r["frames"] else None, "{:.3f}"),
+                    cfg, el, n, len(rs),
+                    f"{_num(_med(each(lambda r: r['frames'] / (r['window_ms'] / 1e3) / n)), '{:.1f}')}"
+                    f" / {fps[cfg]:g}",
+                    cell(cpfs(cfg, el, n), "{:.3f}"),
+                    _num(_med(per_frame("user_ms")), "{:.3f}"),
+                    _num(_med(per_frame("sys_ms")), "{:.3f}"),
                     _num(mine / base if mine and base else None, "{:.2f}"),
-                    "-" if el == "rustv4l2src" else
-                    _num(rust / mine if rust and mine else None, "{:.2f}"),
-                    f"{_num(r.get('lost'), '{:g}')} [{_num(lost_max, '{:g}')}]",
-                    _num(r.get("age_p99_ms"), "{:.1f}"), _num(r.get("age_max_ms"), "{:.1f}"),
-                    _num(r["peak_rss_kib"] / 1024 if r.get("peak_rss_kib") else None, "{:.1f}"),
-                    _num(r.get("threads"), "{:g}"),
-                    _num(r.get("all_first_ms"), "{:.0f}"),
+                    "-" if el == "rustv4l2src" else cell(ratios(cfg, n, el), "{:.2f}"),
+                    f"{_num(_med(each(lambda r: r.get('lost'))), '{:g}')} "
+                    f"[{_num(lost_max, '{:g}')}]",
+                    _num(_med(each(lambda r: r.get("age_p99_ms"))), "{:.1f}"),
+                    _num(_med(each(lambda r: r.get("age_max_ms"))), "{:.1f}"),
+                    _num(_med(each(lambda r: r["peak_rss_kib"] / 1024
+                                   if r.get("peak_rss_kib") else None)), "{:.1f}"),
+                    _num(_med(each(lambda r: r.get("threads"))), "{:g}"),
+                    _num(_med(each(lambda r: r.get("all_first_ms"))), "{:.0f}"),
                 ])
-    table = _table(["config", "element", "N", "frames/s per camera (of)", "cpu ms/frame",
-                    "user ms/frame", "sys ms/frame", "per-frame cost / N=1", "rust/this cpu",
-                    "lost [max per camera]", "age p99 ms", "age max ms", "peak RSS MiB",
-                    "threads", "ms to all first frames"], rows)
+    table = _table(["config", "element", "N", "runs", "frames/s per camera (of)",
+                    "cpu ms/frame", "user ms/frame", "sys ms/frame", "per-frame cost / N=1",
+                    "rust/this cpu", "lost [max per camera]", "age p99 ms", "age max ms",
+                    "peak RSS MiB", "threads", "ms to all first frames"], rows)
 
-    # The issue's targets, read off the table.
+    # The issue's targets, read off the table: CPU per frame against v4l2src mmap's by the
+    # ratio taken within each repetition, which cancels the drift between repetitions.
     top = max(meta["ns"])
     for cfg in configs:
-        lost = {el: (run.get((cfg, el, top)) or {}).get("lost") for el in names}
-        notes.append(f"{cfg}, N={top}, frames lost in the window: " +
+        lost = {el: _med(per_rep(cfg, el, top, "lost").values()) for el in names}
+        notes.append(f"{cfg}, N={top}, frames lost in the window (median): " +
                      ", ".join(f"{el} {_num(v, '{:g}')}" for el, v in lost.items()) + ".")
-        worse = [f"N={n} ({cpf(cfg, 'rustv4l2src', n):.3f} > {cpf(cfg, 'v4l2src mmap', n):.3f})"
-                 for n in meta["ns"] if cpf(cfg, "rustv4l2src", n) and
-                 cpf(cfg, "v4l2src mmap", n) and
-                 cpf(cfg, "rustv4l2src", n) > cpf(cfg, "v4l2src mmap", n)]
-        notes.append(f"{cfg}: rustv4l2src's CPU per frame is above v4l2src mmap's at "
-                     + ", ".join(worse) + "." if worse else
-                     f"{cfg}: rustv4l2src's CPU per frame is at or below v4l2src mmap's at "
-                     "every N.")
+        by_n = {n: ratios(cfg, n, "v4l2src mmap") for n in meta["ns"]}
+        above = [n for n, rs in by_n.items() if rs and _med(rs) > 1]
+        always = [n for n, rs in by_n.items() if rs and min(rs) > 1]
+        never = [n for n, rs in by_n.items() if rs and max(rs) <= 1]
+        notes.append(
+            f"{cfg}: rustv4l2src's CPU per frame / v4l2src mmap's, per repetition, median "
+            "[min-max]: " + ", ".join(f"N={n} {cell(rs, '{:.2f}')}" for n, rs in by_n.items()
+                                      if rs) + ". " +
+            (f"Above 1 at N={', '.join(map(str, above))}" if above else
+             "At or below 1 at every N") +
+            (f"; above 1 in every repetition at N={', '.join(map(str, always))}"
+             if always and scale_reps > 1 else "") +
+            (f"; at or below 1 in every repetition at N={', '.join(map(str, never))}"
+             if never and scale_reps > 1 else "") + ".")
         flat = [(el, cpf(cfg, el, top), cpf(cfg, el, meta["ns"][0])) for el in names]
-        notes.append(f"{cfg}: CPU per frame at N={top} over N={meta['ns'][0]}: " + ", ".join(
-            f"{el} {a / b:.2f}" for el, a, b in flat if a and b) + ".")
+        notes.append(f"{cfg}: CPU per frame at N={top} over N={meta['ns'][0]} (medians): " +
+                     ", ".join(f"{el} {a / b:.2f}" for el, a, b in flat if a and b) + ".")
 
     # Start-up: one camera, over the start-up pass's repetitions; ioctls from the strace pass.
     srows, req_notes = [], []
@@ -283,9 +319,12 @@ def report_scale(resdir, out, command, date, commit):
         "",
         f"One process, one element per vivid node, each `! CAPS ! fakesink sync=false`; the "
         f"window starts {meta['warmup']} s after every camera delivered a frame and lasts "
-        f"{meta['seconds']:g} s; one run per cell (VM time is scarce), elements interleaved. "
-        "CPU is getrusage (user + sys) of the whole process over the window divided by the "
-        "frames all sinks received in it. Column meanings are in the header of `scripts/bench`.",
+        f"{meta['seconds']:g} s. Each cell ran {scale_reps} time(s), once per repetition: a "
+        "repetition runs every cell, elements interleaved (the order rotating), before the "
+        "next starts. CPU is getrusage (user + sys) of the whole process over the window "
+        "divided by the frames all sinks received in it; cpu ms/frame and rust/this cpu are "
+        "the median [min-max] over the repetitions (rust/this taken within each repetition), "
+        "the other columns medians. Column meanings are in the header of `scripts/bench`.",
         "",
     ]
     md = [SCALE_TITLE, ""] + header_notes + table + [""] + [f"- {n}" for n in notes] + [
@@ -316,14 +355,25 @@ def plot_scale(out, meta, run, names, configs):
     colours = dict(zip(names, ["tab:red", "tab:blue", "tab:green"]))
     styles = ["--", "-", ":"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for cfg, style in zip(configs, styles):
-        for el in names:
-            pts = [(n, run[(cfg, el, n)]) for n in meta["ns"] if (cfg, el, n) in run]
+    for c, (cfg, style) in enumerate(zip(configs, styles)):
+        for e, el in enumerate(names):
             for ax, key in zip(axes, ("cpu_ms_per_frame", "age_p99_ms")):
-                xs = [n for n, r in pts if r.get(key) is not None]
-                ys = [r[key] for n, r in pts if r.get(key) is not None]
-                ax.plot(xs, ys, style, marker="o", ms=4, color=colours[el],
-                        label=f"{el} {cfg}")
+                pts = []
+                for n in meta["ns"]:
+                    ys = [r.get(key) for r in run.get((cfg, el, n), {}).values()
+                          if r.get(key) is not None]
+                    if ys:
+                        pts.append((n, statistics.median(ys), min(ys), max(ys)))
+                if not pts:
+                    continue
+                # Nudged sideways a little so that whiskers at one N do not hide each other.
+                nudge = 2 ** ((c * len(names) + e - 2.5) * 0.02)
+                xs = [n * nudge for n, _, _, _ in pts]
+                ax.errorbar(xs, [m for _, m, _, _ in pts],
+                            yerr=[[m - lo for _, m, lo, _ in pts], [hi - m for _, m, _, hi in pts]],
+                            fmt=style, marker="o", ms=4, capsize=2, color=colours[el],
+                            label=f"{el} {cfg}")
+    reps = meta.get("scale_reps", 1)
     for ax, what in zip(axes, ("CPU ms per frame (user + sys, whole process)",
                                "frame age at the sink, p99 ms")):
         ax.set_xscale("log", base=2)
@@ -334,7 +384,8 @@ def plot_scale(out, meta, run, names, configs):
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle("N vivid cameras in one process, one element each into a fakesink")
+    fig.suptitle("N vivid cameras in one process, one element each into a fakesink"
+                 + (f": median of {reps} runs, whiskers min-max" if reps > 1 else ""))
     fig.tight_layout()
     fig.savefig(os.path.join(out, "scale.png"), dpi=90)
     plt.close(fig)

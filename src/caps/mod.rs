@@ -42,6 +42,6 @@ pub use geometry::{
     Native, caps_pixel_aspect_ratio, parse_pixel_aspect_ratio, restrict_size, restrict_to_native,
 };
 pub use layout::{Framing, Layout};
-pub use probe::{MAX_SIZE, probed_to_caps, probed_to_caps_with_par, template_caps};
+pub use probe::{MAX_SIZE, any_size_caps, probed_to_caps, probed_to_caps_with_par, template_caps};
 pub use request::{CaptureRequest, caps_to_request, settle};
 pub use summary::summary;

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use gst::prelude::*;
 
 use super::formats::{FORMATS, Media, entry};
-use crate::v4l2::{Fract, FrameIntervals, ProbedFormat, ProbedSize, SizeRange};
+use crate::v4l2::{Fourcc, Fract, FrameIntervals, ProbedFormat, ProbedSize, SizeRange};
 
 /// The largest width or height offered when a driver does not enumerate sizes (as v4l2src).
 pub const MAX_SIZE: i32 = 32768;
@@ -91,6 +91,20 @@ pub fn template_caps() -> gst::Caps {
             caps_mut.append_structure(s);
         }
     }
+    caps
+}
+
+/// One format at any size and rate, with `par` as in [`probed_to_caps_with_par`]: every caps
+/// its listed sizes can give lie within these, so downstream caps that do not intersect them
+/// accept none of its sizes (and negotiation need not list them). Empty for a fourcc the table
+/// does not know.
+pub fn any_size_caps(fourcc: Fourcc, par: Option<gst::Fraction>) -> gst::Caps {
+    let Some(base) = entry(fourcc).and_then(|e| e.media.structure()) else {
+        return gst::Caps::new_empty();
+    };
+    let mut caps = gst::Caps::new_empty();
+    caps.make_mut()
+        .append_structure(any_size().structure(base, par));
     caps
 }
 
@@ -278,7 +292,6 @@ impl Spec {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::v4l2::Fourcc;
 
     pub(crate) fn discrete(width: u32, height: u32, intervals: &[(u32, u32)]) -> ProbedSize {
         ProbedSize::Discrete {
@@ -351,6 +364,27 @@ pub(crate) mod tests {
         );
         // Strict equality: same structures in the same order with lists in the same order.
         assert_eq!(got.to_string(), want.to_string());
+    }
+
+    #[test]
+    fn any_size_caps_hold_every_listed_size() {
+        gst::init().unwrap();
+        let par = Some(gst::Fraction::new(59, 54));
+        for format in vivid_like() {
+            let all = any_size_caps(format.fourcc, par);
+            let listed = probed_to_caps_with_par(std::slice::from_ref(&format), par);
+            if entry(format.fourcc).is_none() {
+                assert!(all.is_empty() && listed.is_empty());
+                continue;
+            }
+            assert_eq!(all.size(), 1);
+            assert!(listed.is_subset(&all), "{listed} not within {all}");
+        }
+        let yuy2 = any_size_caps(Fourcc::new(b"YUYV"), par);
+        assert!(yuy2.can_intersect(&caps("video/x-raw, format=YUY2, width=640, framerate=30/1")));
+        assert!(!yuy2.can_intersect(&caps("video/x-raw, format=NV12")));
+        assert!(!yuy2.can_intersect(&caps("image/jpeg")));
+        assert!(!yuy2.can_intersect(&caps("video/x-raw, pixel-aspect-ratio=1/1")));
     }
 
     #[test]

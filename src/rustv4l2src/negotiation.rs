@@ -13,6 +13,31 @@ use crate::caps;
 use crate::v4l2::{self, DvTimings};
 
 impl Opened {
+    /// Lists the sizes of every format the element can capture that `wanted` may accept
+    /// something of (of every one, for `None`), once per format. A format whose caps at any
+    /// size downstream refuses would offer nothing downstream takes, whatever its sizes.
+    fn list_sizes_for(&mut self, wanted: Option<&gst::Caps>) {
+        for f in 0..self.probed.len() {
+            let fourcc = self.probed[f].fourcc;
+            if self.sizes_listed.contains(&f)
+                || caps::entry(fourcc).is_none()
+                || wanted.is_some_and(|w| {
+                    !caps::any_size_caps(fourcc, self.geometry.par).can_intersect(w)
+                })
+            {
+                continue;
+            }
+            match self.device.list_sizes(fourcc) {
+                Ok(sizes) => {
+                    self.probed[f].sizes = sizes;
+                    self.sizes_listed.insert(f);
+                }
+                // Left unlisted, so asked again next time: until then it offers no size.
+                Err(e) => gst::warning!(CAT, "{}: Listing sizes of {}: {}", self.path(), fourcc, e),
+            }
+        }
+    }
+
     /// Fills in the frame intervals of one listed size, once.
     fn probe_intervals(&mut self, format: usize, size: usize) -> Result<(), v4l2::Error> {
         if !self.probed_intervals.insert((format, size)) {
@@ -28,6 +53,7 @@ impl Opened {
         if let Some(caps) = &self.caps {
             return caps.clone();
         }
+        self.list_sizes_for(None);
         for c in caps::candidates(&self.probed) {
             if let Err(e) = self.probe_intervals(c.format, c.size) {
                 gst::warning!(CAT, "{}: Probing frame intervals: {}", self.path(), e);
@@ -57,8 +83,8 @@ impl Opened {
     /// The listed format and size to capture among those downstream accepts (see
     /// [`caps::choose`]), as its caps with downstream's restrictions applied; within
     /// `caps_before` first, if set (once: they are a device's stream from before it went away).
-    /// Frame intervals are probed only for the sizes the rule has to look at: larger sizes
-    /// first, until one reaches 30 fps.
+    /// Sizes are listed only for the formats downstream may accept, and frame intervals probed
+    /// only for the sizes the rule has to look at: larger sizes first, until one reaches 30 fps.
     pub fn preferred(&mut self, peer: &gst::Caps) -> Option<gst::Caps> {
         if let Some(before) = self.caps_before.take() {
             let narrowed = before.intersect(peer);
@@ -100,6 +126,7 @@ impl Opened {
         peer: &gst::Caps,
         native: Option<(caps::Native, bool)>,
     ) -> Option<gst::Caps> {
+        self.list_sizes_for(Some(peer));
         let (par, crop) = (self.geometry.par, self.geometry.crop);
         let size_caps = |format: &v4l2::ProbedFormat, size| {
             let all = cropped(caps::size_caps(format, size, par), crop);
@@ -140,7 +167,10 @@ impl Opened {
 
     /// `VIDIOC_S_SELECTION` (the crop), `VIDIOC_S_FMT` and `S_PARM` (the rate) for fixed
     /// caps; the stream they make.
-    pub fn configure(&self, new_caps: &gst::Caps) -> Result<Stream, gst::ErrorMessage> {
+    pub fn configure(&mut self, new_caps: &gst::Caps) -> Result<Stream, gst::ErrorMessage> {
+        // The caps may come from anywhere (`set_caps`, a reconnect): the sizes of the formats
+        // that could give them must be known to check that the device offers them.
+        self.list_sizes_for(Some(new_caps));
         let path = self.path();
         let device = &self.device;
         let request = caps::caps_to_request(new_caps, &self.probed)
@@ -253,6 +283,7 @@ impl Opened {
             self.source.timings = Some(*timings);
         }
         self.probed = list_formats(&self.device)?;
+        self.sizes_listed.clear();
         self.probed_intervals.clear();
         self.caps = None;
         self.source.absent = None;

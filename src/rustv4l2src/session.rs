@@ -40,10 +40,13 @@ use std::time::Instant;
 /// The device as opened: what stays the same from open to close.
 pub(super) struct Opened {
     pub device: Arc<Device>,
-    /// Formats and sizes as listed at open; frame intervals are filled in as they are probed
-    /// (`probed_intervals` says which), because enumerating every interval of every size costs
-    /// thousands of ioctls and negotiation needs only a few.
+    /// Formats as listed at open. A format's sizes are listed the first time negotiation or a
+    /// caps query needs them (`sizes_listed` says which formats have been), and a size's frame
+    /// intervals the first time it is looked at (`probed_intervals`): listing every size of
+    /// every format costs hundreds of ioctls and every interval thousands, while negotiating
+    /// one format needs a few.
     pub probed: Vec<v4l2::ProbedFormat>,
+    pub sizes_listed: HashSet<usize>,
     pub probed_intervals: HashSet<(usize, usize)>,
     /// Everything the device offers, built on the first caps query (for `geometry`).
     pub caps: Option<gst::Caps>,
@@ -265,6 +268,7 @@ impl Session {
         Ok(Opened {
             device: Arc::new(device),
             probed,
+            sizes_listed: HashSet::new(),
             probed_intervals: HashSet::new(),
             caps: None,
             device_par,
@@ -409,7 +413,7 @@ impl Session {
             gst::debug!(CAT, "Renegotiating from {} to {}", s.caps, caps);
         }
         self.stop();
-        let Session::Open(opened) = std::mem::replace(self, Session::Closed) else {
+        let Session::Open(mut opened) = std::mem::replace(self, Session::Closed) else {
             return Err(gst::error_msg!(
                 gst::CoreError::Negotiation,
                 ("Caps {} were set while the device is closed", caps)
@@ -504,10 +508,10 @@ impl Session {
     }
 }
 
-/// The formats the device lists that the element can capture.
+/// The formats the device lists, their sizes not listed yet (see `Opened::probed`).
 pub(super) fn list_formats(device: &Device) -> Result<Vec<v4l2::ProbedFormat>, gst::ErrorMessage> {
     device
-        .list_formats(|fourcc| caps::entry(fourcc).is_some())
+        .enum_formats()
         .map_err(|e| errors::device_error("listing formats", &e))
 }
 

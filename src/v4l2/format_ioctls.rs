@@ -122,40 +122,54 @@ impl Device {
         })
     }
 
-    /// The formats the device lists and, for those `wanted` accepts, their frame sizes; the
-    /// intervals are left `Unknown` for `probe_intervals` to fill where needed. This is the
-    /// cheap part of probing: one ioctl per format and per size, and no `VIDIOC_TRY_FMT`.
-    pub fn list_formats(&self, wanted: impl Fn(Fourcc) -> bool) -> Result<Vec<ProbedFormat>> {
+    /// The formats the device lists (`VIDIOC_ENUM_FMT` only), their sizes not listed yet
+    /// (empty): [`list_sizes`](Self::list_sizes) lists a format's when it is needed. A device
+    /// lists dozens of formats and each format's sizes cost one ioctl per size, while
+    /// negotiation mostly needs one format's.
+    pub fn enum_formats(&self) -> Result<Vec<ProbedFormat>> {
         let mut formats = Vec::new();
         for index in 0.. {
             let Some(desc) = self.enum_fmt(index)? else {
                 break;
             };
-            let sizes = if !wanted(desc.fourcc) {
-                Vec::new()
-            } else {
-                match self.enum_framesizes(desc.fourcc)? {
-                    None => Vec::new(),
-                    Some(FrameSizes::Discrete(list)) => list
-                        .into_iter()
-                        .map(|(width, height)| ProbedSize::Discrete {
-                            width,
-                            height,
-                            intervals: FrameIntervals::Unknown,
-                        })
-                        .collect(),
-                    Some(FrameSizes::Stepwise(range)) => vec![ProbedSize::Range {
-                        range,
-                        intervals: FrameIntervals::Unknown,
-                    }],
-                }
-            };
             formats.push(ProbedFormat {
                 fourcc: desc.fourcc,
                 flags: desc.flags,
                 description: desc.description,
-                sizes,
+                sizes: Vec::new(),
             });
+        }
+        Ok(formats)
+    }
+
+    /// The frame sizes of one format (`VIDIOC_ENUM_FRAMESIZES`), empty when the driver does
+    /// not enumerate them; the intervals are left `Unknown` for `fill_intervals` to fill where
+    /// needed.
+    pub fn list_sizes(&self, fourcc: Fourcc) -> Result<Vec<ProbedSize>> {
+        Ok(match self.enum_framesizes(fourcc)? {
+            None => Vec::new(),
+            Some(FrameSizes::Discrete(list)) => list
+                .into_iter()
+                .map(|(width, height)| ProbedSize::Discrete {
+                    width,
+                    height,
+                    intervals: FrameIntervals::Unknown,
+                })
+                .collect(),
+            Some(FrameSizes::Stepwise(range)) => vec![ProbedSize::Range {
+                range,
+                intervals: FrameIntervals::Unknown,
+            }],
+        })
+    }
+
+    /// The formats the device lists and, for those `wanted` accepts, their frame sizes; the
+    /// intervals are left `Unknown` for `fill_intervals` to fill where needed. This is the
+    /// cheap part of probing: one ioctl per format and per size, and no `VIDIOC_TRY_FMT`.
+    pub fn list_formats(&self, wanted: impl Fn(Fourcc) -> bool) -> Result<Vec<ProbedFormat>> {
+        let mut formats = self.enum_formats()?;
+        for format in formats.iter_mut().filter(|f| wanted(f.fourcc)) {
+            format.sizes = self.list_sizes(format.fourcc)?;
         }
         Ok(formats)
     }

@@ -32,7 +32,14 @@ impl Identity {
             driver: capability.driver.clone(),
             card: capability.card.clone(),
             bus_info: capability.bus_info.clone(),
-            serial: sysfs_folder(device).and_then(|folder| usb_serial(&folder)),
+            // Only USB devices have one, and their drivers name the bus "usb-..." (the kernel
+            // has them use `usb_make_path`): elsewhere the sysfs walk, a dozen syscalls that
+            // take milliseconds of every start on a slow machine, would find nothing.
+            serial: if capability.bus_info.starts_with("usb-") {
+                sysfs_folder(device).and_then(|folder| usb_serial(&folder))
+            } else {
+                None
+            },
         }
     }
 
