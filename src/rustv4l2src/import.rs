@@ -599,3 +599,94 @@ fn written(frame: &v4l2::Dequeued) -> Option<std::ops::Range<usize>> {
     let (bytesused, data_offset) = frame.planes[0];
     (bytesused > 0).then(|| (data_offset.min(bytesused) as usize)..bytesused as usize)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::v4l2::{Fourcc, PixFormat, PlaneFormat};
+    use gst_video::VideoFormat;
+
+    /// The shape of YUY2 at 640x480 as a driver lays it out with `bytesperline`.
+    fn yuy2(bytesperline: u32, video_meta: bool) -> Shape {
+        gst::init().unwrap();
+        let info = gst_video::VideoInfo::builder(VideoFormat::Yuy2, 640, 480)
+            .build()
+            .unwrap();
+        let pix = PixFormat {
+            width: 640,
+            height: 480,
+            fourcc: Fourcc::new(b"YUYV"),
+            field: 1,
+            colorspace: 0,
+            ycbcr_enc: 0,
+            quantization: 0,
+            xfer_func: 0,
+            planes: vec![PlaneFormat {
+                bytesperline,
+                sizeimage: bytesperline * 480,
+            }],
+        };
+        Shape {
+            caps: info.to_caps().unwrap(),
+            framing: caps::Framing::Video(caps::Layout::new(&pix, &info).unwrap()),
+            info,
+            video_meta,
+            sizes: vec![bytesperline * 480],
+        }
+    }
+
+    fn buffer_with_meta(stride: Option<i32>) -> gst::Buffer {
+        let mut buffer = gst::Buffer::with_size(1536 * 480).unwrap();
+        if let Some(stride) = stride {
+            gst_video::VideoMeta::add_full(
+                buffer.get_mut().unwrap(),
+                gst_video::VideoFrameFlags::empty(),
+                VideoFormat::Yuy2,
+                640,
+                480,
+                &[0],
+                &[stride],
+            )
+            .unwrap();
+        }
+        buffer
+    }
+
+    #[test]
+    fn a_pool_buffer_must_be_laid_out_as_the_driver_writes() {
+        // The driver's rows are GStreamer's: a buffer without meta, or with a meta saying so.
+        let packed = yuy2(1280, false);
+        assert!(packed.reads_as_driver(&buffer_with_meta(None)));
+        assert!(packed.reads_as_driver(&buffer_with_meta(Some(1280))));
+        // A pool whose meta says other rows than the driver writes: never.
+        assert!(!packed.reads_as_driver(&buffer_with_meta(Some(1536))));
+        // Padded rows: only where the pool says them, or where downstream reads the element's
+        // meta on a buffer without one.
+        let padded = yuy2(1536, false);
+        assert!(!padded.reads_as_driver(&buffer_with_meta(None)));
+        assert!(padded.reads_as_driver(&buffer_with_meta(Some(1536))));
+        assert!(yuy2(1536, true).reads_as_driver(&buffer_with_meta(None)));
+        assert!(!yuy2(1536, true).reads_as_driver(&buffer_with_meta(Some(1280))));
+    }
+
+    #[test]
+    fn a_frame_is_what_the_driver_wrote_of_it() {
+        let mut frame = v4l2::Dequeued {
+            index: 0,
+            flags: 0,
+            field: 1,
+            sequence: 0,
+            timestamp: Duration::ZERO,
+            n_planes: 1,
+            planes: [(0, 0); 8],
+        };
+        assert_eq!(written(&frame), None);
+        frame.planes[0] = (4096, 0);
+        assert_eq!(written(&frame), Some(0..4096));
+        frame.planes[0] = (4096, 128);
+        assert_eq!(written(&frame), Some(128..4096));
+        // A data_offset past bytesused (a confused driver) is an empty frame, not a panic.
+        frame.planes[0] = (100, 200);
+        assert_eq!(written(&frame), Some(100..100));
+    }
+}
