@@ -164,19 +164,8 @@ impl Import {
                     ))
                 })?;
         }
-        let queue = ImportQueue::allocate(Arc::clone(device), count).map_err(|e| {
-            if e.is_disconnect() {
-                return Fill::Lost(e);
-            }
-            Fill::Refused(gst::error_msg!(
-                gst::ResourceError::Settings,
-                (
-                    "Device '{}' cannot capture into imported DMABUFs (io-mode=dmabuf-import): {}. Use io-mode=dmabuf or mmap.",
-                    path,
-                    e
-                )
-            ))
-        })?;
+        let queue = ImportQueue::allocate(Arc::clone(device), count)
+            .map_err(|e| driver_refused(&path, "cannot capture into imported DMABUFs", e))?;
         gst::debug!(
             CAT,
             "{}: {} slots (of {} asked) for downstream's DMABUFs of {} bytes",
@@ -285,19 +274,9 @@ impl Import {
             // More buffers than slots: this one goes back to the pool.
             return Ok(());
         };
-        self.queue.queue(index, planes).map_err(|e| {
-            if e.is_disconnect() {
-                return Fill::Lost(e);
-            }
-            Fill::Refused(gst::error_msg!(
-                gst::ResourceError::Settings,
-                (
-                    "Device '{}' refused a DMABUF of downstream's (io-mode=dmabuf-import): {}. Use io-mode=dmabuf or mmap.",
-                    path,
-                    e
-                )
-            ))
-        })?;
+        self.queue
+            .queue(index, planes)
+            .map_err(|e| driver_refused(&path, "refused a DMABUF of downstream's", e))?;
         self.slots[index as usize] = Some(buffer);
         self.last_fd[index as usize] = Some(fd);
         Ok(())
@@ -311,6 +290,23 @@ impl Import {
         }
         self.slots.iter_mut().for_each(|slot| drop(slot.take()));
     }
+}
+
+/// What the driver's error `e` while importing means: a loss when the device went away, else
+/// the device refusing `what`.
+fn driver_refused(path: &str, what: &str, e: v4l2::Error) -> Fill {
+    if e.is_disconnect() {
+        return Fill::Lost(e);
+    }
+    Fill::Refused(gst::error_msg!(
+        gst::ResourceError::Settings,
+        (
+            "Device '{}' {} (io-mode=dmabuf-import): {}. Use io-mode=dmabuf or mmap.",
+            path,
+            what,
+            e
+        )
+    ))
 }
 
 fn refused(path: &str, why: &str) -> gst::ErrorMessage {
