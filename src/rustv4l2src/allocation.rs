@@ -2,12 +2,12 @@
 //! `QUERYBUF` + `mmap` (+ `EXPBUF` for `io-mode=dmabuf`) through the session; the other
 //! io-modes' buffers are `iomodes.rs`'s.
 
-use super::import::DownstreamPool;
 use super::iomodes;
 use super::pool::FramePool;
 use super::session::Session;
 use super::settings::IoMode;
 use super::shared::CAT;
+use super::slots::DownstreamPool;
 
 /// Used when neither the driver nor downstream says anything: enough for the driver to keep
 /// capturing while downstream holds a frame or two.

@@ -39,6 +39,7 @@ mod settings;
 mod shared;
 mod signal;
 mod signals;
+mod slots;
 mod source;
 mod stats;
 mod timeline;

@@ -116,7 +116,7 @@ pub(super) struct Stream {
     pub refusals_seen: u64,
     /// Frames by `read()` instead of a queue (`io-mode=rw`).
     pub reading: Option<Reading>,
-    pub import: Option<super::import::Import>,
+    pub import: Option<super::slots::Import>,
 }
 
 impl Stream {
