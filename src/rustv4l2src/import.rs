@@ -2,15 +2,16 @@
 //! (an encoder's, a display's, another V4L2 device's), and each frame goes downstream in the
 //! very buffer downstream allocated: zero-copy into memory the consumer chose.
 //!
-//! A driver slot (`slots.rs`, over `v4l2::ImportQueue`) holds a pool buffer from `VIDIOC_QBUF` to `VIDIOC_DQBUF`;
-//! the element keeps that buffer meanwhile, so its dmabufs stay open and nobody else gets it.
-//! A frame pushed is downstream's to free: it goes back to downstream's pool, and the element
-//! acquires buffers from the pool for the free slots before each wait, without waiting. When
-//! downstream holds every buffer, the element asks the pool again every few milliseconds,
-//! flushable and within `timeout`, as it waits for a frame.
+//! A driver slot (`slots.rs`, over `v4l2::ImportQueue`) holds a pool buffer from `VIDIOC_QBUF`
+//! to `VIDIOC_DQBUF`; the element keeps that buffer meanwhile, so its dmabufs stay open and
+//! nobody else gets it. A frame pushed is downstream's to free: it goes back to downstream's
+//! pool, and the element acquires buffers from the pool for the free slots before each wait,
+//! without waiting. When downstream holds every buffer, the element asks the pool again every
+//! few milliseconds, flushable and within `timeout`, as it waits for a frame.
 //!
 //! Downstream's pool is configured, activated and filled without the session's lock: it is
 //! downstream's code, which may post to the bus.
+
 use super::allocation::{Request, buffer_count};
 use super::capture::{Capture, Decoration, Failure, GivenBack, decorate, fail};
 use super::errors;
