@@ -412,13 +412,21 @@ impl BaseSrcImpl for RustV4l2Src {
             .opened_mut()
             .map(|o| o.preferred_for(&settings, &peer))
             .transpose();
+        // Sizes are listed here, on first need: a device that went away meanwhile answers
+        // nothing, which with `reconnect` is another loss to wait out, not an error to post.
         let common = match chosen {
             Ok(common) => common.flatten(),
+            Err(_) if self.gone_again() => {
+                return Err(gst::loggable_error!(CAT, "Device gone while negotiating"));
+            }
             Err(msg) => {
                 self.post_error_message(msg);
                 return Err(gst::loggable_error!(CAT, "Cannot crop as asked"));
             }
         };
+        if common.is_none() && self.gone_again() {
+            return Err(gst::loggable_error!(CAT, "Device gone while negotiating"));
+        }
         let Some(common) = common else {
             let ours = self.caps(None).unwrap_or_else(gst::Caps::new_empty);
             // The node opened, which `device-fd` may have given instead of `device`.
