@@ -372,11 +372,12 @@ impl Capture<'_> {
         }
     }
 
-    /// The PTS of a frame the driver stamped as `frame` says, and its age now.
+    /// The PTS of a frame and its age now, from the driver's `stamp` of it (see
+    /// [`driver_stamp`]); without one, the frame is taken as complete now.
     pub(super) fn frame_time(
         &self,
         stream: &mut Stream,
-        frame: &v4l2::Dequeued,
+        stamp: Option<(Duration, StampPoint)>,
     ) -> (Option<gst::ClockTime>, Option<gst::ClockTime>) {
         let (Some(clock), Some(base_time)) = (self.element.clock(), self.element.base_time())
         else {
@@ -390,14 +391,6 @@ impl Capture<'_> {
                 monotonic
             }
         };
-        let stamp = frame.has_monotonic_timestamp().then(|| {
-            let point = if frame.stamped_at_start() {
-                StampPoint::StartOfExposure
-            } else {
-                StampPoint::EndOfFrame
-            };
-            (frame.timestamp, point)
-        });
         let t = timeline::frame_time(
             &clock,
             monotonic,
@@ -509,7 +502,7 @@ impl Capture<'_> {
             return Err(gst::FlowError::Flushing.into());
         };
         let duration = stream.frame_duration;
-        let (pts, age) = self.frame_time(stream, &frame);
+        let (pts, age) = self.frame_time(stream, driver_stamp(&frame));
         let lost = self.lost_before(stream, &corrupted, &skipped, sequence);
 
         let unreadable_stride = !stream.readable_as_is;
@@ -647,4 +640,17 @@ pub(super) fn decorate(
     buffer.set_offset(frame.offset);
     buffer.set_offset_end(frame.offset.saturating_add(1));
     Ok(())
+}
+
+/// The driver's capture time of `frame` and what it marks, when it is on the monotonic clock
+/// (the only one the element can relate to its own).
+pub(super) fn driver_stamp(frame: &v4l2::Dequeued) -> Option<(Duration, StampPoint)> {
+    frame.has_monotonic_timestamp().then(|| {
+        let point = if frame.stamped_at_start() {
+            StampPoint::StartOfExposure
+        } else {
+            StampPoint::EndOfFrame
+        };
+        (frame.timestamp, point)
+    })
 }

@@ -13,7 +13,7 @@
 //! downstream's code, which may post to the bus.
 
 use super::allocation::{Request, buffer_count};
-use super::capture::{Capture, Decoration, Failure, GivenBack, decorate, fail};
+use super::capture::{Capture, Decoration, Failure, GivenBack, decorate, driver_stamp, fail};
 use super::errors;
 use super::session::Session;
 use super::settings::TimeoutAction;
@@ -244,7 +244,7 @@ impl Capture<'_> {
         let Session::Streaming(_, stream) = &mut *session else {
             return Err(gst::FlowError::Flushing.into());
         };
-        let (pts, age) = self.frame_time(stream, frame);
+        let (pts, age) = self.frame_time(stream, driver_stamp(frame));
         let lost = self.lost_before(stream, corrupted, &GivenBack::new(), frame.sequence);
         let offset = stream.sequence.offset(frame.sequence);
         let mut buffer = stream

@@ -7,11 +7,10 @@
 use super::capture::{Capture, Failure, fail};
 use super::errors;
 use super::reading::Reading;
-use super::session::{Session, Stream};
+use super::session::Session;
 use super::settings::{IoMode, TimeoutAction};
 use super::shared::{CAT, lock};
 use super::stats::FrameCounts;
-use super::timeline;
 use crate::caps;
 use crate::v4l2::{self, Device, Queue, Reader, Wait};
 use gst::prelude::*;
@@ -202,7 +201,7 @@ impl Capture<'_> {
         let Some(stream) = session.stream_mut() else {
             return Err(gst::FlowError::Flushing.into());
         };
-        let (pts, age) = frame_time(self.element, stream);
+        let (pts, age) = self.frame_time(stream, None);
         let reading = stream.reading.as_mut().ok_or(gst::FlowError::Flushing)?;
         let offset = reading.count;
         reading.count += 1;
@@ -247,23 +246,4 @@ impl Capture<'_> {
         );
         Ok(buffer)
     }
-}
-
-/// The PTS and age of a frame that is complete now.
-fn frame_time(
-    element: &gst::Element,
-    stream: &mut Stream,
-) -> (Option<gst::ClockTime>, Option<gst::ClockTime>) {
-    let (Some(clock), Some(base_time)) = (element.clock(), element.base_time()) else {
-        return (None, None);
-    };
-    let t = timeline::frame_time(
-        &clock,
-        false,
-        base_time,
-        None,
-        stream.frame_duration,
-        v4l2::device::monotonic_now,
-    );
-    (Some(stream.pts.next(t.pts)), Some(t.age))
 }
