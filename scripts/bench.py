@@ -12,12 +12,12 @@ Debian's python3 (the report needs python3-matplotlib for the plots):
 
 What is measured and what each column means: the header of scripts/bench.
 """
-import json, os, re, shutil, statistics, subprocess, sys, time
+import json, os, re, shutil, statistics, subprocess, sys
 # No __pycache__ in scripts/.
 sys.dont_write_bytecode = True
 
 from bench_common import (BARE, ELEMENTS, WANTED_FPS, cell, clocksource, log, parse_strace,
-                          probe_rates)
+                          probe_rates, run_bench)
 
 SIZES = [(640, 360), (1280, 720), (1920, 1080)]
 
@@ -111,25 +111,11 @@ def guest(outdir, bench_bin, reps, strace_reps, cg_reps, short_s, steady_s, sect
         elif pass_ == "callgrind":
             cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
                    "--vgdb=no"] + cmd
-        t0 = time.monotonic()
-        try:
-            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                               timeout=timeout + 60)
-            rc, out, err = p.returncode, p.stdout, p.stderr
-        except subprocess.TimeoutExpired:
-            rc, out, err = "timeout", "", "killed after the timeout"
-        wall = time.monotonic() - t0
-        try:
-            rec = json.loads(out.strip().splitlines()[-1])
-            ok = rc == 0
-        except (ValueError, IndexError):
-            rec, ok = {}, False
-        rec["factory"] = rec.pop("element", None)
+        rec, ok, err, wall = run_bench(cmd, timeout + 60)
         rec.update({"pass": pass_, "rep": rep, "config": cfg["name"], "element": name,
-                    "kind": kind, "wall_s": round(wall, 2)})
+                    "kind": kind})
         if not ok:
             failures += 1
-            rec["error"] = f"exit {rc}: {err.strip()[-2000:]}"
         if pass_ == "callgrind":
             counted = re.findall(r"^==\d+== Collected : (\d+)", err, re.M)
             rec["instructions"] = int(counted[-1]) if counted else None

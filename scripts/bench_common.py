@@ -1,7 +1,7 @@
 """What scripts/bench.py (one camera) and scripts/bench_scale.py (many) share: the elements
 compared, the frame rate asked for, logging, the guest's probes and strace parsing, and the
 table cell format. Imported by both; imports neither."""
-import re, statistics, subprocess, sys
+import json, re, statistics, subprocess, sys, time
 from fractions import Fraction
 
 
@@ -128,3 +128,27 @@ def cell(xs, fmt="{:.3f}", spread=True):
     m = fmt.format(statistics.median(xs))
     lo, hi = fmt.format(min(xs)), fmt.format(max(xs))
     return m if not spread or lo == hi else f"{m} [{lo}-{hi}]"
+
+
+def run_bench(cmd, timeout):
+    """Runs one capture_bench command (maybe under strace or valgrind). Returns its record (the
+    JSON of its last line, the element's factory as "factory", the wall time as "wall_s", and
+    on failure "error"), whether it ran well, its stderr and the wall time in seconds."""
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=timeout)
+        rc, out, err = p.returncode, p.stdout, p.stderr
+    except subprocess.TimeoutExpired:
+        rc, out, err = "timeout", "", "killed after the timeout"
+    wall = time.monotonic() - t0
+    try:
+        rec = json.loads(out.strip().splitlines()[-1])
+        ok = rc == 0
+    except (ValueError, IndexError):
+        rec, ok = {}, False
+    rec["factory"] = rec.pop("element", None)
+    rec["wall_s"] = round(wall, 2)
+    if not ok:
+        rec["error"] = f"exit {rc}: {err.strip()[-2000:]}"
+    return rec, ok, err, wall

@@ -8,10 +8,11 @@ SCALE_WARMUP_S after every camera delivered a frame and lasts SCALE_S seconds. E
 before the next one starts, so that drift in the VM hits every element alike. What each field
 means: examples/capture_bench/scale.rs; the columns: the header of scripts/bench.
 """
-import glob, json, os, re, shutil, statistics, subprocess, time
+import glob, json, os, re, shutil, statistics, subprocess
 from collections import defaultdict
 
-from bench_common import ELEMENTS, WANTED_FPS, cell, clocksource, log, parse_strace, probe_rates
+from bench_common import (ELEMENTS, WANTED_FPS, cell, clocksource, log, parse_strace, probe_rates,
+                          run_bench)
 
 SCALE_ELEMENTS = ELEMENTS[:3]  # rustv4l2src, v4l2src mmap, v4l2src default
 SCALE_SIZES = [(320, 180), (640, 360)]
@@ -103,25 +104,11 @@ def guest_scale(outdir, bench_bin, scale_s, scale_ns, reps, scale_reps, runs):
         trace = os.path.join(scratch, label + ".txt") if strace else None
         if trace:
             cmd = ["strace", "-f", "-C", "-qq", "-o", trace, "--"] + cmd
-        t0 = time.monotonic()
-        try:
-            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                               timeout=timeout + seconds + warmup + 120)
-            rc, out, err = p.returncode, p.stdout, p.stderr
-        except subprocess.TimeoutExpired:
-            rc, out, err = "timeout", "", "killed after the timeout"
-        wall = time.monotonic() - t0
-        try:
-            rec = json.loads(out.strip().splitlines()[-1])
-            ok = rc == 0
-        except (ValueError, IndexError):
-            rec, ok = {}, False
-        rec["factory"] = rec.pop("element", None)
+        rec, ok, err, wall = run_bench(cmd, timeout + seconds + warmup + 120)
         rec.update({"pass": pass_, "config": cfg["name"], "element": name, "n": n,
-                    "rep": rep, "wall_s": round(wall, 2)})
+                    "rep": rep})
         if not ok:
             failures += 1
-            rec["error"] = f"exit {rc}: {err.strip()[-2000:]}"
         if trace and os.path.exists(trace):
             rec.update(parse_strace(trace, nodes[0]))
             rec["requests_to_first"] = requests_to_first(trace)
