@@ -43,7 +43,10 @@
 //! `capture_bench scale ...` runs N sources in one process instead (one per device, each into
 //! its own fakesink): see scale.rs.
 
+mod options;
 mod scale;
+
+use options::Options;
 
 use gst::prelude::*;
 use gstrustv4l2::v4l2;
@@ -122,49 +125,24 @@ fn parse_args() -> Result<Args, String> {
     let mut stall_every = None;
     let mut span = None;
     let mut count_copies = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let (key, inline) = match arg.split_once('=') {
-            Some((k, v)) if k.starts_with("--") => (k.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        if key == "-h" || key == "--help" {
-            return Err(String::new());
-        }
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{key} needs a value"))
-        };
-        match key.as_str() {
-            "--pipeline-src" => src = Some(Source::Pipeline(value()?)),
-            "--bare" => src = Some(Source::Bare(value()?)),
-            "--caps" => caps = Some(value()?),
-            "--frames" => {
-                let v = value()?;
-                frames = Some(
-                    v.parse::<usize>()
-                        .ok()
-                        .filter(|&n| n > 0)
-                        .ok_or_else(|| format!("--frames wants a positive number, not '{v}'"))?,
-                );
-            }
+    let mut opts = Options::new(std::env::args().skip(1));
+    while let Some(opt) = opts.next_opt() {
+        let opt = opt?;
+        let key = opt.key.as_str();
+        match key {
+            "--pipeline-src" => src = Some(Source::Pipeline(opts.value(&opt)?)),
+            "--bare" => src = Some(Source::Bare(opts.value(&opt)?)),
+            "--caps" => caps = Some(opts.value(&opt)?),
+            "--frames" => frames = Some(positive::<usize>(key, &opts.value(&opt)?)?),
             "--timeout" => {
-                let v = value()?;
-                let secs = v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| format!("--timeout wants a positive number, not '{v}'"))?;
-                timeout = Duration::from_secs(secs);
+                timeout = Duration::from_secs(positive::<u64>(key, &opts.value(&opt)?)?);
             }
-            "--label" => label = value()?,
-            "--stall-ms" => stall_ms = Some(positive::<u64>(&key, &value()?)?),
-            "--stall-every" => stall_every = Some(positive::<usize>(&key, &value()?)?),
-            "--span" => span = Some(positive::<u64>(&key, &value()?)?),
+            "--label" => label = opts.value(&opt)?,
+            "--stall-ms" => stall_ms = Some(positive::<u64>(key, &opts.value(&opt)?)?),
+            "--stall-every" => stall_every = Some(positive::<usize>(key, &opts.value(&opt)?)?),
+            "--span" => span = Some(positive::<u64>(key, &opts.value(&opt)?)?),
             "--count-copies" => count_copies = true,
-            _ => return Err(format!("unknown argument '{arg}'")),
+            _ => return Err(format!("unknown argument '{}'", opt.arg)),
         }
     }
     let stall = match (stall_ms, stall_every) {

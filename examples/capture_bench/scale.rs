@@ -26,6 +26,7 @@
 //! when that buffer reached the sink. The element's own part of the time to a first frame is
 //! from its NULL->READY start to its first buffer pushed; the rest is the pipeline's.
 
+use crate::options::Options;
 use crate::{Json, cpu_ms, field_u64, peak_rss_kib, src_stats, watch_log};
 use gst::prelude::*;
 use std::fmt::Write as _;
@@ -65,39 +66,32 @@ fn seconds(key: &str, v: &str, zero_ok: bool) -> Result<f64, String> {
         .ok_or_else(|| format!("{key} wants a number of seconds, not '{v}'"))
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
     let (mut src, mut devices, mut caps, mut secs) = (None, None, None, None);
     let (mut warmup, mut timeout, mut label) = (2.0, Duration::from_secs(120), String::new());
-    while let Some(arg) = args.next() {
-        let (key, inline) = match arg.split_once('=') {
-            Some((k, v)) if k.starts_with("--") => (k.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        if key == "-h" || key == "--help" {
-            return Err(String::new());
-        }
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| format!("{key} needs a value"))
-        };
-        match key.as_str() {
-            "--src" => src = Some(value()?),
+    let mut opts = Options::new(args);
+    while let Some(opt) = opts.next_opt() {
+        let opt = opt?;
+        let key = opt.key.as_str();
+        match key {
+            "--src" => src = Some(opts.value(&opt)?),
             "--devices" => {
-                let list: Vec<String> = value()?
+                let list: Vec<String> = opts
+                    .value(&opt)?
                     .split(',')
                     .filter(|d| !d.is_empty())
                     .map(str::to_owned)
                     .collect();
                 devices = Some(list).filter(|l| !l.is_empty());
             }
-            "--caps" => caps = Some(value()?),
-            "--seconds" => secs = Some(seconds(&key, &value()?, false)?),
-            "--warmup" => warmup = seconds(&key, &value()?, true)?,
-            "--timeout" => timeout = Duration::from_secs_f64(seconds(&key, &value()?, false)?),
-            "--label" => label = value()?,
-            _ => return Err(format!("unknown argument '{arg}'")),
+            "--caps" => caps = Some(opts.value(&opt)?),
+            "--seconds" => secs = Some(seconds(key, &opts.value(&opt)?, false)?),
+            "--warmup" => warmup = seconds(key, &opts.value(&opt)?, true)?,
+            "--timeout" => {
+                timeout = Duration::from_secs_f64(seconds(key, &opts.value(&opt)?, false)?);
+            }
+            "--label" => label = opts.value(&opt)?,
+            _ => return Err(format!("unknown argument '{}'", opt.arg)),
         }
     }
     Ok(Args {
