@@ -199,9 +199,10 @@ impl Import {
     /// checking the driver can fill them as downstream reads them: one dmabuf memory per plane
     /// of the format, from its start, each at least `sizeimage`, in the driver's layout.
     pub(super) fn put(&mut self, buffer: gst::Buffer) -> Result<(), Fill> {
+        // The device's path is spelled out only for an error: this runs for every frame.
         let device = Arc::clone(self.queue.device());
-        let path = device.path().display().to_string();
-        let refuse = |why: String| Fill::Refused(refused(&path, &why));
+        let path = || device.path().display().to_string();
+        let refuse = |why: String| Fill::Refused(refused(&path(), &why));
         let sizes = &self.shape.sizes;
         if buffer.n_memory() != sizes.len() {
             return Err(refuse(format!(
@@ -253,7 +254,7 @@ impl Import {
         };
         self.queue
             .queue(index, planes)
-            .map_err(|e| driver_refused(&path, "refused a DMABUF of downstream's", e))?;
+            .map_err(|e| driver_refused(&path(), "refused a DMABUF of downstream's", e))?;
         self.slots[index as usize] = Some(buffer);
         self.last_fd[index as usize] = Some(fd);
         Ok(())
