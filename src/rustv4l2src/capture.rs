@@ -105,12 +105,13 @@ impl Failure {
     }
 }
 
-/// A frame dequeued and ready to wrap, with the frames it stands for.
-struct Picked {
-    frame: v4l2::DqBuffer,
+/// The frames one frame request gave back to the driver instead of pushing them. It lives in
+/// `run`'s frame and is lent to the steps that fill and read it: the arrays are half a
+/// kilobyte, which moving a result through each step copied several times per frame.
+struct Returned {
     /// Sequence numbers of frames flagged corrupt and given back meanwhile.
     corrupted: GivenBack,
-    /// Sequence numbers of older frames `low-latency` gave back for this one.
+    /// Sequence numbers of older frames `low-latency` gave back for the one pushed.
     skipped: GivenBack,
 }
 
@@ -214,9 +215,12 @@ impl Capture<'_> {
                 .stream_on()
                 .map_err(|msg| fail(gst::FlowError::NotNegotiated, msg))?
         };
-        let picked = self.wait_and_dequeue(&queue)?;
-        let buffer = self.wrap(&queue, picked)?;
-        Ok(buffer)
+        let mut returned = Returned {
+            corrupted: GivenBack::new(),
+            skipped: GivenBack::new(),
+        };
+        let frame = self.wait_and_dequeue(&queue, &mut returned)?;
+        self.wrap(&queue, frame, &returned)
     }
 
     pub(super) fn path<'d>(&self, device: &'d Device) -> std::borrow::Cow<'d, str> {
@@ -313,10 +317,14 @@ impl Capture<'_> {
     }
 
     /// Polls until a good frame is dequeued, giving corrupt ones back; with `low-latency`,
-    /// takes the newest of those ready.
-    fn wait_and_dequeue(&self, queue: &Arc<Queue>) -> Result<Picked, Failure> {
+    /// takes the newest of those ready. What it gives back is noted in `returned`.
+    fn wait_and_dequeue(
+        &self,
+        queue: &Arc<Queue>,
+        returned: &mut Returned,
+    ) -> Result<v4l2::DqBuffer, Failure> {
         let device = queue.device();
-        let mut corrupted = GivenBack::new();
+        let Returned { corrupted, skipped } = returned;
         let mut frame = self.next_good(
             device,
             || queue.dequeue(),
@@ -327,7 +335,6 @@ impl Capture<'_> {
             },
         )?;
         // low-latency: newer frames may be ready already; push the newest, give the rest back.
-        let mut skipped = GivenBack::new();
         if self.knobs.low_latency {
             while let Ok(Some(newer)) = queue.dequeue() {
                 let older = if newer.is_error() {
@@ -340,11 +347,7 @@ impl Capture<'_> {
                 self.give_back(older);
             }
         }
-        Ok(Picked {
-            frame,
-            corrupted,
-            skipped,
-        })
+        Ok(frame)
     }
 
     /// Reads the driver's pending events: whether one says the source changed.
@@ -486,12 +489,13 @@ impl Capture<'_> {
     }
 
     /// Wraps a dequeued frame, without copying where downstream can read it as it is.
-    fn wrap(&self, queue: &Arc<Queue>, picked: Picked) -> Result<gst::Buffer, Failure> {
-        let Picked {
-            frame,
-            corrupted,
-            skipped,
-        } = picked;
+    fn wrap(
+        &self,
+        queue: &Arc<Queue>,
+        frame: v4l2::DqBuffer,
+        returned: &Returned,
+    ) -> Result<gst::Buffer, Failure> {
+        let Returned { corrupted, skipped } = returned;
         let sequence = frame.sequence;
         let mut session = lock(self.session);
         let Session::Streaming(_, stream) = &mut *session else {
@@ -503,7 +507,7 @@ impl Capture<'_> {
         };
         let duration = stream.frame_duration;
         let (pts, age) = self.frame_time(stream, driver_stamp(&frame));
-        let lost = self.lost_before(stream, &corrupted, &skipped, sequence);
+        let lost = self.lost_before(stream, corrupted, skipped, sequence);
 
         let unreadable_stride = !stream.readable_as_is;
         // Lending this frame would leave the driver too few buffers to fill: downstream holds
