@@ -4,8 +4,9 @@ Debian's python3 (the report needs python3-matplotlib for the plots):
   bench.py guest OUTDIR BENCH_BIN REPS STRACE_REPS CALLGRIND_REPS SHORT_S STEADY_S SECTIONS LL_SPAN
                  SCALE_S SCALE_NS SCALE_REPS
       inside the VM: every measurement, into OUTDIR/runs.jsonl, meta.json and strace/; the
-      section "scale" runs alone, in a VM of its own (vivid n_devs=8), and writes
-      scale-meta.json instead of meta.json (scripts/bench_scale.py)
+      sections "scale" and "pair" each run alone, in a VM of their own (vivid n_devs=8 and 16),
+      and write scale-meta.json or pair-meta.json instead of meta.json (scripts/bench_scale.py,
+      scripts/bench_pair.py)
   bench.py report RESDIR DOCDIR COMMAND DATE COMMIT
       on the host: prints the tables, writes results.md and the plots into DOCDIR
       (docs/bench), or into RESDIR when DOCDIR is empty
@@ -46,8 +47,12 @@ def guest(outdir, bench_bin, reps, strace_reps, cg_reps, short_s, steady_s, sect
         with open(os.path.join(outdir, "runs.jsonl"), "a") as runs:
             return 1 if guest_scale(outdir, bench_bin, scale_s, scale_ns, reps, scale_reps,
                                     runs) else 0
-    if "scale" in sections:
-        raise SystemExit("bench: the scale section runs in a VM of its own")
+    if sections == ["pair"]:
+        from bench_pair import guest_pair
+        with open(os.path.join(outdir, "runs.jsonl"), "a") as runs:
+            return 1 if guest_pair(outdir, bench_bin, scale_s, scale_ns, scale_reps, runs) else 0
+    if "scale" in sections or "pair" in sections:
+        raise SystemExit("bench: the scale and pair sections run in VMs of their own")
     dev = os.environ.get("RUSTV4L2_VIVID_SP") or ""
     if not dev:
         raise SystemExit("bench: the VM has no vivid single-planar capture node")
@@ -238,7 +243,8 @@ def report(resdir, docdir, command, date, commit):
     new = {}  # title -> lines of the sections after the main one that this run measured
     if "main" in sections:
         md, p, b = report_main(meta, [r for r in recs if r["pass"] not in
-                                      ("lowlat", "scale", "scale-strace", "scale-warmup")],
+                                      ("lowlat", "scale", "scale-strace", "scale-warmup",
+                                       "scale-startup", "pair")],
                                out, command, date, commit)
         bad, plotted = bad + b, plotted + p
     if "low-latency" in sections:
@@ -249,20 +255,24 @@ def report(resdir, docdir, command, date, commit):
         from bench_scale import SCALE_TITLE, report_scale
         new[SCALE_TITLE], p, b = report_scale(resdir, out, command, date, commit)
         bad, plotted = bad + b, plotted + p
+    from bench_pair import PAIR_TITLE, report_pair
+    if os.path.exists(os.path.join(resdir, "pair-meta.json")):
+        new[PAIR_TITLE], p, b = report_pair(resdir, command, date, commit)
+        bad, plotted = bad + b, plotted + p
     # With --only, the sections that did not run stay as an earlier run wrote them. A titled
-    # section runs from its title to the next "## " line (its own sub-headings are "### ").
+    # section runs from its title to the next titled one (its own sub-headings are "### ").
     from bench_scale import SCALE_TITLE
+    titled = (LL_TITLE, SCALE_TITLE, PAIR_TITLE)
     path = os.path.join(out, "results.md")
     try:
         old = open(path).read().rstrip("\n").split("\n")
     except FileNotFoundError:
         old = ["# rustv4l2src benchmark", ""]
     old_sections = {}
-    for title in (LL_TITLE, SCALE_TITLE):
+    for title in titled:
         if title in old:
             start = old.index(title)
-            end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")
-                        and old[i] in (LL_TITLE, SCALE_TITLE)), len(old))
+            end = next((i for i in range(start + 1, len(old)) if old[i] in titled), len(old))
             old_sections[title] = old[start:end]
             old = old[:start] + old[end:]
     if md is None:
@@ -270,7 +280,7 @@ def report(resdir, docdir, command, date, commit):
         while md and not md[-1]:
             md.pop()
         md.append("")
-    for title in (LL_TITLE, SCALE_TITLE):
+    for title in titled:
         section = new.get(title) or old_sections.get(title, [])
         if section and md and md[-1]:
             md.append("")

@@ -61,16 +61,11 @@ def requests_to_first(trace):
     return counts
 
 
-def guest_scale(outdir, bench_bin, scale_s, scale_ns, reps, scale_reps, runs):
-    """Every scale run into `runs` (runs.jsonl, open); returns the number of failures. `reps`:
-    repetitions of the start-up pass; `scale_reps`: of every scale cell."""
-    nodes = vivid_capture_nodes()
-    if len(nodes) < max(scale_ns):
-        raise SystemExit(f"bench: the scale section wants {max(scale_ns)} vivid capture nodes, "
-                         f"the VM has {len(nodes)}: {nodes}")
+def scale_configs(node):
+    """The section's sizes as {name, caps, fps}, each at WANTED_FPS where `node` offers it."""
     configs = []
     for w, h in SCALE_SIZES:
-        rates = probe_rates(nodes[0], w, h)
+        rates = probe_rates(node, w, h)
         fps = WANTED_FPS if WANTED_FPS in rates else max(rates)
         configs.append({
             "name": f"{w}x{h}@{float(fps):g}" + ("" if fps == WANTED_FPS else " (max)"),
@@ -78,15 +73,31 @@ def guest_scale(outdir, bench_bin, scale_s, scale_ns, reps, scale_reps, runs):
                     f"framerate={fps.numerator}/{fps.denominator}",
             "fps": float(fps),
         })
-    meta = {"nodes": nodes, "configs": configs, "ns": scale_ns, "seconds": scale_s,
-            "startup_reps": reps, "scale_reps": scale_reps,
-            "warmup": SCALE_WARMUP_S, "kernel": os.uname().release, "cpus": os.cpu_count(),
+    return configs
+
+
+def vm_facts(scale_ns, seconds):
+    """What every scale-like section's meta says of the VM it ran in."""
+    return {"ns": scale_ns, "seconds": seconds, "warmup": SCALE_WARMUP_S,
+            "kernel": os.uname().release, "cpus": os.cpu_count(),
             "vivid": open("/sys/module/vivid/parameters/n_devs").read().strip()
             if os.path.exists("/sys/module/vivid/parameters/n_devs") else "?",
             "gstreamer": next((l for l in subprocess.run(
                 ["gst-launch-1.0", "--version"], capture_output=True, text=True).stdout.splitlines()
                 if l.startswith("GStreamer ")), "GStreamer ?"),
             "clocksource_start": clocksource()}
+
+
+def guest_scale(outdir, bench_bin, scale_s, scale_ns, reps, scale_reps, runs):
+    """Every scale run into `runs` (runs.jsonl, open); returns the number of failures. `reps`:
+    repetitions of the start-up pass; `scale_reps`: of every scale cell."""
+    nodes = vivid_capture_nodes()
+    if len(nodes) < max(scale_ns):
+        raise SystemExit(f"bench: the scale section wants {max(scale_ns)} vivid capture nodes, "
+                         f"the VM has {len(nodes)}: {nodes}")
+    configs = scale_configs(nodes[0])
+    meta = {"nodes": nodes, "configs": configs, "startup_reps": reps, "scale_reps": scale_reps,
+            **vm_facts(scale_ns, scale_s)}
     scratch = "/dev/shm/bench-strace"
     os.makedirs(scratch, exist_ok=True)
     os.makedirs(os.path.join(outdir, "strace"), exist_ok=True)

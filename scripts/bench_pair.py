@@ -1,0 +1,123 @@
+"""scripts/bench's section "pair": the scale section's cameras-per-process comparison, with
+`rustv4l2src` and `v4l2src io-mode=mmap` measured in the same window.
+
+Why: the scale section runs one element at a time, and under TCG on a shared 2-core host the
+same cell's CPU per frame moves by 10-20% between runs a minute apart, more than the two
+elements differ. Here two `capture_bench scale` processes start together, N cameras each, one
+with `rustv4l2src` and one with `v4l2src io-mode=mmap`, on two disjoint halves of 2N vivid
+capture nodes (the halves swap from one repetition to the next); each reports its own
+getrusage over its own window. Both see the same host, the same guest scheduler and the same
+load (2N cameras in the VM), so the ratio of the two within a pair leaves out what moves
+between runs.
+
+bench.py calls guest_pair() inside a VM booted with vivid n_devs = 2 * the largest N, and
+report_pair() on the host.
+"""
+import json, os, threading
+
+from bench_common import ELEMENTS, cell, clocksource, log, run_bench
+from bench_scale import _med, _num, _table, scale_configs, vivid_capture_nodes, vm_facts
+
+PAIR_ELEMENTS = [ELEMENTS[0], ELEMENTS[1]]  # rustv4l2src, v4l2src mmap
+PAIR_TITLE = "## scale, paired: both elements in the same window"
+META = "pair-meta.json"
+
+
+def guest_pair(outdir, bench_bin, scale_s, scale_ns, scale_reps, runs):
+    """Every pair into `runs` (runs.jsonl, open); returns the number of failed runs."""
+    nodes = vivid_capture_nodes()
+    if len(nodes) < 2 * max(scale_ns):
+        raise SystemExit(f"bench: the pair section wants {2 * max(scale_ns)} vivid capture "
+                         f"nodes, the VM has {len(nodes)}: {nodes}")
+    configs = scale_configs(nodes[0])
+    meta = {"nodes": nodes, "configs": configs, "scale_reps": scale_reps,
+            **vm_facts(scale_ns, scale_s)}
+    failures = 0
+
+    def one(rep, cfg, n, el, devices, records):
+        name, _, src = el
+        label = f"pair-r{rep}-n{n}-{cfg['name'].split()[0]}-{name.replace(' ', '_')}"
+        timeout = 120 + 15 * n
+        cmd = [bench_bin, "scale", "--src", src.replace(" device={dev}", ""),
+               "--devices", ",".join(devices), "--caps", cfg["caps"],
+               "--seconds", str(scale_s), "--warmup", str(meta["warmup"]),
+               "--timeout", str(timeout), "--label", label]
+        rec, ok, _, wall = run_bench(cmd, timeout + scale_s + meta["warmup"] + 120)
+        rec.update({"pass": "pair", "config": cfg["name"], "element": name, "n": n, "rep": rep})
+        records.append((rec, ok, label, wall))
+
+    for rep in range(scale_reps):
+        for i, n in enumerate(scale_ns):
+            for j, cfg in enumerate(configs):
+                halves = [nodes[:n], nodes[n:2 * n]]
+                if (rep + i + j) % 2:
+                    halves.reverse()
+                records = []
+                threads = [threading.Thread(target=one, args=(rep, cfg, n, el, devs, records))
+                           for el, devs in zip(PAIR_ELEMENTS, halves)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                for rec, ok, label, wall in records:
+                    failures += 0 if ok else 1
+                    runs.write(json.dumps(rec) + "\n")
+                    log(f"{label}: {wall:.1f} s" + ("" if ok else f" FAILED ({rec['error'][-300:]})"))
+                runs.flush()
+    meta["clocksource_end"] = clocksource()
+    with open(os.path.join(outdir, META), "w") as f:
+        json.dump(meta, f, indent=1)
+    return failures
+
+
+def report_pair(resdir, command, date, commit):
+    meta = json.load(open(os.path.join(resdir, META)))
+    recs = [json.loads(l) for l in open(os.path.join(resdir, "runs.jsonl")) if l.strip()]
+    recs = [r for r in recs if r["pass"] == "pair"]
+    good = [r for r in recs if "error" not in r]
+    bad = [r for r in recs if "error" in r]
+    rust, mmap = PAIR_ELEMENTS[0][0], PAIR_ELEMENTS[1][0]
+    # (config, N) -> {repetition: {element: run}}
+    pairs = {}
+    for r in good:
+        pairs.setdefault((r["config"], r["n"]), {}).setdefault(r["rep"], {})[r["element"]] = r
+    rows, notes = [], []
+    for cfg in [c["name"] for c in meta["configs"]]:
+        below_all = True
+        for n in meta["ns"]:
+            both = [p for p in pairs.get((cfg, n), {}).values() if rust in p and mmap in p]
+            cpu = lambda el: [p[el]["cpu_ms_per_frame"] for p in both]
+            ratios = [p[rust]["cpu_ms_per_frame"] / p[mmap]["cpu_ms_per_frame"] for p in both
+                      if p[mmap]["cpu_ms_per_frame"]]
+            lost = lambda el: _num(_med([p[el].get("lost") for p in both]), "{:g}")
+            below_all &= bool(ratios) and _med(ratios) <= 1
+            rows.append([cfg, n, len(both), cell(cpu(rust), "{:.3f}"), cell(cpu(mmap), "{:.3f}"),
+                         cell(ratios, "{:.2f}"),
+                         f"{sum(x <= 1 for x in ratios)} of {len(ratios)}",
+                         f"{lost(rust)} / {lost(mmap)}"])
+        notes.append(f"{cfg}: the median of rustv4l2src's CPU per frame over v4l2src mmap's, "
+                     "taken within each pair, is " +
+                     ("at or below 1 at every N." if below_all else "above 1 at some N."))
+    table = _table(["config", "N per process", "pairs", f"{rust} cpu ms/frame",
+                    f"{mmap} cpu ms/frame", "rust/mmap within a pair", "pairs at or below 1",
+                    "lost rust / mmap (median)"], rows)
+    if bad:
+        notes.append(f"{len(bad)} run(s) FAILED and are left out: " + "; ".join(
+            f"{r.get('label') or r['element']}: {r['error'][-200:]}" for r in bad[:5]))
+    md = [PAIR_TITLE, "",
+          f"Date: {date}  ",
+          f"Command: `{command}`  ",
+          f"Source: {commit}; {meta['gstreamer']}; guest kernel {meta['kernel']} (vivid n_devs="
+          f"{meta['vivid']}, capture nodes only; clocksource {meta.get('clocksource_start', '?')} "
+          f"at the start, {meta.get('clocksource_end', '?')} at the end) under QEMU TCG with "
+          f"{meta['cpus']} vCPUs on a shared 2-core host.", "",
+          "Two `capture_bench scale` processes at once, N cameras each: one of `rustv4l2src`, "
+          "one of `v4l2src io-mode=mmap`, on disjoint halves of 2N vivid nodes (swapped from "
+          "one pair to the next), each `! CAPS ! fakesink sync=false`; each measures its own "
+          f"getrusage over a {meta['seconds']:g} s window opening {meta['warmup']} s after its "
+          "cameras' first frames. Both run in the same minutes under the same load, so the "
+          "ratio within a pair leaves out the drift between runs that the scale section's "
+          f"one-element-at-a-time cells carry. {meta['scale_reps']} pair(s) per cell; CPU "
+          "columns median [min-max].", ""] + table + [""] + [f"- {n}" for n in notes] + [""]
+    print("\n".join(table + [""] + [f"- {n}" for n in notes]))
+    return md, [], len(bad)
