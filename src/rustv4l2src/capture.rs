@@ -453,7 +453,8 @@ impl Capture<'_> {
         sequence: u32,
         (pts, duration): (Option<gst::ClockTime>, Option<gst::ClockTime>),
     ) {
-        let (captured, lost_total) = lock(self.stats).record(counts, age);
+        // The warning goes on the bus before the count goes up: whoever reads a refusal in
+        // `stats` finds its warning already posted.
         if counts.refused > 0 {
             gst::element_warning!(
                 self.element,
@@ -466,6 +467,7 @@ impl Capture<'_> {
                 )
             );
         }
+        let (captured, lost_total) = lock(self.stats).record(counts, age);
         if counts.lost > 0 {
             let msg = gst::message::Qos::builder(true)
                 .running_time(pts)
