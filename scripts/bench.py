@@ -19,6 +19,8 @@ sys.dont_write_bytecode = True
 
 from bench_common import (BARE, ELEMENTS, WANTED_FPS, cell, clocksource, log, parse_strace,
                           probe_rates, run_bench)
+from bench_pair import PAIR_TITLE, guest_pair, report_pair
+from bench_scale import SCALE_TITLE, guest_scale, report_scale
 
 SIZES = [(640, 360), (1280, 720), (1920, 1080)]
 
@@ -43,12 +45,10 @@ LL_TITLE = "## low-latency under a slow downstream"
 def guest(outdir, bench_bin, reps, strace_reps, cg_reps, short_s, steady_s, sections, ll_span,
           scale_s, scale_ns, scale_reps):
     if sections == ["scale"]:
-        from bench_scale import guest_scale
         with open(os.path.join(outdir, "runs.jsonl"), "a") as runs:
             return 1 if guest_scale(outdir, bench_bin, scale_s, scale_ns, reps, scale_reps,
                                     runs) else 0
     if sections == ["pair"]:
-        from bench_pair import guest_pair
         with open(os.path.join(outdir, "runs.jsonl"), "a") as runs:
             return 1 if guest_pair(outdir, bench_bin, scale_s, scale_ns, scale_reps, runs) else 0
     if "scale" in sections or "pair" in sections:
@@ -252,16 +252,13 @@ def report(resdir, docdir, command, date, commit):
             meta, [r for r in recs if r["pass"] == "lowlat"], out, command, date, commit)
         bad, plotted = bad + b, plotted + p
     if os.path.exists(os.path.join(resdir, "scale-meta.json")):
-        from bench_scale import SCALE_TITLE, report_scale
         new[SCALE_TITLE], p, b = report_scale(resdir, out, command, date, commit)
         bad, plotted = bad + b, plotted + p
-    from bench_pair import PAIR_TITLE, report_pair
     if os.path.exists(os.path.join(resdir, "pair-meta.json")):
         new[PAIR_TITLE], p, b = report_pair(resdir, command, date, commit)
         bad, plotted = bad + b, plotted + p
     # With --only, the sections that did not run stay as an earlier run wrote them. A titled
     # section runs from its title to the next titled one (its own sub-headings are "### ").
-    from bench_scale import SCALE_TITLE
     titled = (LL_TITLE, SCALE_TITLE, PAIR_TITLE)
     path = os.path.join(out, "results.md")
     try:

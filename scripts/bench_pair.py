@@ -16,7 +16,8 @@ report_pair() on the host.
 import json, os, threading
 
 from bench_common import ELEMENTS, cell, clocksource, log, run_bench
-from bench_scale import _med, _num, _table, scale_configs, vivid_capture_nodes, vm_facts
+from bench_scale import (_med, _num, _table, failed_note, scale_command, scale_configs,
+                         section_header, vivid_capture_nodes, vm_facts)
 
 PAIR_ELEMENTS = [ELEMENTS[0], ELEMENTS[1]]  # rustv4l2src, v4l2src mmap
 PAIR_TITLE = "## scale, paired: both elements in the same window"
@@ -37,12 +38,8 @@ def guest_pair(outdir, bench_bin, scale_s, scale_ns, scale_reps, runs):
     def one(rep, cfg, n, el, devices, records):
         name, _, src = el
         label = f"pair-r{rep}-n{n}-{cfg['name'].split()[0]}-{name.replace(' ', '_')}"
-        timeout = 120 + 15 * n
-        cmd = [bench_bin, "scale", "--src", src.replace(" device={dev}", ""),
-               "--devices", ",".join(devices), "--caps", cfg["caps"],
-               "--seconds", str(scale_s), "--warmup", str(meta["warmup"]),
-               "--timeout", str(timeout), "--label", label]
-        rec, ok, _, wall = run_bench(cmd, timeout + scale_s + meta["warmup"] + 120)
+        cmd, timeout = scale_command(bench_bin, src, devices, cfg, scale_s, meta["warmup"], label)
+        rec, ok, _, wall = run_bench(cmd, timeout)
         rec.update({"pass": "pair", "config": cfg["name"], "element": name, "n": n, "rep": rep})
         records.append((rec, ok, label, wall))
 
@@ -101,16 +98,8 @@ def report_pair(resdir, command, date, commit):
     table = _table(["config", "N per process", "pairs", f"{rust} cpu ms/frame",
                     f"{mmap} cpu ms/frame", "rust/mmap within a pair", "pairs at or below 1",
                     "lost rust / mmap (median)"], rows)
-    if bad:
-        notes.append(f"{len(bad)} run(s) FAILED and are left out: " + "; ".join(
-            f"{r.get('label') or r['element']}: {r['error'][-200:]}" for r in bad[:5]))
-    md = [PAIR_TITLE, "",
-          f"Date: {date}  ",
-          f"Command: `{command}`  ",
-          f"Source: {commit}; {meta['gstreamer']}; guest kernel {meta['kernel']} (vivid n_devs="
-          f"{meta['vivid']}, capture nodes only; clocksource {meta.get('clocksource_start', '?')} "
-          f"at the start, {meta.get('clocksource_end', '?')} at the end) under QEMU TCG with "
-          f"{meta['cpus']} vCPUs on a shared 2-core host.", "",
+    notes += failed_note(bad)
+    md = [PAIR_TITLE, ""] + section_header(meta, date, command, commit) + [
           "Two `capture_bench scale` processes at once, N cameras each: one of `rustv4l2src`, "
           "one of `v4l2src io-mode=mmap`, on disjoint halves of 2N vivid nodes (swapped from "
           "one pair to the next), each `! CAPS ! fakesink sync=false`; each measures its own "

@@ -88,6 +88,16 @@ def vm_facts(scale_ns, seconds):
             "clocksource_start": clocksource()}
 
 
+def scale_command(bench_bin, src, devices, cfg, seconds, warmup, label):
+    """The `capture_bench scale` command of one run of `src` (an element description without
+    its device) on `devices`, and how long to let it run before it is killed."""
+    start_timeout = 120 + 15 * len(devices)
+    cmd = [bench_bin, "scale", "--src", src.replace(" device={dev}", ""),
+           "--devices", ",".join(devices), "--caps", cfg["caps"], "--seconds", str(seconds),
+           "--warmup", str(warmup), "--timeout", str(start_timeout), "--label", label]
+    return cmd, start_timeout + seconds + warmup + 120
+
+
 def guest_scale(outdir, bench_bin, scale_s, scale_ns, reps, scale_reps, runs):
     """Every scale run into `runs` (runs.jsonl, open); returns the number of failures. `reps`:
     repetitions of the start-up pass; `scale_reps`: of every scale cell."""
@@ -106,16 +116,12 @@ def guest_scale(outdir, bench_bin, scale_s, scale_ns, reps, scale_reps, runs):
     def one(pass_, cfg, el, n, seconds, warmup, strace=False, rep=0):
         nonlocal failures
         name, _, src = el
-        src = src.replace(" device={dev}", "")
         label = f"{pass_}-r{rep}-n{n}-{cfg['name'].split()[0]}-{name.replace(' ', '_')}"
-        timeout = 120 + 15 * n
-        cmd = [bench_bin, "scale", "--src", src, "--devices", ",".join(nodes[:n]),
-               "--caps", cfg["caps"], "--seconds", str(seconds), "--warmup", str(warmup),
-               "--timeout", str(timeout), "--label", label]
+        cmd, timeout = scale_command(bench_bin, src, nodes[:n], cfg, seconds, warmup, label)
         trace = os.path.join(scratch, label + ".txt") if strace else None
         if trace:
             cmd = ["strace", "-f", "-C", "-qq", "-o", trace, "--"] + cmd
-        rec, ok, err, wall = run_bench(cmd, timeout + seconds + warmup + 120)
+        rec, ok, err, wall = run_bench(cmd, timeout)
         rec.update({"pass": pass_, "config": cfg["name"], "element": name, "n": n,
                     "rep": rep})
         if not ok:
@@ -156,6 +162,27 @@ def guest_scale(outdir, bench_bin, scale_s, scale_ns, reps, scale_reps, runs):
 
 
 # ---------------------------------------------------------------- report
+def section_header(meta, date, command, commit):
+    """The lines that open a section run in a VM of its own: when, how and on what."""
+    return [
+        f"Date: {date}  ",
+        f"Command: `{command}`  ",
+        f"Source: {commit}; {meta['gstreamer']}; guest kernel {meta['kernel']} (vivid n_devs="
+        f"{meta['vivid']}, capture nodes only: {', '.join(meta['nodes'])}; clocksource "
+        f"{meta.get('clocksource_start', '?')} at the start, {meta.get('clocksource_end', '?')} "
+        f"at the end) under QEMU TCG with {meta['cpus']} vCPUs on a shared 2-core host.",
+        "",
+    ]
+
+
+def failed_note(bad):
+    """A note on the runs that failed, as a list of none or one line."""
+    if not bad:
+        return []
+    return [f"{len(bad)} run(s) FAILED and are left out: " + "; ".join(
+        f"{r.get('label') or r['element']}: {r['error'][-200:]}" for r in bad[:5])]
+
+
 def _table(header, rows):
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     fmt_row = lambda r: "| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths)) + " |"
@@ -304,17 +331,8 @@ def report_scale(resdir, out, command, date, commit):
                      "ioctls to 1st (dev / all)"], srows)
 
     plotted = plot_scale(out, meta, run, names, configs)
-    if bad:
-        notes.append(f"{len(bad)} run(s) FAILED and are left out: " + "; ".join(
-            f"{r.get('label') or r['element']}: {r['error'][-200:]}" for r in bad[:5]))
-    header_notes = [
-        f"Date: {date}  ",
-        f"Command: `{command}`  ",
-        f"Source: {commit}; {meta['gstreamer']}; guest kernel {meta['kernel']} (vivid n_devs="
-        f"{meta['vivid']}, capture nodes only: {', '.join(meta['nodes'])}; clocksource "
-        f"{meta.get('clocksource_start', '?')} at the start, {meta.get('clocksource_end', '?')} "
-        f"at the end) under QEMU TCG with {meta['cpus']} vCPUs on a shared 2-core host.",
-        "",
+    notes += failed_note(bad)
+    header_notes = section_header(meta, date, command, commit) + [
         f"One process, one element per vivid node, each `! CAPS ! fakesink sync=false`; the "
         f"window starts {meta['warmup']} s after every camera delivered a frame and lasts "
         f"{meta['seconds']:g} s. Each cell ran {scale_reps} time(s), once per repetition: a "
