@@ -4,9 +4,12 @@ Debian's python3 (the report needs python3-matplotlib for the plots):
   bench.py guest OUTDIR BENCH_BIN REPS STRACE_REPS CALLGRIND_REPS SHORT_S STEADY_S SECTIONS LL_SPAN
                  SCALE_S SCALE_NS SCALE_REPS
       inside the VM: every measurement, into OUTDIR/runs.jsonl, meta.json and strace/; the
-      sections "scale" and "pair" each run alone, in a VM of their own (vivid n_devs=8 and 16),
-      and write scale-meta.json or pair-meta.json instead of meta.json (scripts/bench_scale.py,
-      scripts/bench_pair.py)
+      sections "scale", "pair" and "counted" each run alone, in a VM of their own (vivid
+      n_devs=8, 16 and 8; counted on one vCPU with an instruction clock), and write
+      scale-meta.json, pair-meta.json or counted-meta.json instead of meta.json
+      (scripts/bench_scale.py, scripts/bench_pair.py, scripts/bench_counted.py)
+  bench.py qemu-opts
+      the QEMU arguments of the counted section's VM
   bench.py report RESDIR DOCDIR COMMAND DATE COMMIT
       on the host: prints the tables, writes results.md and the plots into DOCDIR
       (docs/bench), or into RESDIR when DOCDIR is empty
@@ -19,6 +22,7 @@ sys.dont_write_bytecode = True
 
 from bench_common import (BARE, ELEMENTS, WANTED_FPS, cell, clocksource, log, parse_strace,
                           probe_rates, run_bench)
+from bench_counted import COUNTED_TITLE, QEMU_OPTS, guest_counted, report_counted
 from bench_pair import PAIR_TITLE, guest_pair, report_pair
 from bench_scale import SCALE_TITLE, guest_scale, report_scale
 
@@ -51,8 +55,12 @@ def guest(outdir, bench_bin, reps, strace_reps, cg_reps, short_s, steady_s, sect
     if sections == ["pair"]:
         with open(os.path.join(outdir, "runs.jsonl"), "a") as runs:
             return 1 if guest_pair(outdir, bench_bin, scale_s, scale_ns, scale_reps, runs) else 0
-    if "scale" in sections or "pair" in sections:
-        raise SystemExit("bench: the scale and pair sections run in VMs of their own")
+    if sections == ["counted"]:
+        with open(os.path.join(outdir, "runs.jsonl"), "a") as runs:
+            return 1 if guest_counted(outdir, bench_bin, scale_s, scale_ns, scale_reps,
+                                      runs) else 0
+    if {"scale", "pair", "counted"} & set(sections):
+        raise SystemExit("bench: the scale, pair and counted sections run in VMs of their own")
     dev = os.environ.get("RUSTV4L2_VIVID_SP") or ""
     if not dev:
         raise SystemExit("bench: the VM has no vivid single-planar capture node")
@@ -244,7 +252,7 @@ def report(resdir, docdir, command, date, commit):
     if "main" in sections:
         md, p, b = report_main(meta, [r for r in recs if r["pass"] not in
                                       ("lowlat", "scale", "scale-strace", "scale-warmup",
-                                       "scale-startup", "pair")],
+                                       "scale-startup", "pair", "counted")],
                                out, command, date, commit)
         bad, plotted = bad + b, plotted + p
     if "low-latency" in sections:
@@ -257,9 +265,12 @@ def report(resdir, docdir, command, date, commit):
     if os.path.exists(os.path.join(resdir, "pair-meta.json")):
         new[PAIR_TITLE], p, b = report_pair(resdir, command, date, commit)
         bad, plotted = bad + b, plotted + p
+    if os.path.exists(os.path.join(resdir, "counted-meta.json")):
+        new[COUNTED_TITLE], p, b = report_counted(resdir, out, command, date, commit)
+        bad, plotted = bad + b, plotted + p
     # With --only, the sections that did not run stay as an earlier run wrote them. A titled
     # section runs from its title to the next titled one (its own sub-headings are "### ").
-    titled = (LL_TITLE, SCALE_TITLE, PAIR_TITLE)
+    titled = (LL_TITLE, SCALE_TITLE, PAIR_TITLE, COUNTED_TITLE)
     path = os.path.join(out, "results.md")
     try:
         old = open(path).read().rstrip("\n").split("\n")
@@ -705,6 +716,9 @@ if __name__ == "__main__":
         sys.exit(guest(outdir, bench_bin, int(reps), int(strace_reps), int(cg_reps),
                        float(short_s), float(steady_s), sections.split(","), int(ll_span),
                        float(scale_s), [int(n) for n in scale_ns.split(",")], int(scale_reps)))
+    elif mode == "qemu-opts":
+        print(QEMU_OPTS)
+        sys.exit(0)
     elif mode == "report":
         resdir, docdir, command, date, commit = sys.argv[2:7]
         sys.exit(report(resdir, docdir, command, date, commit))
