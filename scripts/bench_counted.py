@@ -5,7 +5,7 @@ Why: under TCG on a shared 2-core host, a thread's CPU time is host time, which 
 other work, the other vCPU and vivid's lock stretch: one cell's CPU per frame moves by 10-20%
 from run to run, more than the elements differ. Here the VM has one vCPU and QEMU runs with
 `-icount shift=0,sleep=on`: the guest's clock advances one nanosecond per guest instruction
-executed (and jumps over idle time), so a process's getrusage (user + sys) counts the
+executed while it runs (idle, it follows the host's clock), so a process's getrusage (user + sys) counts the
 instructions run on its behalf, in user space and in the kernel, and nothing else. One vCPU
 also means no thread ever spins on a lock held by another CPU. What is left is the work
 itself: a repetition reads within a fraction of a per cent of the one before.
@@ -115,8 +115,8 @@ def report_counted(resdir, out, command, date, commit):
         f"The scale section's cells (one process, one element per vivid node, each `! CAPS ! "
         f"fakesink sync=false`, a {meta['seconds']:g} s window opening {meta['warmup']} s after "
         "every camera's first frame), in a VM of one vCPU whose clock counts instructions "
-        f"(QEMU `{meta['qemu']}`: one guest instruction is one nanosecond, idle time is "
-        "skipped). The process's getrusage (user + sys) over the window is then the "
+        f"(QEMU `{meta['qemu']}`: while the vCPU runs, one guest instruction is one "
+        "nanosecond; idle, the clock follows the host's). The process's getrusage (user + sys) over the window is then the "
         "instructions run on its behalf, in user space and in the kernel (its system calls, "
         "the interrupts that land while it runs), divided here by the frames its sinks "
         "received: thousand instructions per frame. With one vCPU no thread spins on a lock "
