@@ -21,7 +21,7 @@ import json, os, re, shutil, statistics, subprocess, sys
 sys.dont_write_bytecode = True
 
 from bench_common import (BARE, ELEMENTS, WANTED_FPS, cell, clocksource, log, parse_strace,
-                          probe_rates, run_bench)
+                          probe_rates, pyplot, run_bench)
 from bench_counted import COUNTED_TITLE, QEMU_OPTS, guest_counted, report_counted
 from bench_pair import PAIR_TITLE, guest_pair, report_pair
 from bench_scale import SCALE_TITLE, guest_scale, report_scale
@@ -601,12 +601,8 @@ def report_low_latency(meta, recs, out, command, date, commit):
 def plot_low_latency(out, runs, names, ll, rep):
     if not runs:
         return []
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("warning: python3-matplotlib is missing (scripts/setup-deps installs it): no plots")
+    plt = pyplot()
+    if plt is None:
         return []
     colours = dict(zip(names, ["tab:red", "tab:purple", "tab:blue"]))
     # One scale for all rows: the point is how high each one goes.
@@ -648,12 +644,8 @@ def plot_low_latency(out, runs, names, ll, rep):
 
 
 def plot(out, plots, rows, configs, names):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("warning: python3-matplotlib is missing (scripts/setup-deps installs it): no plots")
+    plt = pyplot()
+    if plt is None:
         return []
     colours = dict(zip(names, ["tab:red", "tab:blue", "tab:green", "tab:gray"]))
     fig, axes = plt.subplots(len(configs), 1, figsize=(9, 3 * len(configs)), squeeze=False)

@@ -25,6 +25,26 @@ def log(msg):
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
 
+def pyplot():
+    """matplotlib.pyplot drawing into files, or None (with a warning) when it is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("warning: python3-matplotlib is missing (scripts/setup-deps installs it): no plots")
+        return None
+    return plt
+
+
+def cameras_axis(ax, ns):
+    """`ax`'s x axis as the number of cameras in the process, `ns` ticks on a log2 scale."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ns)
+    ax.set_xticklabels([str(n) for n in ns])
+    ax.set_xlabel("cameras in the process (N)")
+
+
 def probe_rates(dev, w, h):
     out = subprocess.run(
         ["v4l2-ctl", "-d", dev, "--list-frameintervals", f"width={w},height={h},pixelformat=YUYV"],

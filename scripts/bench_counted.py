@@ -15,7 +15,7 @@ report_counted() on the host.
 """
 import json, os, statistics
 
-from bench_common import cell, clocksource, log, run_bench
+from bench_common import cameras_axis, cell, clocksource, log, pyplot, run_bench
 from bench_scale import (SCALE_ELEMENTS, SCALE_WARMUP_S, _med, _num, _table, failed_note,
                          scale_command, scale_configs, section_header, vivid_capture_nodes,
                          vm_facts)
@@ -130,12 +130,8 @@ def report_counted(resdir, out, command, date, commit):
 
 
 def plot_counted(out, meta, kinstr, names, configs):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("warning: python3-matplotlib is missing (scripts/setup-deps installs it): no plots")
+    plt = pyplot()
+    if plt is None:
         return []
     colours = dict(zip(names, ["tab:red", "tab:blue", "tab:green"]))
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -146,10 +142,7 @@ def plot_counted(out, meta, kinstr, names, configs):
             if pts:
                 ax.plot([n for n, _ in pts], [y for _, y in pts], style, marker="o", ms=4,
                         color=colours[el], label=f"{el} {cfg}")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(meta["ns"])
-    ax.set_xticklabels([str(n) for n in meta["ns"]])
-    ax.set_xlabel("cameras in the process (N)")
+    cameras_axis(ax, meta["ns"])
     ax.set_ylabel("thousand instructions per frame (user + kernel)")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)

@@ -11,8 +11,8 @@ means: examples/capture_bench/scale.rs; the columns: the header of scripts/bench
 import glob, json, os, re, shutil, statistics, subprocess
 from collections import defaultdict
 
-from bench_common import (ELEMENTS, WANTED_FPS, cell, clocksource, log, parse_strace, probe_rates,
-                          run_bench)
+from bench_common import (ELEMENTS, WANTED_FPS, cameras_axis, cell, clocksource, log, parse_strace,
+                          probe_rates, pyplot, run_bench)
 
 SCALE_ELEMENTS = ELEMENTS[:3]  # rustv4l2src, v4l2src mmap, v4l2src default
 SCALE_SIZES = [(320, 180), (640, 360)]
@@ -361,12 +361,8 @@ def report_scale(resdir, out, command, date, commit):
 
 
 def plot_scale(out, meta, run, names, configs):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("warning: python3-matplotlib is missing (scripts/setup-deps installs it): no plots")
+    plt = pyplot()
+    if plt is None:
         return []
     colours = dict(zip(names, ["tab:red", "tab:blue", "tab:green"]))
     styles = ["--", "-", ":"]
@@ -392,10 +388,7 @@ def plot_scale(out, meta, run, names, configs):
     reps = meta.get("scale_reps", 1)
     for ax, what in zip(axes, ("CPU ms per frame (user + sys, whole process)",
                                "frame age at the sink, p99 ms")):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(meta["ns"])
-        ax.set_xticklabels([str(n) for n in meta["ns"]])
-        ax.set_xlabel("cameras in the process (N)")
+        cameras_axis(ax, meta["ns"])
         ax.set_ylabel(what)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
