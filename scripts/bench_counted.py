@@ -13,12 +13,12 @@ itself: a repetition reads within a fraction of a per cent of the one before.
 bench.py calls guest_counted() inside that VM (vivid n_devs = the largest N) and
 report_counted() on the host.
 """
-import json, os, statistics
+import os, statistics
 
-from bench_common import cameras_axis, cell, clocksource, log, pyplot, run_bench
-from bench_scale import (SCALE_ELEMENTS, SCALE_WARMUP_S, _med, _num, _table, failed_note,
-                         scale_command, scale_configs, section_header, vivid_capture_nodes,
-                         vm_facts)
+from bench_common import cameras_axis, cell, pyplot
+from bench_scale import (SCALE_ELEMENTS, SCALE_WARMUP_S, _med, _num, _table, cells, failed_note,
+                         load_section, record, scale_run, section_end, section_header,
+                         section_start)
 
 COUNTED_TITLE = "## scale, counted: CPU per frame in instructions"
 META = "counted-meta.json"
@@ -28,55 +28,31 @@ QEMU_OPTS = "-icount shift=0,sleep=on"
 
 def guest_counted(outdir, bench_bin, scale_s, scale_ns, reps, runs):
     """Every counted run into `runs` (runs.jsonl, open); returns the number of failed runs."""
-    nodes = vivid_capture_nodes()
-    if len(nodes) < max(scale_ns):
-        raise SystemExit(f"bench: the counted section wants {max(scale_ns)} vivid capture "
-                         f"nodes, the VM has {len(nodes)}: {nodes}")
-    configs = scale_configs(nodes[0])
-    meta = {"nodes": nodes, "configs": configs, "reps": reps, "qemu": QEMU_OPTS,
-            **vm_facts(scale_ns, scale_s)}
+    nodes, configs, meta = section_start("counted", max(scale_ns), scale_ns, scale_s,
+                                         reps=reps, qemu=QEMU_OPTS)
     failures = 0
-    for rep in range(reps):
-        for i, n in enumerate(scale_ns):
-            for j, cfg in enumerate(configs):
-                k = (rep + i + j) % len(SCALE_ELEMENTS)
-                for name, _, src in SCALE_ELEMENTS[k:] + SCALE_ELEMENTS[:k]:
-                    label = (f"counted-r{rep}-n{n}-{cfg['name'].split()[0]}-"
-                             f"{name.replace(' ', '_')}")
-                    cmd, timeout = scale_command(bench_bin, src, nodes[:n], cfg, scale_s,
-                                                 SCALE_WARMUP_S, label)
-                    rec, ok, _, wall = run_bench(cmd, timeout)
-                    rec.update({"pass": "counted", "config": cfg["name"], "element": name,
-                                "n": n, "rep": rep})
-                    failures += 0 if ok else 1
-                    runs.write(json.dumps(rec) + "\n")
-                    runs.flush()
-                    log(f"{label}: {wall:.1f} s" + ("" if ok else
-                                                     f" FAILED ({rec['error'][-300:]})"))
-    meta["clocksource_end"] = clocksource()
-    with open(os.path.join(outdir, META), "w") as f:
-        json.dump(meta, f, indent=1)
+    for rep, n, cfg, elements in cells(reps, scale_ns, configs):
+        for el in elements:
+            failures += record(runs, *scale_run(bench_bin, "counted", rep, cfg, el, nodes[:n],
+                                                scale_s, SCALE_WARMUP_S))
+    section_end(outdir, META, meta)
     return failures
 
 
 def report_counted(resdir, out, command, date, commit):
-    meta = json.load(open(os.path.join(resdir, META)))
-    recs = [json.loads(l) for l in open(os.path.join(resdir, "runs.jsonl")) if l.strip()]
-    recs = [r for r in recs if r["pass"] == "counted"]
-    good = [r for r in recs if "error" not in r]
-    bad = [r for r in recs if "error" in r]
+    meta, good, bad = load_section(resdir, META, ("counted",))
     configs = [c["name"] for c in meta["configs"]]
     names = [e[0] for e in SCALE_ELEMENTS]
     rust, mmap = names[0], names[1]
-    # (config, element, N) -> {repetition: thousand instructions per frame}
-    kinstr = {}
+    # (config, element, N) -> its runs, and -> {repetition: thousand instructions per frame}
+    # (from user_ms and sys_ms: the record's cpu_ms_per_frame is rounded to 3 decimals)
+    runs_of, kinstr = {}, {}
     for r in good:
+        cell_key = (r["config"], r["element"], r["n"])
+        runs_of.setdefault(cell_key, []).append(r)
         if r.get("frames"):
-            kinstr.setdefault((r["config"], r["element"], r["n"]), {})[r["rep"]] = \
+            kinstr.setdefault(cell_key, {})[r["rep"]] = \
                 (r["user_ms"] + r["sys_ms"]) * 1e3 / r["frames"]
-    runs_of = {(r["config"], r["element"], r["n"]): [] for r in good}
-    for r in good:
-        runs_of[(r["config"], r["element"], r["n"])].append(r)
 
     def ratios(cfg, n, other):
         mine, them = kinstr.get((cfg, rust, n), {}), kinstr.get((cfg, other, n), {})

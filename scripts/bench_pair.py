@@ -13,11 +13,11 @@ between runs.
 bench.py calls guest_pair() inside a VM booted with vivid n_devs = 2 * the largest N, and
 report_pair() on the host.
 """
-import json, os, threading
+import threading
 
-from bench_common import ELEMENTS, cell, clocksource, log, run_bench
-from bench_scale import (_med, _num, _table, failed_note, scale_command, scale_configs,
-                         section_header, vivid_capture_nodes, vm_facts)
+from bench_common import ELEMENTS, cell
+from bench_scale import (_med, _num, _table, failed_note, load_section, record, scale_run,
+                         section_end, section_header, section_start)
 
 PAIR_ELEMENTS = [ELEMENTS[0], ELEMENTS[1]]  # rustv4l2src, v4l2src mmap
 PAIR_TITLE = "## scale, paired: both elements in the same window"
@@ -26,53 +26,31 @@ META = "pair-meta.json"
 
 def guest_pair(outdir, bench_bin, scale_s, scale_ns, scale_reps, runs):
     """Every pair into `runs` (runs.jsonl, open); returns the number of failed runs."""
-    nodes = vivid_capture_nodes()
-    if len(nodes) < 2 * max(scale_ns):
-        raise SystemExit(f"bench: the pair section wants {2 * max(scale_ns)} vivid capture "
-                         f"nodes, the VM has {len(nodes)}: {nodes}")
-    configs = scale_configs(nodes[0])
-    meta = {"nodes": nodes, "configs": configs, "scale_reps": scale_reps,
-            **vm_facts(scale_ns, scale_s)}
+    nodes, configs, meta = section_start("pair", 2 * max(scale_ns), scale_ns, scale_s,
+                                         scale_reps=scale_reps)
     failures = 0
-
-    def one(rep, cfg, n, el, devices, records):
-        name, _, src = el
-        label = f"pair-r{rep}-n{n}-{cfg['name'].split()[0]}-{name.replace(' ', '_')}"
-        cmd, timeout = scale_command(bench_bin, src, devices, cfg, scale_s, meta["warmup"], label)
-        rec, ok, _, wall = run_bench(cmd, timeout)
-        rec.update({"pass": "pair", "config": cfg["name"], "element": name, "n": n, "rep": rep})
-        records.append((rec, ok, label, wall))
-
     for rep in range(scale_reps):
         for i, n in enumerate(scale_ns):
             for j, cfg in enumerate(configs):
                 halves = [nodes[:n], nodes[n:2 * n]]
                 if (rep + i + j) % 2:
                     halves.reverse()
-                records = []
-                threads = [threading.Thread(target=one, args=(rep, cfg, n, el, devs, records))
+                done = []
+                threads = [threading.Thread(target=lambda el=el, devs=devs: done.append(
+                    scale_run(bench_bin, "pair", rep, cfg, el, devs, scale_s, meta["warmup"])))
                            for el, devs in zip(PAIR_ELEMENTS, halves)]
                 for t in threads:
                     t.start()
                 for t in threads:
                     t.join()
-                for rec, ok, label, wall in records:
-                    failures += 0 if ok else 1
-                    runs.write(json.dumps(rec) + "\n")
-                    log(f"{label}: {wall:.1f} s" + ("" if ok else f" FAILED ({rec['error'][-300:]})"))
-                runs.flush()
-    meta["clocksource_end"] = clocksource()
-    with open(os.path.join(outdir, META), "w") as f:
-        json.dump(meta, f, indent=1)
+                for result in done:
+                    failures += record(runs, *result)
+    section_end(outdir, META, meta)
     return failures
 
 
 def report_pair(resdir, command, date, commit):
-    meta = json.load(open(os.path.join(resdir, META)))
-    recs = [json.loads(l) for l in open(os.path.join(resdir, "runs.jsonl")) if l.strip()]
-    recs = [r for r in recs if r["pass"] == "pair"]
-    good = [r for r in recs if "error" not in r]
-    bad = [r for r in recs if "error" in r]
+    meta, good, bad = load_section(resdir, META, ("pair",))
     rust, mmap = PAIR_ELEMENTS[0][0], PAIR_ELEMENTS[1][0]
     # (config, N) -> {repetition: {element: run}}
     pairs = {}

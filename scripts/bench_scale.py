@@ -98,53 +98,93 @@ def scale_command(bench_bin, src, devices, cfg, seconds, warmup, label):
     return cmd, start_timeout + seconds + warmup + 120
 
 
+def section_start(section, wanted, scale_ns, seconds, **extra):
+    """The VM's vivid capture nodes (`section` wants at least `wanted`), the section's sizes
+    (scale_configs) and its meta so far: the nodes, the sizes, `extra` and vm_facts()."""
+    nodes = vivid_capture_nodes()
+    if len(nodes) < wanted:
+        raise SystemExit(f"bench: the {section} section wants {wanted} vivid capture nodes, "
+                         f"the VM has {len(nodes)}: {nodes}")
+    configs = scale_configs(nodes[0])
+    return nodes, configs, {"nodes": nodes, "configs": configs, **extra,
+                            **vm_facts(scale_ns, seconds)}
+
+
+def section_end(outdir, meta_name, meta):
+    """Writes a section's meta, with the clock source at its end."""
+    meta["clocksource_end"] = clocksource()
+    with open(os.path.join(outdir, meta_name), "w") as f:
+        json.dump(meta, f, indent=1)
+
+
+def cells(reps, scale_ns, configs):
+    """(repetition, N, size, elements in their order) of every cell once per repetition. The
+    element order rotates from cell to cell and from one repetition to the next, so that no
+    element always runs first (or right after another)."""
+    for rep in range(reps):
+        for i, n in enumerate(scale_ns):
+            for j, cfg in enumerate(configs):
+                k = (rep + i + j) % len(SCALE_ELEMENTS)
+                yield rep, n, cfg, SCALE_ELEMENTS[k:] + SCALE_ELEMENTS[:k]
+
+
+def scale_run(bench_bin, pass_, rep, cfg, el, devices, seconds, warmup, strace_dirs=None):
+    """One `capture_bench scale` run of element `el` on `devices`: its record (with the
+    section's fields), whether it went well, its label and its wall time. With `strace_dirs`
+    (scratch, kept) it runs under `strace -f`, and the record gets its syscall counts."""
+    name, _, src = el
+    label = f"{pass_}-r{rep}-n{len(devices)}-{cfg['name'].split()[0]}-{name.replace(' ', '_')}"
+    cmd, timeout = scale_command(bench_bin, src, devices, cfg, seconds, warmup, label)
+    trace = os.path.join(strace_dirs[0], label + ".txt") if strace_dirs else None
+    if trace:
+        cmd = ["strace", "-f", "-C", "-qq", "-o", trace, "--"] + cmd
+    rec, ok, _, wall = run_bench(cmd, timeout)
+    rec.update({"pass": pass_, "config": cfg["name"], "element": name, "n": len(devices),
+                "rep": rep})
+    if trace and os.path.exists(trace):
+        rec.update(parse_strace(trace, devices[0]))
+        rec["requests_to_first"] = requests_to_first(trace)
+        shutil.move(trace, os.path.join(strace_dirs[1], label + ".txt"))
+    return rec, ok, label, wall
+
+
+def record(runs, rec, ok, label, wall):
+    """Writes a run's record into `runs` (runs.jsonl, open) and logs it; 1 if it failed."""
+    runs.write(json.dumps(rec) + "\n")
+    runs.flush()
+    log(f"{label}: {wall:.1f} s" + ("" if ok else f" FAILED ({rec['error'][-300:]})"))
+    return 0 if ok else 1
+
+
+def load_section(resdir, meta_name, passes):
+    """A section's meta, and its runs of `passes`: those that went well, those that failed."""
+    meta = json.load(open(os.path.join(resdir, meta_name)))
+    recs = [json.loads(l) for l in open(os.path.join(resdir, "runs.jsonl")) if l.strip()]
+    recs = [r for r in recs if r["pass"] in passes]
+    return meta, [r for r in recs if "error" not in r], [r for r in recs if "error" in r]
+
+
 def guest_scale(outdir, bench_bin, scale_s, scale_ns, reps, scale_reps, runs):
     """Every scale run into `runs` (runs.jsonl, open); returns the number of failures. `reps`:
     repetitions of the start-up pass; `scale_reps`: of every scale cell."""
-    nodes = vivid_capture_nodes()
-    if len(nodes) < max(scale_ns):
-        raise SystemExit(f"bench: the scale section wants {max(scale_ns)} vivid capture nodes, "
-                         f"the VM has {len(nodes)}: {nodes}")
-    configs = scale_configs(nodes[0])
-    meta = {"nodes": nodes, "configs": configs, "startup_reps": reps, "scale_reps": scale_reps,
-            **vm_facts(scale_ns, scale_s)}
-    scratch = "/dev/shm/bench-strace"
-    os.makedirs(scratch, exist_ok=True)
-    os.makedirs(os.path.join(outdir, "strace"), exist_ok=True)
+    nodes, configs, meta = section_start("scale", max(scale_ns), scale_ns, scale_s,
+                                         startup_reps=reps, scale_reps=scale_reps)
+    strace_dirs = ("/dev/shm/bench-strace", os.path.join(outdir, "strace"))
+    for d in strace_dirs:
+        os.makedirs(d, exist_ok=True)
     failures = 0
 
     def one(pass_, cfg, el, n, seconds, warmup, strace=False, rep=0):
         nonlocal failures
-        name, _, src = el
-        label = f"{pass_}-r{rep}-n{n}-{cfg['name'].split()[0]}-{name.replace(' ', '_')}"
-        cmd, timeout = scale_command(bench_bin, src, nodes[:n], cfg, seconds, warmup, label)
-        trace = os.path.join(scratch, label + ".txt") if strace else None
-        if trace:
-            cmd = ["strace", "-f", "-C", "-qq", "-o", trace, "--"] + cmd
-        rec, ok, err, wall = run_bench(cmd, timeout)
-        rec.update({"pass": pass_, "config": cfg["name"], "element": name, "n": n,
-                    "rep": rep})
-        if not ok:
-            failures += 1
-        if trace and os.path.exists(trace):
-            rec.update(parse_strace(trace, nodes[0]))
-            rec["requests_to_first"] = requests_to_first(trace)
-            shutil.move(trace, os.path.join(outdir, "strace", label + ".txt"))
-        runs.write(json.dumps(rec) + "\n")
-        runs.flush()
-        log(f"{label}: {wall:.1f} s" + ("" if ok else f" FAILED ({rec['error'][-300:]})"))
+        failures += record(runs, *scale_run(bench_bin, pass_, rep, cfg, el, nodes[:n], seconds,
+                                            warmup, strace_dirs if strace else None))
 
     # Warm-up, discarded: the first load of each plugin over 9p is slow.
     for el in SCALE_ELEMENTS:
         one("scale-warmup", configs[0], el, 1, 1, 0)
-    # Every cell once per repetition; the element order rotates from cell to cell and from one
-    # repetition to the next, so that no element always runs first (or right after another).
-    for rep in range(scale_reps):
-        for i, n in enumerate(scale_ns):
-            for j, cfg in enumerate(configs):
-                k = (rep + i + j) % len(SCALE_ELEMENTS)
-                for el in SCALE_ELEMENTS[k:] + SCALE_ELEMENTS[:k]:
-                    one("scale", cfg, el, n, scale_s, SCALE_WARMUP_S, rep=rep)
+    for rep, n, cfg, elements in cells(scale_reps, scale_ns, configs):
+        for el in elements:
+            one("scale", cfg, el, n, scale_s, SCALE_WARMUP_S, rep=rep)
     # Start-up, one camera, `reps` times: a single start varies by tens of ms under TCG.
     for rep in range(reps):
         for j, cfg in enumerate(configs):
@@ -155,9 +195,7 @@ def guest_scale(outdir, bench_bin, scale_s, scale_ns, reps, scale_reps, runs):
     for cfg in configs:
         for el in SCALE_ELEMENTS:
             one("scale-strace", cfg, el, 1, 1, 0.5, strace=True)
-    meta["clocksource_end"] = clocksource()
-    with open(os.path.join(outdir, META), "w") as f:
-        json.dump(meta, f, indent=1)
+    section_end(outdir, META, meta)
     return failures
 
 
@@ -212,11 +250,7 @@ def _med(xs):
 
 
 def report_scale(resdir, out, command, date, commit):
-    meta = json.load(open(os.path.join(resdir, META)))
-    recs = [json.loads(l) for l in open(os.path.join(resdir, "runs.jsonl")) if l.strip()]
-    recs = [r for r in recs if r["pass"] in ("scale", "scale-startup", "scale-strace")]
-    good = [r for r in recs if "error" not in r]
-    bad = [r for r in recs if "error" in r]
+    meta, good, bad = load_section(resdir, META, ("scale", "scale-startup", "scale-strace"))
     configs = [c["name"] for c in meta["configs"]]
     names = [e[0] for e in SCALE_ELEMENTS]
     fps = {c["name"]: c["fps"] for c in meta["configs"]}
