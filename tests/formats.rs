@@ -1,20 +1,18 @@
 //! Formats beyond plain raw video, through the real element: 8-bit Bayer in all four orders and
 //! the driver's colorimetry on vivid, interlaced fields and the pixel aspect ratio on vivid's
-//! S-Video input, and MJPEG end to end from v4l2loopback fed by `jpegenc ! v4l2sink`.
+//! S-Video input. (Compressed formats from v4l2loopback: `loopback.rs`.)
 //!
-//! Needs vivid's nodes and the v4l2loopback module (see `common` and `scripts/setup-deps`): run
+//! Needs vivid's nodes (see `common`): run
 //! through `scripts/vm-run`. Every wait is bounded, so a broken element fails a test instead of
 //! hanging the run. Tests that change vivid's input or colorimetry put them back when they end,
 //! pass or fail, because the other test binaries run after this one in the same VM.
 
 mod common;
 
-use common::loopback::{self, Writer};
 use common::{Capture, SVideoInput, in_device_memory, setup};
 
 use std::path::Path;
 
-use gst::prelude::*;
 use gstrustv4l2::caps::colorimetry::{self, V4l2Colorimetry};
 use gstrustv4l2::v4l2::{Device, FormatRequest, Fourcc};
 
@@ -270,191 +268,5 @@ fn interlaced_pal_and_its_pixel_aspect_ratio() {
             .g_fmt()
             .expect("G_FMT");
         assert_eq!(fmt.field, field, "{order}");
-    }
-}
-
-/// What the loopback tests put between `videotestsrc` and `v4l2sink` for JPEG. `parsed=true`:
-/// v4l2sink accepts only caps that say so (its caps are a subset check).
-const JPEG_ENCODER: &str = "jpegenc ! image/jpeg,parsed=true";
-
-/// The capacity of the loopback device's buffers (`sizeimage`), which v4l2loopback reports as
-/// `bytesused` for buffers its writer has not filled.
-fn loopback_capacity(node: &str) -> usize {
-    Device::open(Path::new(node))
-        .expect("open")
-        .g_fmt()
-        .expect("G_FMT")
-        .planes[0]
-        .sizeimage as usize
-}
-
-/// MJPEG end to end: v4l2loopback carries JPEG images that `jpegenc` made and `v4l2sink`
-/// wrote. The element offers them as `image/jpeg`, each buffer is exactly one image (it starts
-/// with SOI and ends with EOI: `bytesused` bytes, not the driver buffer's whole length), lent
-/// without a copy, and `jpegdec` decodes them.
-#[test]
-fn mjpeg_from_v4l2loopback() {
-    let _device = setup();
-    let node = loopback::node();
-    let _writer = Writer::feed(&node, "640x360", JPEG_ENCODER);
-    let capacity = loopback_capacity(&node);
-
-    let capture = open_capture(&node, "image/jpeg");
-    capture.play();
-    // v4l2loopback's buffers that its writer has not filled since the reader started still
-    // say `bytesused` = `sizeimage` (it initialises them so): the first one or two frames may
-    // be a whole buffer. Every frame the writer queued says its JPEG's size.
-    let mut images = 0;
-    for i in 0..20 {
-        let sample = capture.pull();
-        let s = structure_of(&sample);
-        assert_eq!(s.name(), "image/jpeg");
-        assert_eq!(
-            (
-                s.get::<i32>("width").unwrap(),
-                s.get::<i32>("height").unwrap()
-            ),
-            (640, 360)
-        );
-        let buffer = sample.buffer().expect("a buffer");
-        assert!(
-            !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
-            "every JPEG image stands alone"
-        );
-        assert!(in_device_memory(buffer, &node), "frame {i} was copied");
-        let map = buffer.map_readable().expect("readable");
-        assert!(map.len() <= capacity, "{} of {capacity}", map.len());
-        if map.len() == capacity {
-            continue;
-        }
-        assert!(map.len() > 4, "frame {i}: {} bytes", map.len());
-        assert_eq!(&map[..2], &[0xff, 0xd8], "frame {i} starts with SOI");
-        assert_eq!(
-            &map[map.len() - 2..],
-            &[0xff, 0xd9],
-            "frame {i} ends with EOI: the buffer is the image, not the driver buffer"
-        );
-        images += 1;
-        if images == 5 {
-            break;
-        }
-    }
-    assert_eq!(
-        images, 5,
-        "fewer than 5 of 20 frames were the writer's images"
-    );
-    drop(capture);
-
-    let capture = open_capture(&node, "image/jpeg ! jpegdec ! video/x-raw");
-    capture.play();
-    let decoded = capture.pull();
-    let s = structure_of(&decoded);
-    assert_eq!(
-        (
-            s.get::<i32>("width").unwrap(),
-            s.get::<i32>("height").unwrap()
-        ),
-        (640, 360)
-    );
-    let info = gst_video::VideoInfo::from_caps(decoded.caps().unwrap()).unwrap();
-    assert_eq!(decoded.buffer().unwrap().size(), info.size());
-}
-
-/// v4l2loopback hands the reader the timestamps its writer put on each buffer (`v4l2sink`
-/// stamps its own stream time: about 3 s into a guest that had been up for 70), not
-/// CLOCK_MONOTONIC. Taken at face value they would put every frame a minute in the past (PTS
-/// clamped to 0). The element must see through them and stamp each frame with the pipeline
-/// clock: increasing PTS, each no later than the running time when the sample arrives and not
-/// far before it.
-#[test]
-fn foreign_driver_timestamps_give_way_to_the_pipeline_clock() {
-    let _device = setup();
-    let node = loopback::node();
-    let _writer = Writer::feed(&node, "640x360", JPEG_ENCODER);
-
-    let capture = open_capture(&node, "image/jpeg");
-    capture.play();
-    let clock = capture
-        .pipeline
-        .clock()
-        .expect("a playing pipeline has a clock");
-    let base_time = capture.pipeline.base_time().expect("a base time");
-    let mut last = None;
-    for i in 0..15 {
-        let sample = capture.pull();
-        let running = clock.time().saturating_sub(base_time);
-        let pts = sample
-            .buffer()
-            .and_then(|b| b.pts())
-            .unwrap_or_else(|| panic!("frame {i} has no PTS"));
-        assert!(
-            pts <= running,
-            "frame {i}: PTS {pts} is after now ({running})"
-        );
-        assert!(
-            running - pts < gst::ClockTime::from_seconds(1),
-            "frame {i}: PTS {pts} is {} before now ({running}): the driver's timestamp was \
-             trusted",
-            running - pts
-        );
-        if let Some(last) = last {
-            assert!(pts > last, "frame {i}: PTS {pts} after {last}");
-        }
-        last = Some(pts);
-    }
-}
-
-/// H.264 end to end: v4l2loopback carries access units that `openh264enc` made (an IDR every
-/// 10 frames) and `v4l2sink` wrote. v4l2loopback flags no frame type, so the element finds the
-/// keyframes in the stream itself: without that, every buffer would be a `DELTA_UNIT`. Each
-/// buffer is one access unit starting with a start code. (Zero-copy of compressed frames is
-/// the MJPEG test's business; a frame copied under load keeps its flags.)
-#[test]
-fn h264_from_v4l2loopback_marks_its_keyframes() {
-    let _device = setup();
-    let node = loopback::node();
-    let _writer = Writer::feed(
-        &node,
-        "320x180",
-        "openh264enc gop-size=10 ! h264parse config-interval=-1 \
-         ! video/x-h264,stream-format=byte-stream,alignment=au",
-    );
-    let capacity = loopback_capacity(&node);
-
-    let capture = open_capture(&node, "video/x-h264,stream-format=byte-stream,alignment=au");
-    capture.play();
-    let mut keyframes = Vec::new();
-    let mut units = 0;
-    for i in 0..60 {
-        let sample = capture.pull();
-        assert_eq!(structure_of(&sample).name(), "video/x-h264");
-        let buffer = sample.buffer().expect("a buffer");
-        let map = buffer.map_readable().expect("readable");
-        // Buffers the writer has not filled since the reader started say `bytesused` =
-        // `sizeimage` (see the MJPEG test): not access units, skip them.
-        if map.len() == capacity {
-            continue;
-        }
-        assert!(
-            map.starts_with(&[0, 0, 0, 1]) || map.starts_with(&[0, 0, 1]),
-            "frame {i} does not start with a start code: {:02x?}",
-            &map[..map.len().min(8)]
-        );
-        if !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) {
-            keyframes.push(units);
-        }
-        units += 1;
-        if units == 40 {
-            break;
-        }
-    }
-    assert!(units >= 30, "only {units} of 60 buffers were access units");
-    // An IDR every 10 access units: 3 or 4 of them in 30 to 40, 10 apart.
-    assert!(
-        keyframes.len() >= 3,
-        "keyframes at {keyframes:?} of {units} access units"
-    );
-    for pair in keyframes.windows(2) {
-        assert_eq!(pair[1] - pair[0], 10, "keyframes at {keyframes:?}");
     }
 }

@@ -424,7 +424,8 @@ fn run_bare(args: &Args, path: &str) -> Result<String, String> {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(format!("poll: {e}")),
         }
-        let Some(frame) = queue.dequeue().map_err(fail)? else {
+        // vivid never hands over a buffer twice: a reread would be a broken driver.
+        let Some(v4l2::Taken::Frame(frame)) = queue.dequeue().map_err(fail)? else {
             continue;
         };
         let arrival = start.elapsed();

@@ -322,7 +322,7 @@ impl Capture<'_> {
         &self,
         queue: &Arc<Queue>,
         returned: &mut Returned,
-    ) -> Result<v4l2::DqBuffer, Failure> {
+    ) -> Result<v4l2::Taken, Failure> {
         let device = queue.device();
         let Returned { corrupted, skipped } = returned;
         let mut frame = self.next_good(
@@ -367,9 +367,9 @@ impl Capture<'_> {
         }
     }
 
-    /// Re-queues a frame that is not pushed. A refusal is counted by the queue, as a drop
-    /// hook's is, and reported with the next frame.
-    fn give_back(&self, frame: v4l2::DqBuffer) {
+    /// Re-queues a frame that is not pushed (a reread goes back with its holder). A refusal is
+    /// counted by the queue, as a drop hook's is, and reported with the next frame.
+    fn give_back(&self, frame: v4l2::Taken) {
         if let Err(e) = frame.requeue() {
             gst::warning!(CAT, obj = self.element, "Re-queuing a skipped frame: {}", e);
         }
@@ -494,7 +494,7 @@ impl Capture<'_> {
     fn wrap(
         &self,
         queue: &Arc<Queue>,
-        frame: v4l2::DqBuffer,
+        frame: v4l2::Taken,
         returned: &Returned,
     ) -> Result<gst::Buffer, Failure> {
         let Returned { corrupted, skipped } = returned;
@@ -511,42 +511,66 @@ impl Capture<'_> {
         let (pts, age) = self.frame_time(stream, driver_stamp(&frame));
         let lost = self.lost_before(stream, corrupted, skipped, sequence);
 
-        let unreadable_stride = !stream.readable_as_is;
         // Lending this frame would leave the driver too few buffers to fill: downstream holds
         // the rest. Copy it and give the driver its buffer back at once instead of stalling.
         let starved = (queue.queued() as u64) < u64::from(self.knobs.copy_threshold);
-        let keyframe = match stream.framing {
-            caps::Framing::Compressed {
-                syntax: Some(syntax),
-                ..
-            } if !frame.has_frame_type() => syntax.is_keyframe(frame.plane(0)).unwrap_or(false),
-            _ => frame.is_keyframe(),
+        if matches!(frame, v4l2::Taken::Reread(_)) && !stream.driver_overwrites {
+            stream.driver_overwrites = true;
+            gst::info!(
+                CAT,
+                obj = self.element,
+                "{}: the driver handed over a buffer downstream still holds; copying every \
+                 frame from now on",
+                self.path(queue.device())
+            );
+        }
+        let why_copy = match &frame {
+            v4l2::Taken::Reread(_) => Some(CopyReason::Reread),
+            _ if stream.driver_overwrites => Some(CopyReason::Overwrites),
+            _ if !stream.readable_as_is => Some(CopyReason::Stride),
+            _ if starved => Some(CopyReason::Starved),
+            _ => None,
+        };
+        let scan_later = matches!(frame, v4l2::Taken::Reread(_));
+        let keyframe = match (&stream.framing, &frame) {
+            (_, v4l2::Taken::Reread(_)) => false,
+            (
+                caps::Framing::Compressed {
+                    syntax: Some(syntax),
+                    ..
+                },
+                v4l2::Taken::Frame(frame),
+            ) if !frame.has_frame_type() => syntax.is_keyframe(frame.plane(0)).unwrap_or(false),
+            (_, frame) => frame.is_keyframe(),
         };
         let (field, offset) = (frame.field, stream.sequence.offset(sequence));
-        let copied = unreadable_stride || starved;
-        let mut buffer = match &stream.pool {
+        let copied = why_copy.is_some();
+        let mut buffer = match (&stream.pool, frame) {
             // The driver buffer's own GstBuffer, made once and recycled: nothing allocated.
-            Some(pool) if !copied => pool.lend(frame).map_err(|e| {
-                fail(
-                    gst::FlowError::Error,
-                    gst::error_msg!(
-                        gst::ResourceError::Read,
-                        (
-                            "Could not hand a frame of '{}' downstream: {}.{}",
-                            self.path(queue.device()),
-                            e,
-                            if pool.is_dmabuf() {
-                                " Use io-mode=mmap."
-                            } else {
-                                ""
-                            }
-                        )
-                    ),
-                )
-            })?,
+            (Some(pool), v4l2::Taken::Frame(frame)) if !copied => {
+                pool.lend(frame).map_err(|e| {
+                    fail(
+                        gst::FlowError::Error,
+                        gst::error_msg!(
+                            gst::ResourceError::Read,
+                            (
+                                "Could not hand a frame of '{}' downstream: {}.{}",
+                                self.path(queue.device()),
+                                e,
+                                if pool.is_dmabuf() {
+                                    " Use io-mode=mmap."
+                                } else {
+                                    ""
+                                }
+                            )
+                        ),
+                    )
+                })?
+            }
             // A frame about to be copied is read through the mapping, in either io-mode, and
             // goes back to the driver once copied.
-            _ => lend::wrap_for_copy(frame)?,
+            (_, v4l2::Taken::Frame(frame)) => lend::wrap_for_copy(frame)?,
+            (_, v4l2::Taken::Reread(reread)) => lend::wrap_reread(&reread)?,
         };
         decorate(
             buffer.get_mut().ok_or(gst::FlowError::Error)?,
@@ -558,17 +582,13 @@ impl Capture<'_> {
                 offset,
             },
         )?;
-        if copied {
+        if let Some(why) = why_copy {
             gst::debug!(
                 gst::CAT_PERFORMANCE,
                 obj = self.element,
                 "Copying frame {}: {}",
                 sequence,
-                if starved {
-                    "downstream holds too many driver buffers"
-                } else {
-                    "device stride differs from what downstream reads (no GstVideoMeta)"
-                }
+                why.says()
             );
             buffer = lend::copy_out(
                 buffer,
@@ -576,6 +596,12 @@ impl Capture<'_> {
                 &stream.framing,
                 &stream.caps,
                 &mut stream.copy_pool,
+            )?;
+        }
+        if scan_later {
+            mark_keyframe_from_bytes(
+                buffer.get_mut().ok_or(gst::FlowError::Error)?,
+                &stream.framing,
             )?;
         }
         // Buffers the driver refused back since the last frame, from the drop hooks too.
@@ -607,6 +633,62 @@ pub(super) struct Decoration {
     pub pts: Option<gst::ClockTime>,
     /// The frame's number in the stream.
     pub offset: u64,
+}
+
+/// Why a frame goes downstream as a copy instead of the driver's own buffer.
+#[derive(Debug, Clone, Copy)]
+enum CopyReason {
+    /// Downstream cannot read the driver's line layout (no GstVideoMeta).
+    Stride,
+    /// Lending would leave the driver fewer buffers than `copy-threshold`.
+    Starved,
+    /// The driver handed over a buffer downstream still holds (v4l2loopback).
+    Reread,
+    /// The driver did so before in this stream: it writes buffers it has handed out.
+    Overwrites,
+}
+
+impl CopyReason {
+    fn says(self) -> &'static str {
+        match self {
+            CopyReason::Stride => {
+                "device stride differs from what downstream reads (no GstVideoMeta)"
+            }
+            CopyReason::Starved => "downstream holds too many driver buffers",
+            CopyReason::Reread => {
+                "the driver handed over again a buffer downstream still holds (v4l2loopback \
+                 does: its writer fills buffers whoever holds them)"
+            }
+            CopyReason::Overwrites => {
+                "the driver writes buffers it has handed out (it handed one over twice)"
+            }
+        }
+    }
+}
+
+/// For a frame whose bytes could be read only once copied (a reread): whether it is a key
+/// frame, from the copy, for formats whose syntax says.
+fn mark_keyframe_from_bytes(
+    buffer: &mut gst::BufferRef,
+    framing: &caps::Framing,
+) -> Result<(), gst::FlowError> {
+    let caps::Framing::Compressed {
+        syntax: Some(syntax),
+        ..
+    } = framing
+    else {
+        return Ok(());
+    };
+    let keyframe = {
+        let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+        syntax.is_keyframe(&map).unwrap_or(false)
+    };
+    if framing.is_delta_unit(keyframe) {
+        buffer.set_flags(gst::BufferFlags::DELTA_UNIT);
+    } else {
+        buffer.unset_flags(gst::BufferFlags::DELTA_UNIT);
+    }
+    Ok(())
 }
 
 /// Flags, timestamps, offsets and meta of a frame of `stream`, whose memories are the

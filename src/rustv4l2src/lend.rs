@@ -21,6 +21,20 @@ pub(super) fn wrap_for_copy(frame: v4l2::DqBuffer) -> Result<gst::Buffer, gst::F
     Ok(buffer)
 }
 
+/// A frame the driver handed over again while downstream holds its buffer, as read-only
+/// memories over the mapping, to be copied at once (`copy_out`): its bytes are the driver's to
+/// change.
+pub(super) fn wrap_reread(frame: &v4l2::Reread) -> Result<gst::Buffer, gst::FlowError> {
+    let mut buffer = gst::Buffer::new();
+    {
+        let buffer = buffer.get_mut().ok_or(gst::FlowError::Error)?;
+        for plane in frame.planes() {
+            buffer.append_memory(gst::Memory::from_slice(plane));
+        }
+    }
+    Ok(buffer)
+}
+
 /// Gives `buffer` a `GstVideoMeta` with these plane offsets and strides, keeping the one it
 /// has when it says the same already (a recycled buffer: no allocation).
 pub(super) fn set_video_meta(

@@ -265,6 +265,7 @@ impl Opened {
             pool: None,
             clock_kind: None,
             refusals_seen: 0,
+            driver_overwrites: false,
             reading: None,
             import: None,
         })

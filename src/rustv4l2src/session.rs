@@ -114,6 +114,11 @@ pub(super) struct Stream {
     pub clock_kind: Option<(gst::Clock, bool)>,
     /// The queue's count of buffers the driver refused back, as last reported in `stats`.
     pub refusals_seen: u64,
+    /// The driver has handed over a buffer downstream still held (a reread: v4l2loopback).
+    /// Such a driver writes the buffers it hands out whoever holds them, so from then on
+    /// every frame is copied the moment it is dequeued: a frame downstream holds must not
+    /// turn into a later one, or into half of one, under it.
+    pub driver_overwrites: bool,
     /// Frames by `read()` instead of a queue (`io-mode=rw`).
     pub reading: Option<Reading>,
     pub import: Option<super::slots::Import>,

@@ -48,7 +48,7 @@ pub use input_ioctls::{
 };
 pub use lease::{Lease, LeasedPlane};
 pub use poller::{Awaited, Poller, Wait};
-pub use queue::{DqBuffer, Plane, PlaneDmaBuf, Queue};
+pub use queue::{DqBuffer, Plane, PlaneDmaBuf, Queue, ReadPlane, Reread, Taken};
 pub use read_io::Reader;
 pub use source_ioctls::{Detected, DvTimings, Event, SignalLoss, SourceChange};
 pub use sys::{

@@ -34,11 +34,11 @@ pub struct QueueCounters {
     /// `VIDIOC_QBUF` of a dequeued buffer that the driver refused, from `requeue` or from a drop
     /// hook. Such a buffer is lost to the stream (the driver fills one buffer fewer).
     pub requeue_failures: AtomicU64,
-    /// Buffers `VIDIOC_DQBUF` handed over that the queue cannot take: one it already holds (lent
-    /// and not yet given back) or an index it does not know. v4l2loopback does the first: it
-    /// hands its reader the buffer its writer filled last, whether or not the reader gave it
-    /// back. Such a frame is skipped (the next frame's sequence shows it lost), never lent twice.
-    pub skipped_redeliveries: AtomicU64,
+    /// Buffers `VIDIOC_DQBUF` named by an index the queue does not know: skipped (the next
+    /// frame's sequence shows them lost).
+    pub unknown_buffers: AtomicU64,
+    /// Buffers `VIDIOC_DQBUF` handed over again while the queue still held them: see `Reread`.
+    pub rereads: AtomicU64,
 }
 
 /// Where a queue is in its one life: allocated, streaming, ended. A queue never streams twice:
@@ -201,29 +201,37 @@ impl Queue {
         Ok(())
     }
 
-    /// Waits for nothing: `Ok(None)` when no buffer is ready, or when the driver handed over a
-    /// buffer the queue cannot take (see `QueueCounters::skipped_redeliveries`): a second token
-    /// for a buffer would let two holders write it.
-    pub fn dequeue(self: &Arc<Self>) -> Result<Option<DqBuffer>> {
+    /// Waits for nothing: `Ok(None)` when no buffer is ready, or when the driver named a buffer
+    /// the queue does not know (counted in `QueueCounters::unknown_buffers`). A buffer the
+    /// queue still holds comes as a `Taken::Reread`, never as a second token: two tokens would
+    /// let two holders write it.
+    pub fn dequeue(self: &Arc<Self>) -> Result<Option<Taken>> {
         let Some(mut info) = self.device.dqbuf()? else {
             return Ok(None);
         };
         let known = usize::try_from(info.index)
             .ok()
             .and_then(|index| Some((self.buffers.get(index)?, self.held.get(index)?)));
-        let Some((maps, _)) = known.filter(|(_, held)| !held.swap(true, Ordering::AcqRel)) else {
+        let Some((maps, held)) = known else {
             self.counters
-                .skipped_redeliveries
+                .unknown_buffers
                 .fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         };
-        count_down(&self.queued);
         info.n_planes = info.n_planes.min(maps.len());
-        Ok(Some(DqBuffer {
+        if held.swap(true, Ordering::AcqRel) {
+            self.counters.rereads.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(Taken::Reread(Reread {
+                queue: Arc::clone(self),
+                info,
+            })));
+        }
+        count_down(&self.queued);
+        Ok(Some(Taken::Frame(DqBuffer {
             queue: Arc::clone(self),
             info,
             given_back: false,
-        }))
+        })))
     }
 
     /// Gives a dequeued buffer straight back to the driver (after copying it, or dropping it).
@@ -286,6 +294,115 @@ impl Queue {
     /// Whether `ptr` lies inside one of this queue's mappings (for zero-copy checks).
     pub fn contains(&self, ptr: *const u8) -> bool {
         self.buffers.iter().flatten().any(|m| m.contains(ptr))
+    }
+}
+
+/// What one `VIDIOC_DQBUF` gave.
+#[derive(Debug)]
+pub enum Taken {
+    /// A buffer the driver filled and gave up: the queue's to lend or give back.
+    Frame(DqBuffer),
+    /// A buffer the queue still holds, handed over again: see `Reread`.
+    Reread(Reread),
+}
+
+impl Taken {
+    /// The driver's metadata for the buffer.
+    pub fn info(&self) -> &Dequeued {
+        match self {
+            Taken::Frame(frame) => &frame.info,
+            Taken::Reread(reread) => &reread.info,
+        }
+    }
+
+    /// Gives the buffer back to the driver when it is this queue's to give; a reread's buffer
+    /// goes back with its holder instead.
+    pub fn requeue(self) -> Result<()> {
+        match self {
+            Taken::Frame(frame) => frame.requeue(),
+            Taken::Reread(_) => Ok(()),
+        }
+    }
+}
+
+impl std::ops::Deref for Taken {
+    type Target = Dequeued;
+
+    fn deref(&self) -> &Dequeued {
+        self.info()
+    }
+}
+
+impl std::borrow::Borrow<Dequeued> for Taken {
+    fn borrow(&self) -> &Dequeued {
+        self.info()
+    }
+}
+
+/// A buffer the driver handed over again while a token for it (or the frame it was lent as)
+/// still exists: v4l2loopback does this, as it hands its reader the buffer its writer filled
+/// last, whether or not the reader gave it back; its writer overwrites buffers whoever holds
+/// them. A reread can only be read for a copy (`planes`), never lent, and goes back to nobody:
+/// the buffer returns to the driver when its holder lets go.
+pub struct Reread {
+    queue: Arc<Queue>,
+    /// `n_planes` no more than the buffer's mappings, `index` one of the queue's buffers: both
+    /// checked by `Queue::dequeue`.
+    info: Dequeued,
+}
+
+impl Reread {
+    /// The driver's metadata for this buffer.
+    pub fn info(&self) -> &Dequeued {
+        &self.info
+    }
+
+    /// The frame's planes (`data_offset..bytesused` of each), readable only, to copy from.
+    pub fn planes(&self) -> impl Iterator<Item = ReadPlane> + use<> {
+        let queue = Arc::clone(&self.queue);
+        let info = self.info;
+        (0..info.n_planes).map(move |plane| {
+            let (ptr, len) = match frame_bytes(&queue.buffers, &info, plane) {
+                Some((map, range)) => (map.ptr_at(&range), range.len()),
+                None => (NonNull::dangling(), 0),
+            };
+            ReadPlane {
+                _queue: Arc::clone(&queue),
+                ptr,
+                len,
+            }
+        })
+    }
+}
+
+impl std::fmt::Debug for Reread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reread")
+            .field("info", &self.info)
+            .field("device", &self.queue.device.path())
+            .finish()
+    }
+}
+
+/// One plane of a `Reread`: bytes of a mapping to copy from, kept alive by the queue.
+pub struct ReadPlane {
+    _queue: Arc<Queue>,
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the pointer refers into a mapping kept alive by `_queue`; the plane only reads.
+unsafe impl Send for ReadPlane {}
+
+impl AsRef<[u8]> for ReadPlane {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `ptr..ptr+len` lies within a live mapping (`_queue` keeps it). Unlike a
+        // token's planes these bytes may change while read: the driver that handed the buffer
+        // over again writes it whoever holds it, and so may the holder of the frame lent from
+        // it. That is why a reread is only ever copied, by GStreamer's C code through the
+        // pointer of a `gst::Memory::from_slice` made from this plane, as bytes from any
+        // mapping a device writes are, and no Rust code of this crate reads through the slice.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
 
@@ -654,6 +771,41 @@ pub(super) mod tests {
         // The buffer goes back once, with the last plane.
         drop(planes.pop());
         assert_eq!(failures(&q), 0);
+        drop(planes);
+        assert_eq!(failures(&q), 1);
+    }
+
+    #[test]
+    fn a_reread_reads_the_held_buffer_and_queues_nothing() {
+        let q = queue(1, 1, Phase::Streaming);
+        let mut planes: Vec<Plane> = q.lend(token(&q, 0, &[(100, 16)])).collect();
+        planes[0].as_mut()[..4].copy_from_slice(b"jpeg");
+        let info = Dequeued {
+            index: 0,
+            flags: 0,
+            field: 0,
+            sequence: 8,
+            timestamp: Duration::ZERO,
+            n_planes: 1,
+            planes: [(100, 16); VIDEO_MAX_PLANES],
+        };
+        let reread = Taken::Reread(Reread {
+            queue: Arc::clone(&q),
+            info,
+        });
+        assert_eq!(reread.sequence, 8);
+        let Taken::Reread(inner) = &reread else {
+            unreachable!()
+        };
+        let read: Vec<ReadPlane> = inner.planes().collect();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].as_ref().len(), 84);
+        assert_eq!(&read[0].as_ref()[..4], b"jpeg");
+        // Neither giving it back nor dropping its planes queues the buffer: its holder does.
+        assert!(reread.requeue().is_ok());
+        drop(read);
+        assert_eq!(failures(&q), 0);
+        assert!(q.held[0].load(Ordering::Acquire));
         drop(planes);
         assert_eq!(failures(&q), 1);
     }

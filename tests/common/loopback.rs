@@ -10,46 +10,89 @@ use gstrustv4l2::v4l2::Device;
 
 use super::TIMEOUT;
 
-/// The loopback node, the module loaded once per run (root in the VM), the same way by every
-/// test binary so that they can run one after the other in one VM.
+/// The loopback node with the module as the tests load it: `card_label=loop` and 8 buffers.
 pub fn node() -> String {
+    // Enough buffers that frames held by the test and appsink are lent, not copied (its
+    // default is 2).
+    load(&["card_label=loop", "max_buffers=8"])
+}
+
+/// The loopback node (`/dev/video20`, one device, `exclusive_caps=1`) with the module loaded
+/// with `params` besides those, among them `max_buffers=N`. The module is loaded again when a
+/// test before (in this binary or another one of the run) loaded it with another
+/// `max_buffers`, the one parameter sysfs shows; a writer must not be running then.
+pub fn load(params: &[&str]) -> String {
     const NODE: &str = "/dev/video20";
-    static LOADED: std::sync::Once = std::sync::Once::new();
-    LOADED.call_once(|| {
-        let status = Command::new("modprobe")
-            .args([
-                "v4l2loopback",
-                "devices=1",
-                "exclusive_caps=1",
-                "card_label=loop",
-                "video_nr=20",
-                // Enough buffers that frames held by the test and appsink are lent, not
-                // copied (its default is 2).
-                "max_buffers=8",
-            ])
-            .status()
-            .expect("modprobe runs");
-        assert!(
-            status.success(),
-            "modprobe v4l2loopback failed ({status}): scripts/setup-deps builds the module for \
-             the VM's kernel (v4l2loopback-dkms)"
-        );
-    });
+    let max_buffers = params
+        .iter()
+        .find_map(|p| p.strip_prefix("max_buffers="))
+        .expect("params name max_buffers");
+    let loaded = Path::new("/sys/module/v4l2loopback/parameters/max_buffers");
+    match std::fs::read_to_string(loaded) {
+        Ok(found) if found.trim() == max_buffers => {}
+        Ok(_) => {
+            let status = Command::new("modprobe")
+                .args(["-r", "v4l2loopback"])
+                .status()
+                .expect("modprobe runs");
+            assert!(
+                status.success(),
+                "modprobe -r v4l2loopback failed ({status})"
+            );
+            modprobe(params);
+        }
+        Err(_) => modprobe(params),
+    }
     // Without udev the node may be missing: make it from sysfs, as scripts/vm-run does.
     let sys = Path::new("/sys/class/video4linux/video20/dev");
     let deadline = Instant::now() + TIMEOUT;
-    while !Path::new(NODE).exists() {
-        if let Ok(numbers) = std::fs::read_to_string(sys)
-            && let Some((major, minor)) = numbers.trim().split_once(':')
-        {
-            let _ = Command::new("mknod")
-                .args(["-m", "660", NODE, "c", major, minor])
-                .status();
+    loop {
+        let numbers = std::fs::read_to_string(sys).unwrap_or_default();
+        let numbers = numbers.trim();
+        if let Some((major, minor)) = numbers.split_once(':') {
+            // A node left from an earlier load may point at old numbers: make it again.
+            let stale = std::fs::metadata(NODE).is_ok_and(|m| {
+                use std::os::unix::fs::MetadataExt;
+                let rdev = m.rdev();
+                format!(
+                    "{}:{}",
+                    nix::sys::stat::major(rdev),
+                    nix::sys::stat::minor(rdev)
+                ) != numbers
+            });
+            if stale {
+                let _ = std::fs::remove_file(NODE);
+            }
+            if !Path::new(NODE).exists() {
+                let _ = Command::new("mknod")
+                    .args(["-m", "660", NODE, "c", major, minor])
+                    .status();
+            }
+            if Path::new(NODE).exists() {
+                return NODE.to_string();
+            }
         }
         assert!(Instant::now() < deadline, "{NODE} never appeared");
         std::thread::sleep(Duration::from_millis(100));
     }
-    NODE.to_string()
+}
+
+fn modprobe(params: &[&str]) {
+    let status = Command::new("modprobe")
+        .args([
+            "v4l2loopback",
+            "devices=1",
+            "exclusive_caps=1",
+            "video_nr=20",
+        ])
+        .args(params)
+        .status()
+        .expect("modprobe runs");
+    assert!(
+        status.success(),
+        "modprobe v4l2loopback failed ({status}): scripts/setup-deps builds the module for \
+         the VM's kernel (v4l2loopback-dkms)"
+    );
 }
 
 /// A `gst-launch-1.0` child feeding the loopback device, killed when dropped.
