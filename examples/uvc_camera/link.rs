@@ -187,7 +187,11 @@ fn stream(shared: &Shared, camera: &Camera) {
         // A new frame ID whether or not the frame got through: uvcvideo starts a frame on it.
         fid ^= 1;
         if send_frame(shared, &frame, flags) {
-            camera.lock().frames_sent += 1;
+            let mut state = camera.lock();
+            if error || short {
+                state.faulty.push(number);
+            }
+            state.frames_sent += 1;
         }
     }
 }

@@ -218,7 +218,7 @@ fn handle(cameras: &Cameras, line: &str) -> Result<String, String> {
                 .ok_or_else(|| format!("no camera {serial}"))?;
             let state = held.camera.lock();
             Ok(format!(
-                "frames-sent={} brightness={} contrast={} streaming={} port={} set-cur={}",
+                "frames-sent={} brightness={} contrast={} streaming={} port={} set-cur={} faulty={}",
                 state.frames_sent,
                 state.look.brightness,
                 state.look.contrast,
@@ -226,7 +226,13 @@ fn handle(cameras: &Cameras, line: &str) -> Result<String, String> {
                 held.plugged
                     .as_ref()
                     .map_or(-1, |(_, port)| i64::from(*port)),
-                state.set_cur.join(",")
+                state.set_cur.join(","),
+                state
+                    .faulty
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
             ))
         }
         _ => Err(format!("unknown command {verb}")),

@@ -59,6 +59,8 @@ pub struct State {
     pub set_cur: Vec<String>,
     pub faults: Faults,
     pub frames_sent: u64,
+    /// Numbers of the frames sent with the error bit or cut short.
+    pub faulty: Vec<u64>,
 }
 
 pub struct Camera {
@@ -87,6 +89,7 @@ impl Camera {
                 set_cur: Vec::new(),
                 faults: Faults::default(),
                 frames_sent: 0,
+                faulty: Vec::new(),
             }),
         };
         let default = camera.negotiate(&[0; PROBE_LEN]).0;

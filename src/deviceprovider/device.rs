@@ -2,7 +2,7 @@
 //! properties) lives in `GstDevice`'s own construct-only properties; this subclass adds the
 //! node's path, which `create_element` hands to `rustv4l2src`.
 
-use crate::v4l2::Capability;
+use crate::v4l2::{Capability, UsbDevice};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -117,8 +117,14 @@ impl DeviceImpl for RustV4l2Device {
 
 impl super::RustV4l2Device {
     /// The device of the capture node at `path`, as the open node described itself.
-    pub(super) fn new(path: &str, capability: &Capability, caps: gst::Caps) -> Self {
-        let properties = gst::Structure::builder("v4l2deviceprovider-properties")
+    /// `usb`: what the USB device behind it says, for a USB camera.
+    pub(super) fn new(
+        path: &str,
+        capability: &Capability,
+        usb: Option<&UsbDevice>,
+        caps: gst::Caps,
+    ) -> Self {
+        let mut properties = gst::Structure::builder("v4l2deviceprovider-properties")
             .field("device.api", "v4l2")
             .field("device.path", path)
             // The names PipeWire's V4L2 monitor uses...
@@ -134,8 +140,28 @@ impl super::RustV4l2Device {
             .field("v4l2.device.driver", &capability.driver)
             .field("v4l2.device.card", &capability.card)
             .field("v4l2.device.bus_info", &capability.bus_info)
-            .field("v4l2.device.device_caps", capability.device_caps)
-            .build();
+            .field("v4l2.device.device_caps", capability.device_caps);
+        if let Some(usb) = usb {
+            // The names v4l2src's udev-based provider takes from udev (device.bus,
+            // device.vendor.id, device.product.id, device.serial as ID_SERIAL_SHORT), the bus
+            // path as the driver's bus_info names the port, and the USB device's sysfs folder.
+            properties = properties
+                .field("device.bus", "usb")
+                .field("device.bus_path", &capability.bus_info)
+                .field("device.vendor.id", &usb.vendor_id)
+                .field("device.product.id", &usb.product_id)
+                .field("sysfs.path", usb.sysfs.display().to_string());
+            if let Some(name) = &usb.manufacturer {
+                properties = properties.field("device.vendor.name", name);
+            }
+            if let Some(name) = &usb.product {
+                properties = properties.field("device.product.name", name);
+            }
+            if let Some(serial) = &usb.serial {
+                properties = properties.field("device.serial", serial);
+            }
+        }
+        let properties = properties.build();
         glib::Object::builder()
             .property("device-path", path)
             .property("display-name", &capability.card)

@@ -64,5 +64,11 @@ pub(super) fn examine(path: &Path) -> Examined {
         ));
     }
     let path = path.display().to_string();
-    Examined::Capture(super::RustV4l2Device::new(&path, device.capability(), caps))
+    let usb = crate::v4l2::UsbDevice::of(&device);
+    Examined::Capture(super::RustV4l2Device::new(
+        &path,
+        device.capability(),
+        usb.as_ref(),
+        caps,
+    ))
 }

@@ -67,6 +67,52 @@ impl std::fmt::Display for Identity {
     }
 }
 
+/// What the USB device behind a node says of itself in sysfs, as udev reads it for its
+/// `ID_VENDOR_ID`, `ID_MODEL_ID` and `ID_SERIAL_SHORT`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsbDevice {
+    /// Four hex digits, as `lsusb` shows them.
+    pub vendor_id: String,
+    pub product_id: String,
+    pub manufacturer: Option<String>,
+    pub product: Option<String>,
+    pub serial: Option<String>,
+    /// The USB device's folder in sysfs (`/sys/devices/.../usb1/1-1`).
+    pub sysfs: PathBuf,
+}
+
+impl UsbDevice {
+    /// The USB device behind the open `device`; `None` when it is not on USB.
+    pub fn of(device: &Device) -> Option<UsbDevice> {
+        if !device.capability().bus_info.starts_with("usb-") {
+            return None;
+        }
+        let folder = sysfs_folder(device)?;
+        let usb = usb_folder(&folder)?;
+        let read = |name: &str| {
+            let text = std::fs::read_to_string(usb.join(name)).ok()?;
+            let text = text.trim();
+            (!text.is_empty()).then(|| text.to_owned())
+        };
+        Some(UsbDevice {
+            vendor_id: read("idVendor")?,
+            product_id: read("idProduct")?,
+            manufacturer: read("manufacturer"),
+            product: read("product"),
+            serial: read("serial"),
+            sysfs: usb.to_path_buf(),
+        })
+    }
+}
+
+/// The USB device folder above a node's sysfs folder.
+fn usb_folder(node_folder: &Path) -> Option<&Path> {
+    node_folder
+        .ancestors()
+        .take(USB_DEVICE_DEPTH + 1)
+        .find(|folder| folder.join("idVendor").is_file())
+}
+
 /// The node's folder in sysfs, found by its device number (the path may be a link or a node
 /// made by hand under another name).
 fn sysfs_folder(device: &Device) -> Option<PathBuf> {
@@ -80,10 +126,7 @@ fn sysfs_folder(device: &Device) -> Option<PathBuf> {
 
 /// The serial number of the USB device above `node_folder`, if it is on USB and has one.
 fn usb_serial(node_folder: &Path) -> Option<String> {
-    let usb_device = node_folder
-        .ancestors()
-        .take(USB_DEVICE_DEPTH + 1)
-        .find(|folder| folder.join("idVendor").is_file())?;
+    let usb_device = usb_folder(node_folder)?;
     let serial = std::fs::read_to_string(usb_device.join("serial")).ok()?;
     let serial = serial.trim();
     (!serial.is_empty()).then(|| serial.to_owned())

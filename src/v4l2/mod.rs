@@ -40,7 +40,7 @@ pub use format::{
     ProbedSize, SizeRange,
 };
 pub use hotplug::Hotplug;
-pub use identity::Identity;
+pub use identity::{Identity, UsbDevice};
 pub use import::{ImportPlane, ImportQueue};
 pub use input_ioctls::{
     Input, Standard, V4L2_IN_CAP_DV_TIMINGS, V4L2_IN_CAP_STD, V4L2_IN_ST_NO_PICTURE,

@@ -10,6 +10,7 @@ pub mod driver;
 pub mod loopback;
 mod memory;
 pub mod tools;
+pub mod uvc;
 pub mod watch;
 
 // As dead_code above: each test binary uses some of these.
