@@ -504,12 +504,15 @@ fn the_same_camera_comes_back_and_its_twin_is_never_taken() {
         "plugged back into another port"
     );
     let sent = camera.state()["frames-sent"].parse::<u64>().unwrap();
-    for _ in 0..10 {
+    // The appsink may still hold the 2 frames (max-buffers) it had before the unplug.
+    for _ in 0..12 {
         capture.pull();
     }
+    let now = camera.state()["frames-sent"].parse::<u64>().unwrap();
     assert!(
-        camera.state()["frames-sent"].parse::<u64>().unwrap() >= sent + 10,
-        "the camera back on {node} sent the frames"
+        now >= sent + 10,
+        "the camera back on {node} sent {} frames for the 12 pulled",
+        now - sent
     );
     assert_eq!(twin.state()["streaming"], "false", "the twin was taken");
     assert_eq!(twin.state()["frames-sent"], "0");
