@@ -1174,7 +1174,8 @@ fn streamon_failure_is_a_clear_error() {
 }
 
 /// vivid's `inject_fatal_streaming_error` breaks the running stream (vb2_queue_error: POLLERR,
-/// then EIO): an error naming the device, a prompt stop, and a device that works afterwards.
+/// then EIO): without `reconnect`, an error naming the device and the cause within a second,
+/// a prompt stop, and a device that works afterwards (with `reconnect`: tests/restart.rs).
 #[test]
 fn fatal_streaming_error_is_a_clear_error() {
     let _device = setup();
@@ -1188,12 +1189,18 @@ fn fatal_streaming_error_is_a_clear_error() {
         capture.play();
         capture.pull();
         set_control(&device, "inject_fatal_streaming_error", 1);
+        let injected = Instant::now();
         let error = wait_error(&capture.bus(), TIMEOUT).unwrap_or_else(|| {
             panic!("no error within {TIMEOUT:?} of inject_fatal_streaming_error")
         });
-        eprintln!("inject_fatal_streaming_error: {error}");
+        let took = injected.elapsed();
+        eprintln!("inject_fatal_streaming_error: {error} after {took:?}");
         error.assert_is(gst::ResourceError::Read, "fatal streaming error");
-        error.assert_says(&[&device], "fatal streaming error");
+        error.assert_says(&[&device, "failed its stream"], "fatal streaming error");
+        assert!(
+            took < Duration::from_secs(1),
+            "the error came {took:?} after the failure"
+        );
         change_state(capture.element(), gst::State::Null, STOP_LIMIT);
     }
     assert_fresh_capture_works(&device, "after inject_fatal_streaming_error");

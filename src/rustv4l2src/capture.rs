@@ -42,6 +42,12 @@ pub(super) enum Captured {
     SourceChanged,
     /// The source has no signal (`signal.rs` waits for it); nothing was posted.
     NoSignal,
+    /// The driver declared the stream failed while the device is still there (only with
+    /// `reconnect`): the session still holds the stream, nothing was posted (`restart.rs`).
+    StreamFailed {
+        path: String,
+        reason: String,
+    },
 }
 
 /// What the loop needs of the element.
@@ -68,6 +74,8 @@ enum Instead {
     Lost(Box<(String, String)>),
     SourceChanged,
     NoSignal,
+    /// The stream failed and `reconnect` is on: the path and the reason (boxed as `Lost`).
+    StreamFailed(Box<(String, String)>),
 }
 
 impl From<gst::FlowError> for Failure {
@@ -168,6 +176,10 @@ impl Capture<'_> {
                 }
                 Instead::SourceChanged => Captured::SourceChanged,
                 Instead::NoSignal => Captured::NoSignal,
+                Instead::StreamFailed(failed) => {
+                    let (path, reason) = *failed;
+                    Captured::StreamFailed { path, reason }
+                }
             }),
             Err(failure) => {
                 if let Some(msg) = failure.error {
@@ -183,13 +195,37 @@ impl Capture<'_> {
     pub(super) fn disconnected(&self, device: &Device, e: v4l2::Error) -> Failure {
         let path = self.path(device).into_owned();
         let reason = e.to_string();
-        let msg = errors::stream_failure(&path, Err(e));
+        let msg = errors::disconnected(&path, &reason);
         lock(self.session).lose(msg.clone());
         if self.knobs.reconnect {
             Failure::lost(path, reason)
         } else {
             fail(gst::FlowError::Error, msg)
         }
+    }
+
+    /// The driver failed the stream (`e`: what a dequeue answered; `None`: poll said
+    /// POLLERR and a dequeue found nothing wrong). A device that went away meanwhile (a USB
+    /// camera's queue fails as it is unplugged, before its node goes) is a disconnect; else,
+    /// with `reconnect`, a restart for the element to do, and without it the error.
+    pub(super) fn stream_failed(&self, device: &Device, e: Option<v4l2::Error>) -> Failure {
+        if device.is_disconnected() {
+            let e = e.unwrap_or_else(|| {
+                v4l2::Error::new("VIDIOC_QUERYCAP", device.path(), nix::errno::Errno::ENODEV)
+            });
+            return self.disconnected(device, e);
+        }
+        let path = self.path(device).into_owned();
+        let reason = match &e {
+            Some(e) => e.to_string(),
+            None => "poll reported an error on the device".to_string(),
+        };
+        if self.knobs.reconnect {
+            return Instead::StreamFailed(Box::new((path, reason))).into();
+        }
+        let msg = errors::stream_failure(&path, e.map_or(Ok(()), Err));
+        lock(self.session).lose(msg.clone());
+        fail(gst::FlowError::Error, msg)
     }
 
     fn run(&self) -> Result<gst::Buffer, Failure> {
@@ -262,15 +298,10 @@ impl Capture<'_> {
                     ));
                 }
                 Ok(Wait::DeviceError) => {
-                    let dequeued = dequeue();
-                    if let Err(e) = &dequeued
-                        && e.is_disconnect()
-                    {
-                        return Err(self.disconnected(device, e.clone()));
-                    }
-                    let msg = errors::stream_failure(&self.path(device), dequeued);
-                    lock(self.session).lose(msg.clone());
-                    return Err(fail(gst::FlowError::Error, msg));
+                    return Err(match dequeue() {
+                        Err(e) if e.is_disconnect() => self.disconnected(device, e),
+                        dequeued => self.stream_failed(device, dequeued.err()),
+                    });
                 }
                 Err(e) => {
                     return Err(fail(
@@ -306,6 +337,7 @@ impl Capture<'_> {
                 Ok(Some(frame)) => return Ok(frame),
                 Ok(None) => {}
                 Err(e) if e.is_disconnect() => return Err(self.disconnected(device, e)),
+                Err(e) if e.is_stream_failure() => return Err(self.stream_failed(device, Some(e))),
                 Err(e) => {
                     return Err(fail(
                         gst::FlowError::Error,

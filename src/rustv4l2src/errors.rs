@@ -136,29 +136,60 @@ pub(super) fn negotiation(path: &str, caps: &gst::Caps, reason: &str) -> gst::Er
     )
 }
 
+/// The device went away (`reason`: what the kernel answered).
+pub(super) fn disconnected(path: &str, reason: &str) -> gst::ErrorMessage {
+    gst::error_msg!(
+        gst::ResourceError::NotFound,
+        (
+            "Device '{}' was disconnected ({}). Reconnect it and restart the pipeline.",
+            path,
+            reason
+        )
+    )
+}
+
 /// Poll reported an error on the device; `dequeued` is what a dequeue then said.
 pub(super) fn stream_failure(path: &str, dequeued: Result<(), v4l2::Error>) -> gst::ErrorMessage {
     match dequeued {
-        Err(e) if e.is_disconnect() => gst::error_msg!(
-            gst::ResourceError::NotFound,
+        Err(e) if e.is_disconnect() => disconnected(path, &e.to_string()),
+        Err(e) => gst::error_msg!(
+            gst::ResourceError::Read,
             (
-                "Device '{}' was disconnected ({}). Reconnect it and restart the pipeline.",
+                "Device '{}' failed its stream ({}): the driver stopped streaming. Restart the \
+                 pipeline, or set reconnect=true to have the element restart the stream.",
                 path,
                 e
             )
         ),
-        Err(e) => gst::error_msg!(
-            gst::ResourceError::Read,
-            ("Capture from '{}' failed: {}", path, e)
-        ),
         Ok(()) => gst::error_msg!(
             gst::ResourceError::Read,
             (
-                "Device '{}' reported an error on its stream (the driver stopped streaming).",
+                "Device '{}' reported an error on its stream (the driver stopped streaming). \
+                 Restart the pipeline, or set reconnect=true to have the element restart the \
+                 stream.",
                 path
             )
         ),
     }
+}
+
+/// The stream failed more often than a restart can help (`reconnect`).
+pub(super) fn restarts_exhausted(
+    path: &str,
+    reason: &str,
+    restarts: usize,
+    within: std::time::Duration,
+) -> gst::ErrorMessage {
+    gst::error_msg!(
+        gst::ResourceError::Read,
+        (
+            "Device '{}' failed its stream again ({}) after {} restarts within {} s; giving up.",
+            path,
+            reason,
+            restarts,
+            within.as_secs()
+        )
+    )
 }
 
 /// No frame within `timeout`.

@@ -13,6 +13,7 @@ use super::capture::{Capture, Captured, Knobs};
 use super::colorbalance::{self, Channels, ColorBalanceImpl};
 use super::controls::{self, Which};
 use super::reconnect::{self, Reconnect};
+use super::restart::Restart;
 use super::session::{Gone, Session};
 use super::settings::{self, COLOR_CONTROLS, Followup, Settings};
 use super::shared::{CAT, lock};
@@ -584,6 +585,11 @@ impl PushSrcImpl for RustV4l2Src {
             poller: Arc::clone(&poller),
             settings: &self.settings,
         };
+        let restart = Restart {
+            element: obj.upcast_ref(),
+            session: &self.session,
+            stats: &self.stats,
+        };
         let capture = Capture {
             element: obj.upcast_ref(),
             session: &self.session,
@@ -605,6 +611,7 @@ impl PushSrcImpl for RustV4l2Src {
                     &reason,
                 ),
                 Captured::SourceChanged => signal.changed()?,
+                Captured::StreamFailed { path, reason } => restart.restart(&path, &reason)?,
                 Captured::NoSignal => {
                     if let Some(black) = signal.wait()? {
                         return Ok(CreateSuccess::NewBuffer(black));

@@ -8,7 +8,8 @@
 //! centre controls), `signals` (`prepare-format`),
 //! `errors` (what users read on the bus), `session` (the capture session's state machine),
 //! `negotiation`, `allocation`, `capture` (the capture loop), `reconnect` (waiting for a device
-//! that went away, and bringing it back), `source` and `signal` (a capture card's source: its
+//! that went away, and bringing it back), `restart` (restarting a stream the driver failed),
+//! `source` and `signal` (a capture card's source: its
 //! timings, changes and signal loss), `pool` (the frame pool: one GstBuffer per driver buffer,
 //! recycled), `lend` (video meta, dmabuf wrapping and copies),
 //! `timeline` (timestamps, sequence numbers, latency), `stats`, `uri` (the `v4l2://` URI
@@ -34,6 +35,7 @@ mod orientation;
 mod pool;
 mod reading;
 mod reconnect;
+mod restart;
 mod session;
 mod settings;
 mod shared;

@@ -338,8 +338,10 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
                  PLAYING, send GAP events at the last frame duration, and go on when the same \
                  device comes back (found by its stable /dev/v4l link, or by driver, card, bus \
                  and USB serial for a /dev/videoN path), posting a warning and the element \
-                 messages rustv4l2src-device-lost and rustv4l2src-device-restored. false = an \
-                 unplug is an error, as with v4l2src",
+                 messages rustv4l2src-device-lost and rustv4l2src-device-restored; and restart \
+                 a stream the driver failed while the device stays (EIO), up to 5 times in any \
+                 60 s, posting a warning and rustv4l2src-stream-restarted. false = an unplug or \
+                 a failed stream is an error, as with v4l2src",
             )
             .default_value(DEFAULT_RECONNECT)
             .mutable_playing()

@@ -26,6 +26,10 @@ pub(super) struct Stats {
     pub without_device: std::time::Duration,
     /// When the current wait for the device began, if one is going on.
     pub waiting_since: Option<std::time::Instant>,
+    /// Streams the driver failed and the element restarted (`reconnect`).
+    pub restarts: u64,
+    /// When the restarts within the restart budget's window happened, oldest first.
+    pub recent_restarts: std::collections::VecDeque<std::time::Instant>,
 }
 
 /// What one pass of the capture loop adds to the counters.
@@ -51,6 +55,29 @@ impl Stats {
         self.requeue_failures = self.requeue_failures.saturating_add(counts.refused);
         self.last_delay = delay;
         (self.captured, self.lost)
+    }
+
+    /// A stream failed at `now`: whether a restart stays within `budget` restarts in any
+    /// `window` (then it is counted), or would go past it.
+    pub fn restart_allowed(
+        &mut self,
+        now: std::time::Instant,
+        window: std::time::Duration,
+        budget: usize,
+    ) -> bool {
+        while self
+            .recent_restarts
+            .front()
+            .is_some_and(|&t| now.saturating_duration_since(t) >= window)
+        {
+            self.recent_restarts.pop_front();
+        }
+        if self.recent_restarts.len() >= budget {
+            return false;
+        }
+        self.recent_restarts.push_back(now);
+        self.restarts = self.restarts.saturating_add(1);
+        true
     }
 
     /// A wait for the device begins (at `since`, when the device went), unless one is going on.
@@ -85,6 +112,7 @@ impl Stats {
                 self.last_delay.map_or(u64::MAX, |d| d.nseconds()),
             )
             .field("disconnects", self.disconnects)
+            .field("stream-restarts", self.restarts)
             .field(
                 "time-without-device",
                 u64::try_from(self.time_without_device().as_nanos()).unwrap_or(u64::MAX),
@@ -155,5 +183,28 @@ mod tests {
             "{ns}"
         );
         assert_eq!(s.get::<u64>("disconnects").unwrap(), 0);
+    }
+
+    #[test]
+    fn restarts_stay_within_their_budget_in_any_window() {
+        use std::time::{Duration, Instant};
+        gst::init().unwrap();
+        let mut stats = Stats::default();
+        let t0 = Instant::now();
+        let window = Duration::from_secs(60);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        for s in [0, 10, 20] {
+            assert!(stats.restart_allowed(at(s), window, 3));
+        }
+        // A fourth within 60 s of the first is one too many, and is not counted.
+        assert!(!stats.restart_allowed(at(59), window, 3));
+        assert_eq!(stats.restarts, 3);
+        // Once the first is 60 s old, there is room for one more.
+        assert!(stats.restart_allowed(at(60), window, 3));
+        assert!(!stats.restart_allowed(at(61), window, 3));
+        assert_eq!(
+            stats.to_structure().get::<u64>("stream-restarts").unwrap(),
+            4
+        );
     }
 }

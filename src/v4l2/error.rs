@@ -29,6 +29,12 @@ impl Error {
         matches!(self.errno, Errno::ENODEV | Errno::ENXIO | Errno::EPIPE)
     }
 
+    /// The driver declared the stream failed (vb2's queue error: `VIDIOC_DQBUF` and
+    /// `VIDIOC_QBUF` answer EIO until the stream is stopped), or an I/O error of its own.
+    pub fn is_stream_failure(&self) -> bool {
+        self.errno == Errno::EIO
+    }
+
     pub fn is_busy(&self) -> bool {
         self.errno == Errno::EBUSY
     }
