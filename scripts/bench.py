@@ -4,10 +4,11 @@ Debian's python3 (the report needs python3-matplotlib for the plots):
   bench.py guest OUTDIR BENCH_BIN REPS STRACE_REPS CALLGRIND_REPS SHORT_S STEADY_S SECTIONS LL_SPAN
                  SCALE_S SCALE_NS SCALE_REPS
       inside the VM: every measurement, into OUTDIR/runs.jsonl, meta.json and strace/; the
-      sections "scale", "pair" and "counted" each run alone, in a VM of their own (vivid
-      n_devs=8, 16 and 8; counted on one vCPU with an instruction clock), and write
-      scale-meta.json, pair-meta.json or counted-meta.json instead of meta.json
-      (scripts/bench_scale.py, scripts/bench_pair.py, scripts/bench_counted.py)
+      sections "scale", "pair", "counted" and "uvc" each run alone, in a VM of their own
+      (vivid n_devs=8, 16 and 8; counted on one vCPU with an instruction clock; uvc with the
+      virtual USB cameras), and write scale-meta.json, pair-meta.json, counted-meta.json or
+      uvc-meta.json instead of meta.json (scripts/bench_scale.py, scripts/bench_pair.py,
+      scripts/bench_counted.py, scripts/bench_uvc.py)
   bench.py qemu-opts
       the QEMU arguments of the counted section's VM
   bench.py report RESDIR DOCDIR COMMAND DATE COMMIT
@@ -25,6 +26,7 @@ from bench_common import (BARE, ELEMENTS, WANTED_FPS, cell, clocksource, log, pa
 from bench_counted import COUNTED_TITLE, QEMU_OPTS, guest_counted, report_counted
 from bench_pair import PAIR_TITLE, guest_pair, report_pair
 from bench_scale import SCALE_TITLE, guest_scale, report_scale
+from bench_uvc import UVC_NS, UVC_TITLE, guest_uvc, report_uvc
 
 SIZES = [(640, 360), (1280, 720), (1920, 1080)]
 
@@ -59,8 +61,11 @@ def guest(outdir, bench_bin, reps, strace_reps, cg_reps, short_s, steady_s, sect
         with open(os.path.join(outdir, "runs.jsonl"), "a") as runs:
             return 1 if guest_counted(outdir, bench_bin, scale_s, scale_ns, scale_reps,
                                       runs) else 0
-    if {"scale", "pair", "counted"} & set(sections):
-        raise SystemExit("bench: the scale, pair and counted sections run in VMs of their own")
+    if sections == ["uvc"]:
+        with open(os.path.join(outdir, "runs.jsonl"), "a") as runs:
+            return 1 if guest_uvc(outdir, bench_bin, scale_s, UVC_NS, scale_reps, runs) else 0
+    if {"scale", "pair", "counted", "uvc"} & set(sections):
+        raise SystemExit("bench: the scale, pair, counted and uvc sections run in VMs of their own")
     dev = os.environ.get("RUSTV4L2_VIVID_SP") or ""
     if not dev:
         raise SystemExit("bench: the VM has no vivid single-planar capture node")
@@ -252,7 +257,8 @@ def report(resdir, docdir, command, date, commit):
     if "main" in sections:
         md, p, b = report_main(meta, [r for r in recs if r["pass"] not in
                                       ("lowlat", "scale", "scale-strace", "scale-warmup",
-                                       "scale-startup", "pair", "counted")],
+                                       "scale-startup", "pair", "counted", "uvc",
+                                       "uvc-warmup")],
                                out, command, date, commit)
         bad, plotted = bad + b, plotted + p
     if "low-latency" in sections:
@@ -268,9 +274,12 @@ def report(resdir, docdir, command, date, commit):
     if os.path.exists(os.path.join(resdir, "counted-meta.json")):
         new[COUNTED_TITLE], p, b = report_counted(resdir, out, command, date, commit)
         bad, plotted = bad + b, plotted + p
+    if os.path.exists(os.path.join(resdir, "uvc-meta.json")):
+        new[UVC_TITLE], p, b = report_uvc(resdir, command, date, commit)
+        bad, plotted = bad + b, plotted + p
     # With --only, the sections that did not run stay as an earlier run wrote them. A titled
     # section runs from its title to the next titled one (its own sub-headings are "### ").
-    titled = (LL_TITLE, SCALE_TITLE, PAIR_TITLE, COUNTED_TITLE)
+    titled = (LL_TITLE, SCALE_TITLE, PAIR_TITLE, COUNTED_TITLE, UVC_TITLE)
     path = os.path.join(out, "results.md")
     try:
         old = open(path).read().rstrip("\n").split("\n")
