@@ -245,8 +245,33 @@ def source_line(meta, commit):
             f"{meta['cpus']} vCPUs on a shared 2-core host.")
 
 
+PROPERTIES_TITLE = "## properties: the property tests at a million cases"
+
+
+def report_properties(resdir, command, date, commit):
+    """The properties section: each property test's result, from `cargo test`'s log."""
+    meta = json.load(open(os.path.join(resdir, "properties-meta.json")))
+    log_text = open(os.path.join(resdir, "properties.log"), errors="replace").read()
+    results = re.findall(r"^test (properties::\S+) \.\.\. (\w+)", log_text, re.M)
+    rows = [[name.removeprefix("properties::"), result] for name, result in results]
+    widths = [max(len(r[i]) for r in rows + [["test", "result"]]) for i in range(2)]
+    fmt = lambda r: "| " + " | ".join(x.ljust(w) for x, w in zip(r, widths)) + " |"
+    table = [fmt(["test", "result"]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + \
+        [fmt(r) for r in rows]
+    failed = sum(r[1] != "ok" for r in rows)
+    md = [PROPERTIES_TITLE, "", f"Date: {date}  ", f"Command: `{command}`  ",
+          f"Source: {commit}; on the host, `cargo test --release --lib properties` with "
+          f"PROPTEST_CASES={meta['cases']}: {meta['cases']:,} cases of each property test "
+          f"(the ones with a fixed input run once), {meta['seconds']} s in all.", ""] + table + [
+          "", f"- {len(rows) - failed} of {len(rows)} passed." +
+          ("" if not failed else " See properties.log in the raw results."), ""]
+    print("\n".join(table))
+    return md, [], failed
+
+
 def report(resdir, docdir, command, date, commit):
-    recs = [json.loads(l) for l in open(os.path.join(resdir, "runs.jsonl")) if l.strip()]
+    runs_path = os.path.join(resdir, "runs.jsonl")
+    recs = [json.loads(l) for l in open(runs_path) if l.strip()] if os.path.exists(runs_path) else []
     meta_path = os.path.join(resdir, "meta.json")
     meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {"sections": []}
     sections = meta.get("sections", ["main"])
@@ -277,9 +302,12 @@ def report(resdir, docdir, command, date, commit):
     if os.path.exists(os.path.join(resdir, "uvc-meta.json")):
         new[UVC_TITLE], p, b = report_uvc(resdir, command, date, commit)
         bad, plotted = bad + b, plotted + p
+    if os.path.exists(os.path.join(resdir, "properties-meta.json")):
+        new[PROPERTIES_TITLE], p, b = report_properties(resdir, command, date, commit)
+        bad, plotted = bad + b, plotted + p
     # With --only, the sections that did not run stay as an earlier run wrote them. A titled
     # section runs from its title to the next titled one (its own sub-headings are "### ").
-    titled = (LL_TITLE, SCALE_TITLE, PAIR_TITLE, COUNTED_TITLE, UVC_TITLE)
+    titled = (LL_TITLE, SCALE_TITLE, PAIR_TITLE, COUNTED_TITLE, UVC_TITLE, PROPERTIES_TITLE)
     path = os.path.join(out, "results.md")
     try:
         old = open(path).read().rstrip("\n").split("\n")

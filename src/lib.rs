@@ -6,6 +6,8 @@
 
 pub mod caps;
 mod deviceprovider;
+#[cfg(test)]
+mod properties;
 mod rustv4l2src;
 pub mod v4l2;
 

@@ -6,6 +6,7 @@
 use super::colorbalance::ChannelSpec;
 use super::settings::{COLOR_CONTROLS, Settings};
 use crate::v4l2::{self, Device};
+use gst::glib;
 
 /// Sets one control, checked against its type and range in the v4l2 layer; returns the value
 /// the driver kept, or a warning for the user.
@@ -81,15 +82,7 @@ pub(super) fn apply_controls(device: &Device, settings: &Settings, which: Which)
         }
     };
     for (field, value) in structure.iter() {
-        let value = if let Ok(v) = value.get::<i32>() {
-            v.into()
-        } else if let Ok(v) = value.get::<u32>() {
-            v.into()
-        } else if let Ok(v) = value.get::<i64>() {
-            v
-        } else if let Ok(v) = value.get::<bool>() {
-            v.into()
-        } else {
+        let Some(value) = extra_control_value(value) else {
             applied.warnings.push(format!(
                 "extra-controls: '{}' has a {} value; controls take integers or booleans",
                 field,
@@ -115,6 +108,22 @@ pub(super) fn apply_controls(device: &Device, settings: &Settings, which: Which)
         }
     }
     applied
+}
+
+/// An `extra-controls` field's value as a control takes it: integers (any of GStreamer's
+/// integer types that fit) and booleans; `None` for anything else.
+pub(crate) fn extra_control_value(value: &glib::SendValue) -> Option<i64> {
+    if let Ok(v) = value.get::<i32>() {
+        Some(v.into())
+    } else if let Ok(v) = value.get::<u32>() {
+        Some(v.into())
+    } else if let Ok(v) = value.get::<i64>() {
+        Some(v)
+    } else if let Ok(v) = value.get::<bool>() {
+        Some(v.into())
+    } else {
+        None
+    }
 }
 
 /// GstColorBalance's channels for `device`: those of the colour controls that it has as

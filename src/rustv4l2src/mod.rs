@@ -49,6 +49,11 @@ mod tuner;
 mod tuner_lists;
 mod uri;
 
+#[cfg(test)]
+pub(crate) use controls::extra_control_value;
+#[cfg(test)]
+pub(crate) use uri::device_of_uri;
+
 glib::wrapper! {
     pub struct RustV4l2Src(ObjectSubclass<imp::RustV4l2Src>)
         @extends gst_base::PushSrc, gst_base::BaseSrc, gst::Element, gst::Object,

@@ -8,6 +8,12 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+/// The device path a `v4l2://` URI names: what follows the scheme, an absolute path.
+pub(crate) fn device_of_uri(uri: &str) -> Option<&str> {
+    uri.strip_prefix("v4l2://")
+        .filter(|path| path.starts_with('/'))
+}
+
 /// `v4l2:///dev/video0`, the scheme v4l2src answers too. The element's rank keeps v4l2src the
 /// default for such URIs; `GST_PLUGIN_FEATURE_RANK=rustv4l2src:MAX` makes this one win.
 impl URIHandlerImpl for RustV4l2Src {
@@ -22,15 +28,12 @@ impl URIHandlerImpl for RustV4l2Src {
     }
 
     fn set_uri(&self, uri: &str) -> Result<(), glib::Error> {
-        let path = uri
-            .strip_prefix("v4l2://")
-            .filter(|path| path.starts_with('/'))
-            .ok_or_else(|| {
-                glib::Error::new(
-                    gst::URIError::BadUri,
-                    &format!("'{uri}' is not a v4l2:///dev/videoN URI"),
-                )
-            })?;
+        let path = device_of_uri(uri).ok_or_else(|| {
+            glib::Error::new(
+                gst::URIError::BadUri,
+                &format!("'{uri}' is not a v4l2:///dev/videoN URI"),
+            )
+        })?;
         if !lock(&self.session).is_closed() {
             return Err(glib::Error::new(
                 gst::URIError::BadState,

@@ -81,7 +81,7 @@ impl Drop for Mapping {
 /// `data_offset..bytesused` (V4L2 counts the offset within `bytesused`), where a `bytesused` of 0
 /// (a driver that leaves it unset) means the whole mapping. Both ends are clamped to the mapping,
 /// so a confused driver cannot make us read past it.
-pub(super) fn frame_range(bytesused: u32, data_offset: u32, len: usize) -> Range<usize> {
+pub(crate) fn frame_range(bytesused: u32, data_offset: u32, len: usize) -> Range<usize> {
     let end = match usize::try_from(bytesused) {
         Ok(0) => len,
         Ok(used) => used.min(len),

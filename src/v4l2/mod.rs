@@ -47,6 +47,8 @@ pub use input_ioctls::{
     V4L2_INPUT_TYPE_CAMERA, V4L2_INPUT_TYPE_TUNER,
 };
 pub use lease::{Lease, LeasedPlane};
+#[cfg(test)]
+pub(crate) use mapping::frame_range;
 pub use poller::{Awaited, Poller, Wait};
 pub use queue::{DqBuffer, Plane, PlaneDmaBuf, Queue, ReadPlane, Reread, Taken};
 pub use read_io::Reader;
