@@ -96,7 +96,9 @@ impl Restart<'_> {
                         .duration(gaps.duration())
                         .build(),
                 );
-                floor = Some(ts);
+                // The next frame's PTS (its start) may lie a little before the end of this
+                // GAP, which covered time up to now: it comes at the GAP's end at the earliest.
+                floor = Some(ts + gaps.duration() - gst::ClockTime::from_nseconds(1));
             }
         }
         if let Some(floor) = floor
