@@ -13,9 +13,9 @@ mod common;
 
 use common::tools::ToolEnv;
 use common::{
-    Capture, TIMEOUT, assert_no_problems, bus_problems, change_state, control_id,
+    Capture, Control, TIMEOUT, assert_no_problems, bus_problems, change_state, control_id,
     element_bus_problems, fds_on, hash_of, in_device_memory, memory_spans, open_fds, press_button,
-    setup, try_change_state, v4l2_ctl, v4l2_ctl_ok, wait_for_node,
+    set_control, setup, try_change_state, v4l2_ctl, wait_for_node,
 };
 
 use std::io::Read;
@@ -257,43 +257,6 @@ fn frame_period(fps: u64) -> gst::ClockTime {
 
 // ---------------------------------------------------------------------------------------------
 // vivid's controls, and putting them back.
-
-fn set_control(device: &str, name: &str, value: i64) {
-    v4l2_ctl_ok(&["-d", device, "-c", &format!("{name}={value}")]);
-}
-
-/// Sets a vivid control for the rest of the test and puts it back to `default` when dropped.
-struct Control {
-    device: String,
-    name: &'static str,
-    default: i64,
-}
-
-impl Control {
-    fn set(device: &str, name: &'static str, value: i64, default: i64) -> Control {
-        let guard = Control {
-            device: device.to_string(),
-            name,
-            default,
-        };
-        set_control(device, name, value);
-        guard
-    }
-}
-
-impl Drop for Control {
-    fn drop(&mut self) {
-        let setting = format!("{}={}", self.name, self.default);
-        let out = v4l2_ctl(&["-d", &self.device, "-c", &setting]);
-        if !out.status.success() {
-            eprintln!(
-                "could not reset {setting} on {}: {}",
-                self.device,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-}
 
 /// vivid's `inject_*` buttons arm a one-shot failure that the next REQBUFS, QBUF or STREAMON
 /// consumes. If the test failed before the element hit it, it would break the next test:

@@ -212,3 +212,40 @@ impl Drop for HdmiInput {
         }
     }
 }
+
+pub fn set_control(device: &str, name: &str, value: i64) {
+    v4l2_ctl_ok(&["-d", device, "-c", &format!("{name}={value}")]);
+}
+
+/// Sets a vivid control for the rest of the test and puts it back to `default` when dropped.
+pub struct Control {
+    device: String,
+    name: &'static str,
+    default: i64,
+}
+
+impl Control {
+    pub fn set(device: &str, name: &'static str, value: i64, default: i64) -> Control {
+        let guard = Control {
+            device: device.to_string(),
+            name,
+            default,
+        };
+        set_control(device, name, value);
+        guard
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        let setting = format!("{}={}", self.name, self.default);
+        let out = v4l2_ctl(&["-d", &self.device, "-c", &setting]);
+        if !out.status.success() {
+            eprintln!(
+                "could not reset {setting} on {}: {}",
+                self.device,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
