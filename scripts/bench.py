@@ -8,7 +8,8 @@ Debian's python3 (the report needs python3-matplotlib for the plots):
       (vivid n_devs=8, 16 and 8; counted on one vCPU with an instruction clock; uvc with the
       virtual USB cameras), and write scale-meta.json, pair-meta.json, counted-meta.json or
       uvc-meta.json instead of meta.json (scripts/bench_scale.py, scripts/bench_pair.py,
-      scripts/bench_counted.py, scripts/bench_uvc.py)
+      scripts/bench_counted.py, scripts/bench_uvc.py); "soak" too (vivid n_devs=2; SCALE_S is
+      its minutes there), writing soak-meta.json and soak-*.jsonl (scripts/bench_soak.py)
   bench.py qemu-opts
       the QEMU arguments of the counted section's VM
   bench.py report RESDIR DOCDIR COMMAND DATE COMMIT
@@ -27,6 +28,7 @@ from bench_counted import COUNTED_TITLE, QEMU_OPTS, guest_counted, report_counte
 from bench_pair import PAIR_TITLE, guest_pair, report_pair
 from bench_scale import SCALE_TITLE, guest_scale, report_scale
 from bench_uvc import UVC_NS, UVC_TITLE, guest_uvc, report_uvc
+from bench_soak import SOAK_TITLE, guest_soak, report_soak
 
 SIZES = [(640, 360), (1280, 720), (1920, 1080)]
 
@@ -64,8 +66,12 @@ def guest(outdir, bench_bin, reps, strace_reps, cg_reps, short_s, steady_s, sect
     if sections == ["uvc"]:
         with open(os.path.join(outdir, "runs.jsonl"), "a") as runs:
             return 1 if guest_uvc(outdir, bench_bin, scale_s, UVC_NS, scale_reps, runs) else 0
-    if {"scale", "pair", "counted", "uvc"} & set(sections):
-        raise SystemExit("bench: the scale, pair, counted and uvc sections run in VMs of their own")
+    if sections == ["soak"]:
+        # scripts/bench passes the soak's minutes where the others take their window's seconds.
+        return 1 if guest_soak(outdir, bench_bin, scale_s) else 0
+    if {"scale", "pair", "counted", "uvc", "soak"} & set(sections):
+        raise SystemExit("bench: the scale, pair, counted, uvc and soak sections run in VMs of "
+                         "their own")
     dev = os.environ.get("RUSTV4L2_VIVID_SP") or ""
     if not dev:
         raise SystemExit("bench: the VM has no vivid single-planar capture node")
@@ -302,12 +308,17 @@ def report(resdir, docdir, command, date, commit):
     if os.path.exists(os.path.join(resdir, "uvc-meta.json")):
         new[UVC_TITLE], p, b = report_uvc(resdir, command, date, commit)
         bad, plotted = bad + b, plotted + p
+    if os.path.exists(os.path.join(resdir, "soak-meta.json")) or \
+            os.path.exists(os.path.join(resdir, "unplug.log")):
+        new[SOAK_TITLE], p, b = report_soak(resdir, out, command, date, commit)
+        bad, plotted = bad + b, plotted + p
     if os.path.exists(os.path.join(resdir, "properties-meta.json")):
         new[PROPERTIES_TITLE], p, b = report_properties(resdir, command, date, commit)
         bad, plotted = bad + b, plotted + p
     # With --only, the sections that did not run stay as an earlier run wrote them. A titled
     # section runs from its title to the next titled one (its own sub-headings are "### ").
-    titled = (LL_TITLE, SCALE_TITLE, PAIR_TITLE, COUNTED_TITLE, UVC_TITLE, PROPERTIES_TITLE)
+    titled = (LL_TITLE, SCALE_TITLE, PAIR_TITLE, COUNTED_TITLE, UVC_TITLE, PROPERTIES_TITLE,
+              SOAK_TITLE)
     path = os.path.join(out, "results.md")
     try:
         old = open(path).read().rstrip("\n").split("\n")

@@ -41,10 +41,13 @@
 //! so that sources which skip frames cover the same stretch of time.
 //!
 //! `capture_bench scale ...` runs N sources in one process instead (one per device, each into
-//! its own fakesink): see scale.rs.
+//! its own fakesink): see scale.rs. `capture_bench soak ...` runs one source into a clock-synced
+//! sink for minutes or hours and samples the process's memory, fds, threads and CPU: see
+//! soak.rs.
 
 mod options;
 mod scale;
+mod soak;
 
 use options::Options;
 
@@ -78,6 +81,7 @@ const USAGE: &str = "usage: capture_bench (--pipeline-src DESCRIPTION | --bare D
                   every element's debug statements CPU time, so leave it off when timing
 
 capture_bench scale --help: N sources in one process, one per device.
+capture_bench soak --help: one source into a clock-synced sink for a long time, sampled.
 
 Prints one JSON line on stdout; exits 1 on an error (the reason goes to stderr).";
 
@@ -207,6 +211,19 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("capture_bench scale: {e} (capture_bench scale --help)");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if std::env::args().nth(1).as_deref() == Some("soak") {
+        return match soak::main(std::env::args().skip(2)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.is_empty() => {
+                println!("{}", soak::USAGE);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("capture_bench soak: {e} (capture_bench soak --help)");
                 ExitCode::FAILURE
             }
         };

@@ -351,7 +351,7 @@ fn measure(
 }
 
 /// Waits `left`, failing at once on an error or an end of stream from the pipeline.
-fn wait_for_error(bus: &gst::Bus, left: Duration) -> Result<(), String> {
+pub(crate) fn wait_for_error(bus: &gst::Bus, left: Duration) -> Result<(), String> {
     let until = Instant::now() + left;
     loop {
         let left = until.saturating_duration_since(Instant::now());
@@ -379,7 +379,7 @@ fn wait_for_error(bus: &gst::Bus, left: Duration) -> Result<(), String> {
 }
 
 /// The process's thread count, from /proc/self/status.
-fn threads() -> Option<u64> {
+pub(crate) fn threads() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("Threads:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
