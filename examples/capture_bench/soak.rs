@@ -170,7 +170,9 @@ fn run(args: &Args) -> Result<(), String> {
         .downcast::<gst::Pipeline>()
         .map_err(|_| "the description did not make a pipeline".to_owned())?;
     let src = pipeline.by_name("src").ok_or("no source in the pipeline")?;
-    let sink = pipeline.by_name("sink").ok_or("no fakesink in the pipeline")?;
+    let sink = pipeline
+        .by_name("sink")
+        .ok_or("no fakesink in the pipeline")?;
     let counts = Arc::new(Counts::default());
     let probe_counts = Arc::clone(&counts);
     sink.static_pad("sink")
@@ -203,7 +205,10 @@ fn run(args: &Args) -> Result<(), String> {
             json.num("t_s", first.elapsed().as_secs_f64());
             json.num("frames", counts.frames.load(Ordering::Relaxed) as f64);
             json.num("lost", counts.lost.load(Ordering::Relaxed) as f64);
-            json.num("pts_backwards", counts.backwards.load(Ordering::Relaxed) as f64);
+            json.num(
+                "pts_backwards",
+                counts.backwards.load(Ordering::Relaxed) as f64,
+            );
             let stats = src_stats(&src);
             json.opt_num(
                 "element_lost",

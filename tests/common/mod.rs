@@ -11,6 +11,7 @@ pub mod loopback;
 mod memory;
 pub mod tools;
 pub mod uvc;
+pub mod vivid;
 pub mod watch;
 
 // As dead_code above: each test binary uses some of these.
