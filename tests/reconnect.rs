@@ -291,7 +291,7 @@ fn a_device_absent_at_start_is_waited_for() {
 const RSS_GROWTH_KIB: u64 = 4096;
 
 /// Unplug and replug cycles (vivid unbind/bind) with `reconnect=true`: frames after each, and
-/// at the end the same fds, mappings and threads as after the first, and RSS within
+/// at the end the same fds and mappings as after the first, no more threads, and RSS within
 /// `RSS_GROWTH_KIB`. 20 cycles; `RUSTV4L2_UNPLUG_CYCLES` sets another count (the soak
 /// benchmark runs 100).
 #[test]
@@ -317,11 +317,16 @@ fn unplug_cycles_leak_no_fd_mapping_thread_or_memory() {
             Duration::from_millis(100),
         );
         let mut now = (fds(), video_mappings(), threads());
+        // No more than at the first cycle: GStreamer and GLib start short-lived threads of
+        // their own (a state change's continuation, a pool worker), and end idle ones (GLib's
+        // thread pools after 15 s: seen in the soak's 100 cycles as one thread fewer at cycle
+        // 41). Give a new one a moment to end; a leak never comes back.
+        let within = |now: (usize, usize, usize), base: (usize, usize, usize)| {
+            now.0 == base.0 && now.1 == base.1 && now.2 <= base.2
+        };
         if let Some(base) = baseline {
-            // GStreamer and GLib start short-lived threads of their own (a state change's
-            // continuation, a pool worker): give one a moment to end. A leak never comes back.
             let deadline = Instant::now() + Duration::from_secs(2);
-            while now != base && Instant::now() < deadline {
+            while !within(now, base) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
                 now = (fds(), video_mappings(), threads());
             }
@@ -330,7 +335,11 @@ fn unplug_cycles_leak_no_fd_mapping_thread_or_memory() {
         eprintln!("after cycle {n}: fds, mappings, threads {now:?}, RSS {rss} KiB");
         match baseline {
             None => (baseline, rss_start) = (Some(now), rss),
-            Some(base) => assert_eq!(now, base, "after cycle {n} (fds, mappings, threads)"),
+            Some(base) => assert!(
+                within(now, base),
+                "after cycle {n}: fds, mappings, threads {now:?}, at cycle 1 {base:?} (the same \
+                 fds and mappings, no more threads)"
+            ),
         }
     }
     let growth = rss_kib().saturating_sub(rss_start);
