@@ -61,7 +61,7 @@ fn vivid_node(env_var: &str, name: &str) -> PathBuf {
         panic!("the test rig promised vivid, but no node named {name} exists");
     }
     panic!(
-        "device tests need vivid's {name}: run them through scripts/vm-run (see README), \
+        "device tests need vivid's {name}: run them through scripts/vm-run (see docs/testing.md), \
          or set {env_var} to a capture node"
     );
 }
@@ -322,5 +322,24 @@ impl Capture {
 impl Drop for Capture {
     fn drop(&mut self) {
         shut_down(self.element());
+    }
+}
+
+/// The highest frame rate `s` allows.
+pub fn highest_rate(s: &gst::StructureRef) -> gst::Fraction {
+    let value = s
+        .value("framerate")
+        .unwrap_or_else(|_| panic!("no framerate in {s}"));
+    if let Ok(rate) = value.get::<gst::Fraction>() {
+        rate
+    } else if let Ok(list) = value.get::<gst::List>() {
+        list.iter()
+            .filter_map(|v| v.get::<gst::Fraction>().ok())
+            .max()
+            .unwrap_or_else(|| panic!("empty framerate list in {s}"))
+    } else if let Ok(range) = value.get::<gst::FractionRange>() {
+        range.max()
+    } else {
+        panic!("framerate of unexpected type in {s}")
     }
 }
