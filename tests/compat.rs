@@ -1,8 +1,8 @@
 //! `rustv4l2src` in place of `v4l2src`, against vivid: a writable `device-fd` (an application's
 //! open node, duplicated, never closed), GstVideoOrientation over the flip controls, the
 //! `prepare-format` signal before `VIDIOC_S_FMT`, and every property `v4l2src` has, with its
-//! type and default, compared as the registry lists both, but for the differences the README's
-//! "Coming from v4l2src" table lists. Run through `scripts/vm-run`.
+//! type and default, compared as the registry lists both, but for the differences the table in
+//! `docs/coming-from-v4l2src.md` lists. Run through `scripts/vm-run`.
 
 mod common;
 
@@ -17,7 +17,7 @@ use gst::prelude::*;
 use gst_video::prelude::*;
 use gstrustv4l2::v4l2::Device;
 
-const README: &str = include_str!("../README.md");
+const COMING_FROM_V4L2SRC: &str = include_str!("../docs/coming-from-v4l2src.md");
 
 fn open_node(path: &str) -> std::fs::File {
     std::fs::OpenOptions::new()
@@ -373,16 +373,16 @@ fn aspects(pspec: &glib::ParamSpec) -> BTreeMap<&'static str, String> {
     out
 }
 
-/// The README's table of deliberate (and pending) differences: `(property, aspect)` per row,
-/// between the `differences` markers.
+/// The table of deliberate (and pending) differences in `docs/coming-from-v4l2src.md`:
+/// `(property, aspect)` per row, between the `differences` markers.
 fn listed_differences() -> BTreeMap<(String, String), String> {
-    let start = README
+    let start = COMING_FROM_V4L2SRC
         .find("<!-- v4l2src-differences:start -->")
-        .expect("the README's differences table has its start marker");
-    let end = README
+        .expect("docs/coming-from-v4l2src.md's differences table has its start marker");
+    let end = COMING_FROM_V4L2SRC
         .find("<!-- v4l2src-differences:end -->")
         .expect("and its end marker");
-    README[start..end]
+    COMING_FROM_V4L2SRC[start..end]
         .lines()
         .filter(|l| l.starts_with("| `"))
         .map(|l| {
@@ -396,10 +396,10 @@ fn listed_differences() -> BTreeMap<(String, String), String> {
 
 /// Every property `v4l2src` has exists on `rustv4l2src`, with the same type (enums and flags:
 /// the same value numbers and nicks), default, range and access, but for the differences the
-/// README lists; and each listed difference is still one (a row for a difference that is gone
-/// must go). Reports all of them at once.
+/// table in `docs/coming-from-v4l2src.md` lists; and each listed difference is still one (a row
+/// for a difference that is gone must go). Reports all of them at once.
 #[test]
-fn every_v4l2src_property_is_here_as_in_v4l2src_but_for_the_readme_table() {
+fn every_v4l2src_property_is_here_as_in_v4l2src_but_for_the_differences_table() {
     let _device = setup();
     let make = |factory: &str| {
         gst::ElementFactory::make(factory)
@@ -441,8 +441,8 @@ fn every_v4l2src_property_is_here_as_in_v4l2src_but_for_the_readme_table() {
         .collect();
     assert!(
         unlisted.is_empty() && stale.is_empty(),
-        "differences not in the README's table: {unlisted:?}\nrows of the table that no longer \
-         differ (drop them): {stale:?}\nall differences:{report}"
+        "differences not in docs/coming-from-v4l2src.md's table: {unlisted:?}\nrows of the \
+         table that no longer differ (drop them): {stale:?}\nall differences:{report}"
     );
     // The same device reads the same through both.
     let node = common::vivid_sp();

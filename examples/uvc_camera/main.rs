@@ -1,7 +1,7 @@
 //! uvc-camera: virtual USB video cameras that the kernel's own uvcvideo driver binds to, for the
 //! device tests (and for anyone) inside the test VM. Each camera is a program-side USB device
 //! speaking USB/IP over a socket handed to the stock `vhci-hcd` module; uvcvideo streams from it
-//! over a bulk endpoint. See the README ("A virtual USB camera") for the commands.
+//! over a bulk endpoint. See docs/testing.md ("A virtual USB camera") for the commands.
 //!
 //!   uvc_camera serve [--with-parent]       run the daemon that holds the cameras (root, in the VM);
 //!                                          --with-parent: unplug them all and end when the
