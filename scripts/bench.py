@@ -29,6 +29,7 @@ from bench_pair import PAIR_TITLE, guest_pair, report_pair
 from bench_scale import SCALE_TITLE, guest_scale, report_scale
 from bench_uvc import UVC_NS, UVC_TITLE, guest_uvc, report_uvc
 from bench_soak import SOAK_TITLE, guest_soak, report_soak
+from bench_checks import CHAOS_TITLE, VALGRIND_TITLE, report_chaos, report_valgrind
 
 SIZES = [(640, 360), (1280, 720), (1920, 1080)]
 
@@ -312,13 +313,19 @@ def report(resdir, docdir, command, date, commit):
             os.path.exists(os.path.join(resdir, "unplug.log")):
         new[SOAK_TITLE], p, b = report_soak(resdir, out, command, date, commit)
         bad, plotted = bad + b, plotted + p
+    if os.path.exists(os.path.join(resdir, "chaos.log")):
+        new[CHAOS_TITLE], p, b = report_chaos(resdir, command, date, commit)
+        bad, plotted = bad + b, plotted + p
+    if os.path.exists(os.path.join(resdir, "valgrind-meta.json")):
+        new[VALGRIND_TITLE], p, b = report_valgrind(resdir, command, date, commit)
+        bad, plotted = bad + b, plotted + p
     if os.path.exists(os.path.join(resdir, "properties-meta.json")):
         new[PROPERTIES_TITLE], p, b = report_properties(resdir, command, date, commit)
         bad, plotted = bad + b, plotted + p
     # With --only, the sections that did not run stay as an earlier run wrote them. A titled
     # section runs from its title to the next titled one (its own sub-headings are "### ").
     titled = (LL_TITLE, SCALE_TITLE, PAIR_TITLE, COUNTED_TITLE, UVC_TITLE, PROPERTIES_TITLE,
-              SOAK_TITLE)
+              SOAK_TITLE, CHAOS_TITLE, VALGRIND_TITLE)
     path = os.path.join(out, "results.md")
     try:
         old = open(path).read().rstrip("\n").split("\n")
