@@ -657,8 +657,13 @@ fn count_gaps(frames: &[Frame]) -> (Option<u64>, u64) {
 
 /// The high-water mark of this process's resident set (VmHWM), in KiB.
 fn peak_rss_kib() -> Option<u64> {
+    proc_status("VmHWM:")
+}
+
+/// The number on the line of /proc/self/status that starts with `field` (`"VmRSS:"`: KiB).
+fn proc_status(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 

@@ -27,7 +27,7 @@
 //! from its NULL->READY start to its first buffer pushed; the rest is the pipeline's.
 
 use crate::options::Options;
-use crate::{Json, cpu_ms, field_u64, peak_rss_kib, src_stats, watch_log};
+use crate::{Json, cpu_ms, field_u64, peak_rss_kib, proc_status, src_stats, watch_log};
 use gst::prelude::*;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -380,9 +380,7 @@ pub(crate) fn wait_for_error(bus: &gst::Bus, left: Duration) -> Result<(), Strin
 
 /// The process's thread count, from /proc/self/status.
 pub(crate) fn threads() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Threads:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    proc_status("Threads:")
 }
 
 /// Frames missing between consecutive offsets; offsets that did not increase are not counted.

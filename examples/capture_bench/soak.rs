@@ -19,7 +19,7 @@
 
 use crate::options::Options;
 use crate::scale::{threads, wait_for_error};
-use crate::{Json, cpu_ms, field_u64, src_stats, watch_log};
+use crate::{Json, cpu_ms, field_u64, peak_rss_kib, proc_status, src_stats, watch_log};
 use gst::prelude::*;
 use std::io::Write as _;
 use std::sync::Arc;
@@ -122,13 +122,6 @@ impl Counts {
     }
 }
 
-/// The first number of the line of /proc/self/status that starts with `field`.
-fn status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// Open file descriptors of this process (the read_dir's own included, as in every sample).
 fn open_fds() -> Option<u64> {
     Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
@@ -137,8 +130,8 @@ fn open_fds() -> Option<u64> {
 /// The fields every line has: label, RSS, fds, threads, CPU.
 fn process_fields(json: &mut Json, label: &str) {
     json.str("label", label);
-    json.opt_num("rss_kib", status_kib("VmRSS:").map(|v| v as f64));
-    json.opt_num("hwm_kib", status_kib("VmHWM:").map(|v| v as f64));
+    json.opt_num("rss_kib", proc_status("VmRSS:").map(|v| v as f64));
+    json.opt_num("hwm_kib", peak_rss_kib().map(|v| v as f64));
     json.opt_num("fds", open_fds().map(|v| v as f64));
     json.opt_num("threads", threads().map(|v| v as f64));
     let cpu = cpu_ms();
