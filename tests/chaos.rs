@@ -23,9 +23,12 @@
 mod common;
 
 use common::vivid::{
-    Reload, Restore, nodes, threads, video_mappings, vivid_driver, vivid_parameters,
+    Reload, Restore, nodes, threads, video_fds, video_mappings, vivid_driver, vivid_parameters,
 };
-use common::{TIMEOUT, control_id, describe, platform_device_of, press_button, setup, v4l2_ctl};
+use common::{
+    TIMEOUT, control_id, describe, hdmi_select, hdmi_send, platform_device_of, press_button, setup,
+    v4l2_ctl,
+};
 
 use std::collections::VecDeque;
 use std::str::FromStr;
@@ -235,22 +238,6 @@ impl Journal {
     }
 }
 
-/// The HDMI input's source: `mode` (1 no signal, 2 no lock, 3 out of range, 4 the preset).
-fn hdmi_source(device: &str, mode: u32, preset: u32) -> Result<(), String> {
-    let out = v4l2_ctl(&[
-        "-d",
-        device,
-        "-c",
-        &format!("dv_timings_signal_mode={mode},dv_timings={preset}"),
-    ]);
-    out.status.success().then_some(()).ok_or_else(|| {
-        format!(
-            "v4l2-ctl dv_timings_signal_mode={mode},dv_timings={preset}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-    })
-}
-
 /// The schedule's pipeline and its helpers.
 struct Chaos {
     pipeline: gst::Pipeline,
@@ -405,15 +392,7 @@ impl Chaos {
         self.src.set_property("input", self.input as i32);
         if self.input == 3 {
             let preset = *rng.pick(&PRESETS);
-            let setup = v4l2_ctl(&[
-                "-d",
-                &self.device,
-                "-i",
-                "3",
-                &format!("--set-dv-bt-timings=index={preset}"),
-            ]);
-            assert!(setup.status.success(), "selecting HDMI: {setup:?}");
-            hdmi_source(&self.device, 4, preset).unwrap_or_else(|e| panic!("{e}"));
+            hdmi_select(&self.device, preset, preset);
             self.hdmi_mode = 4;
             let caps = *rng.pick(&HDMI_CAPS);
             self.set_caps(caps);
@@ -461,7 +440,7 @@ impl Chaos {
         }
         // vivid comes back with its defaults: the HDMI source too.
         if self.input == 3 {
-            let _ = hdmi_source(&self.device, 4, PRESETS[0]);
+            let _ = hdmi_send(&self.device, 4, PRESETS[0]);
             self.hdmi_mode = 4;
         }
         holder.resume();
@@ -496,7 +475,7 @@ impl Chaos {
         let preset = *rng.pick(&PRESETS);
         self.journal
             .note(&format!("HDMI source: mode {mode}, preset {preset}"));
-        match hdmi_source(&self.device, mode, preset) {
+        match hdmi_send(&self.device, mode, preset) {
             Ok(()) => self.hdmi_mode = mode,
             Err(e) => self.findings.problem(e),
         }
@@ -634,19 +613,6 @@ fn seed() -> u64 {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_nanos() as u64)
         })
-}
-
-/// This process's fds on video nodes.
-fn video_fds() -> Vec<String> {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| std::fs::read_link(e.path()).ok())
-                .map(|t| t.display().to_string())
-                .filter(|t| t.starts_with("/dev/video"))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Not in CI yet (`scripts/bench --only chaos` runs it): its first runs found an fd on the

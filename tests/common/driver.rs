@@ -174,26 +174,40 @@ impl HdmiInput {
     /// Selects the HDMI input with the receiver set to `current` (a preset index) and the
     /// source sending `preset`.
     pub fn select(device: &str, current: u32, preset: u32) -> HdmiInput {
-        v4l2_ctl_ok(&["-d", device, "-i", "3"]);
-        v4l2_ctl_ok(&[
-            "-d",
-            device,
-            &format!("--set-dv-bt-timings=index={current}"),
-        ]);
-        let input = HdmiInput(device.to_string());
-        input.send(SIGNAL_SELECTED, preset);
-        input
+        hdmi_select(device, current, preset);
+        HdmiInput(device.to_string())
     }
 
     /// The source now sends `preset`, or no signal as `mode` says.
     pub fn send(&self, mode: u32, preset: u32) {
-        v4l2_ctl_ok(&[
-            "-d",
-            &self.0,
-            "-c",
-            &format!("dv_timings_signal_mode={mode},dv_timings={preset}"),
-        ]);
+        hdmi_send(&self.0, mode, preset).unwrap_or_else(|e| panic!("{e}"));
     }
+}
+
+/// Selects vivid's HDMI input with the receiver set to preset `current` and the source sending
+/// `preset` (`HdmiInput::select` without the guard that puts the webcam input back).
+pub fn hdmi_select(device: &str, current: u32, preset: u32) {
+    v4l2_ctl_ok(&["-d", device, "-i", "3"]);
+    v4l2_ctl_ok(&[
+        "-d",
+        device,
+        &format!("--set-dv-bt-timings=index={current}"),
+    ]);
+    hdmi_send(device, SIGNAL_SELECTED, preset).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The HDMI source of `device` now sends `preset`, or no signal as `mode` says (1 no signal,
+/// 2 no lock, 3 out of range, 4 the preset); why not, if `v4l2-ctl` failed.
+pub fn hdmi_send(device: &str, mode: u32, preset: u32) -> Result<(), String> {
+    let setting = format!("dv_timings_signal_mode={mode},dv_timings={preset}");
+    let out = v4l2_ctl(&["-d", device, "-c", &setting]);
+    out.status.success().then_some(()).ok_or_else(|| {
+        format!(
+            "v4l2-ctl -d {device} -c {setting}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    })
 }
 
 impl Drop for HdmiInput {

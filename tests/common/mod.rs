@@ -17,8 +17,8 @@ pub mod watch;
 // As dead_code above: each test binary uses some of these.
 #[allow(unused_imports)]
 pub use driver::{
-    Control, SVideoInput, control_id, platform_device_of, press_button, set_control, v4l2_ctl,
-    v4l2_ctl_ok, wait_for_node,
+    Control, SVideoInput, control_id, hdmi_select, hdmi_send, platform_device_of, press_button,
+    set_control, v4l2_ctl, v4l2_ctl_ok, wait_for_node,
 };
 #[allow(unused_imports)]
 pub use memory::{

@@ -26,7 +26,12 @@ pub fn nodes() -> String {
         })
         .unwrap_or_default();
     out.sort();
-    let fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
+    format!("nodes {out:?}, our fds on them {:?}", video_fds())
+}
+
+/// The video nodes this process has fds on, one entry per fd.
+pub fn video_fds() -> Vec<String> {
+    std::fs::read_dir("/proc/self/fd")
         .map(|d| {
             d.flatten()
                 .filter_map(|e| std::fs::read_link(e.path()).ok())
@@ -34,8 +39,7 @@ pub fn nodes() -> String {
                 .map(|t| t.display().to_string())
                 .collect()
         })
-        .unwrap_or_default();
-    format!("nodes {out:?}, our fds on them {fds:?}")
+        .unwrap_or_default()
 }
 
 /// Unbinds or binds `platform` (`vivid.0`) from vivid's driver; fails the test if that fails
