@@ -22,6 +22,8 @@ scripts/bench builds the binaries, boots the VMs and calls report_checks() throu
 import json, os, re, subprocess, sys, time
 import xml.etree.ElementTree as ET
 
+from bench_scale import _table
+
 CHAOS_TITLE = "## chaos: a seeded random schedule for half an hour"
 VALGRIND_TITLE = "## valgrind: the io-mode and reconnect tests under memcheck"
 # The test binaries (tests/NAME.rs) the valgrind section runs.
@@ -123,10 +125,7 @@ def report_valgrind(resdir, command, date, commit):
                          f"(first: {by['other'][0][1]} at {by['other'][0][2]})")
     header = ["test binary", "tests passed", "seconds", "errors in src/", "errors in tests/",
               "errors elsewhere"]
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    fmt = lambda r: "| " + " | ".join(x.ljust(w) for x, w in zip(r, widths)) + " |"
-    table = [fmt(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + \
-        [fmt(r) for r in rows]
+    table = _table(header, rows)
     md = [VALGRIND_TITLE, "", f"Date: {date}  ", f"Command: `{command}`  ",
           f"Source: {commit}; {meta['valgrind']}, in the VM (vivid's default nodes, QEMU TCG). "
           "Each binary: `valgrind --tool=memcheck --error-limit=no BINARY --test-threads=1`; "
