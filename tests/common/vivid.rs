@@ -35,8 +35,10 @@ pub fn video_fds() -> Vec<String> {
         .map(|d| {
             d.flatten()
                 .filter_map(|e| std::fs::read_link(e.path()).ok())
-                .filter(|t| t.starts_with("/dev/video"))
+                // As text: `Path::starts_with` compares whole components ("video0" is not
+                // "video"), which matched nothing.
                 .map(|t| t.display().to_string())
+                .filter(|t| t.starts_with("/dev/video"))
                 .collect()
         })
         .unwrap_or_default()
