@@ -89,8 +89,8 @@ impl Card {
         self.watch.gaps().len()
     }
 
-    /// The element messages named `name` that are waiting on the bus, and the warnings and
-    /// errors; other messages are dropped.
+    /// The element messages named `name` (all of them for "") that are waiting on the bus, and
+    /// the warnings and errors; other messages are dropped.
     fn messages(&self, name: &str) -> (Vec<gst::Structure>, Vec<gst::Message>) {
         let bus = self.capture.bus();
         let (mut named, mut problems) = (Vec::new(), Vec::new());
@@ -98,7 +98,7 @@ impl Card {
             match msg.view() {
                 gst::MessageView::Element(e) => {
                     if let Some(s) = e.structure()
-                        && s.name() == name
+                        && (name.is_empty() || s.name() == name)
                     {
                         named.push(s.to_owned());
                     }
@@ -293,18 +293,55 @@ fn starting_without_signal_waits_then_streams() {
     hdmi.send(SIGNAL_NO_SIGNAL, P640X480);
     let card = Card::new(&device, "", "video/x-raw,format=YUY2");
     card.capture.play();
+    // The pipeline gets to PLAYING without a picture: the sink prerolls on the GAP events
+    // sent under caps for what the receiver is set to.
+    let (done, state, pending) = card.capture.pipeline.state(gst::ClockTime::from_seconds(5));
+    assert_eq!(
+        (done, state),
+        (Ok(gst::StateChangeSuccess::Success), gst::State::Playing),
+        "no signal: still {state:?}, pending {pending:?}"
+    );
     assert!(
-        card.capture.try_pull(Duration::from_secs(2)).is_none(),
+        card.capture.try_pull(Duration::from_secs(1)).is_none(),
         "a frame without signal"
     );
+    assert!(card.gaps() >= 5, "{} GAP events in 1 s", card.gaps());
     let (signal, problems) = card.messages("rustv4l2src-signal");
     assert_eq!(signal.len(), 1, "{signal:?}");
     assert!(!signal[0].get::<bool>("present").unwrap());
     assert_eq!(problems.len(), 1, "{:?}", describe_all(&problems));
     hdmi.send(SIGNAL_SELECTED, P720X576);
     card.frames_of(3, 720, 576);
-    let (signal, _) = card.messages("rustv4l2src-signal");
-    assert!(signal[0].get::<bool>("present").unwrap(), "{signal:?}");
+    let (element, _) = card.messages("");
+    let names: Vec<&str> = element.iter().map(|s| s.name().as_str()).collect();
+    // The first picture is no change of source (the caps before it were nobody's picture):
+    // only that the signal is there.
+    assert_eq!(names, ["rustv4l2src-signal"], "{element:?}");
+    assert!(element[0].get::<bool>("present").unwrap(), "{element:?}");
+    card.watch.assert_monotonic();
+}
+
+/// `no-signal=black` from the start: black frames of the size the receiver is set to until
+/// the first picture.
+#[test]
+fn no_signal_black_at_start_sends_black_frames_until_the_picture() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    let hdmi = HdmiInput::select(&device, P640X480, P640X480);
+    hdmi.send(SIGNAL_NO_SIGNAL, P640X480);
+    let card = Card::new(&device, "no-signal=black", "video/x-raw,format=YUY2");
+    card.capture.play();
+    for _ in 0..5 {
+        let sample = card.capture.pull();
+        assert_eq!(size_of(sample.caps().unwrap()), (640, 480));
+        let map = sample.buffer().unwrap().map_readable().unwrap();
+        assert!(
+            map.chunks_exact(4).all(|yuyv| yuyv == [16, 128, 16, 128]),
+            "not black"
+        );
+    }
+    hdmi.send(SIGNAL_SELECTED, P720X576);
+    card.frames_of(3, 720, 576);
     card.watch.assert_monotonic();
 }
 

@@ -247,9 +247,23 @@ impl Capture<'_> {
                 drop(session);
                 return self.import_frame();
             }
-            session
-                .stream_on()
-                .map_err(|msg| fail(gst::FlowError::NotNegotiated, msg))?
+            match session.stream_on() {
+                Ok(queue) => queue,
+                Err(msg) => {
+                    let device = session.device().cloned();
+                    drop(session);
+                    // Unplugged as the stream starts: a loss like any other.
+                    if let Some(device) = device.filter(|d| d.is_disconnected()) {
+                        let e = v4l2::Error::new(
+                            "VIDIOC_STREAMON",
+                            device.path(),
+                            nix::errno::Errno::ENODEV,
+                        );
+                        return Err(self.disconnected(&device, e));
+                    }
+                    return Err(fail(gst::FlowError::NotNegotiated, msg));
+                }
+            }
         };
         let mut returned = Returned {
             corrupted: GivenBack::new(),

@@ -12,6 +12,7 @@ use super::allocation::{self, AUTO_MIN_BUFFERS};
 use super::capture::{Capture, Captured, Knobs};
 use super::colorbalance::{self, Channels, ColorBalanceImpl};
 use super::controls::{self, Which};
+use super::errors;
 use super::reconnect::{self, Reconnect};
 use super::restart::Restart;
 use super::session::{Gone, Session};
@@ -193,6 +194,84 @@ impl RustV4l2Src {
     /// after it came back, say), which the capture loop waits out instead of an error.
     fn gone_again(&self) -> bool {
         lock(&self.settings).reconnect && self.device().is_some_and(|d| d.is_disconnected())
+    }
+
+    /// With `reconnect`, a failure of `doing` (negotiating, allocating) that came from the
+    /// device going away, unplugged as its stream starts or restarts: the session lets go of
+    /// it and says so as for an unplug while streaming (unless it is being brought back from
+    /// a loss already told), and the capture loop waits for it. False (nothing done) for any
+    /// other failure.
+    fn lost_while_starting(&self, doing: &str) -> bool {
+        let Some(device) = self.device().filter(|_| self.gone_again()) else {
+            return false;
+        };
+        let path = device.path().to_string_lossy().into_owned();
+        drop(device);
+        let reason = format!("gone while {doing}");
+        lock(&self.session).lose(errors::disconnected(&path, &reason));
+        // Gone again while being brought back: still the loss already told, not another.
+        if lock(&self.stats).waiting_since.is_none() {
+            reconnect::announce_lost(
+                self.obj().upcast_ref(),
+                &self.stats,
+                &self.session,
+                &path,
+                &reason,
+            );
+        }
+        true
+    }
+
+    /// No signal on the input: caps for what the receiver is set to, as at any negotiation,
+    /// so that GAP events (or black frames) reach downstream, which prerolls on them, until
+    /// the picture comes and is negotiated in its turn. Nothing is posted: where there are no
+    /// such caps, the element waits for the picture without them.
+    fn negotiate_without_signal(&self) {
+        let peer = self.obj().src_pad().peer_query_caps(None);
+        let settings = lock(&self.settings).clone();
+        let common = lock(&self.session)
+            .opened_mut()
+            .and_then(|o| o.preferred_for(&settings, &peer).ok().flatten());
+        let Some(fixed) = common.map(|c| BaseSrcImpl::fixate(self, c)) else {
+            gst::debug!(CAT, imp = self, "No caps to wait for the signal with");
+            return;
+        };
+        if !fixed.is_fixed() {
+            return;
+        }
+        self.prepare_format(&fixed);
+        let rebuilt = lock(&self.session).rebuild(&fixed);
+        let settled = match rebuilt {
+            Ok(rebuilt) => rebuilt.caps,
+            Err(msg) => {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "No caps to wait for the signal with: {:?}",
+                    msg
+                );
+                return;
+            }
+        };
+        if self.obj().set_caps(&settled).is_err() {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "Downstream refused {} without a signal",
+                settled
+            );
+            return;
+        }
+        let mut session = lock(&self.session);
+        let duration = session.stream().and_then(|s| s.frame_duration);
+        if let Some(o) = session.opened_mut()
+            && let Some(absence) = &mut o.source.absent
+        {
+            gst::debug!(CAT, imp = self, "Waiting for the signal with {}", settled);
+            absence.caps = Some(settled);
+            absence.frame_duration = duration;
+            absence.black = None;
+        }
     }
 
     /// Configures the device for fixed caps, unless it already is, and returns the caps of the
@@ -397,13 +476,20 @@ impl BaseSrcImpl for RustV4l2Src {
         // Not the base class's way, which starts from everything the device offers and takes
         // its first structure: the caps module's rule (the largest size that reaches 30 fps)
         // walks the listed sizes from the largest and probes frame rates only until it knows.
-        let waiting = {
+        let (waiting, signal_absent) = {
             let session = lock(&self.session);
-            session.signal_absent() || session.lost().is_some() && lock(&self.settings).reconnect
+            (
+                session.lost().is_some() && lock(&self.settings).reconnect,
+                session.signal_absent(),
+            )
         };
         if waiting {
-            // Waiting for the device or its signal: it negotiates once there is a picture.
+            // Waiting for the device: it negotiates once the device is back.
             gst::debug!(CAT, imp = self, "Nothing to negotiate for yet");
+            return Ok(());
+        }
+        if signal_absent {
+            self.negotiate_without_signal();
             return Ok(());
         }
         let pad = self.obj().src_pad().clone();
@@ -417,16 +503,14 @@ impl BaseSrcImpl for RustV4l2Src {
         // nothing, which with `reconnect` is another loss to wait out, not an error to post.
         let common = match chosen {
             Ok(common) => common.flatten(),
-            Err(_) if self.gone_again() => {
-                return Err(gst::loggable_error!(CAT, "Device gone while negotiating"));
-            }
+            Err(_) if self.lost_while_starting("negotiating") => return Ok(()),
             Err(msg) => {
                 self.post_error_message(msg);
                 return Err(gst::loggable_error!(CAT, "Cannot crop as asked"));
             }
         };
-        if common.is_none() && self.gone_again() {
-            return Err(gst::loggable_error!(CAT, "Device gone while negotiating"));
+        if common.is_none() && self.lost_while_starting("negotiating") {
+            return Ok(());
         }
         let Some(common) = common else {
             let ours = self.caps(None).unwrap_or_else(gst::Caps::new_empty);
@@ -451,7 +535,11 @@ impl BaseSrcImpl for RustV4l2Src {
             return Err(gst::loggable_error!(CAT, "Could not fixate {}", fixed));
         }
         // Configure the device first: its answer completes the caps downstream gets.
-        let settled = self.apply_caps(&fixed)?;
+        let settled = match self.apply_caps(&fixed) {
+            Ok(settled) => settled,
+            Err(_) if self.lost_while_starting("setting its format") => return Ok(()),
+            Err(e) => return Err(e),
+        };
         self.obj()
             .set_caps(&settled)
             .map_err(|_| gst::loggable_error!(CAT, "Downstream refused {}", settled))
@@ -501,22 +589,28 @@ impl BaseSrcImpl for RustV4l2Src {
                 downstream_pool,
             }
         };
+        // Unplugged meanwhile (with `reconnect`): the capture loop waits for the device.
         let failed = |msg: Option<gst::ErrorMessage>| {
-            if let Some(msg) = msg
-                && !self.gone_again()
-            {
+            if self.lost_while_starting("allocating buffers") {
+                return Ok(());
+            }
+            if let Some(msg) = msg {
                 self.post_error_message(msg);
             }
-            gst::loggable_error!(CAT, "Buffer allocation failed")
+            Err(gst::loggable_error!(CAT, "Buffer allocation failed"))
         };
         if import {
             // Downstream's pool stays in the query: GstBaseSrc keeps it active for the stream.
-            let pool = super::import::allocate(&self.session, &request).map_err(failed)?;
-            query.add_allocation_pool(Some(&pool.pool), pool.size, pool.min, pool.max);
-            return Ok(());
+            return match super::import::allocate(&self.session, &request) {
+                Ok(pool) => {
+                    query.add_allocation_pool(Some(&pool.pool), pool.size, pool.min, pool.max);
+                    Ok(())
+                }
+                Err(msg) => failed(msg),
+            };
         }
         let allocated = lock(&self.session).allocate(&request);
-        allocated.map_err(|msg| failed(Some(msg)))
+        allocated.or_else(|msg| failed(Some(msg)))
     }
 
     fn query(&self, query: &mut gst::QueryRef) -> bool {
@@ -582,6 +676,7 @@ impl PushSrcImpl for RustV4l2Src {
         let signal = Signal {
             element: obj.upcast_ref(),
             session: &self.session,
+            stats: &self.stats,
             poller: Arc::clone(&poller),
             settings: &self.settings,
         };

@@ -179,16 +179,11 @@ impl Reconnect<'_> {
         let Some(now) = self.running_time() else {
             return gaps.duration().into();
         };
-        let pad = self.element.src_pad();
         loop {
             match gaps.step(now) {
                 GapStep::Push(ts) => {
                     gst::trace!(CAT, obj = self.element, "GAP at {}", ts);
-                    let _ = pad.push_event(
-                        gst::event::Gap::builder(ts)
-                            .duration(gaps.duration())
-                            .build(),
-                    );
+                    timeline::push_gap(self.element, ts, gaps.duration());
                     // The next stream's PTS come after it.
                     if let Session::Lost(gone) = &mut *lock(self.session) {
                         gone.last_pts = Some(ts);
@@ -263,22 +258,25 @@ impl Reconnect<'_> {
         }
         let before = self.element.src_pad().current_caps();
         if !self.element.negotiate() {
-            let device = lock(self.session).device().cloned();
-            if device.is_some_and(|d| d.is_disconnected()) {
-                // Gone again while negotiating (the element posted nothing): wait on.
-                gst::info!(CAT, obj = element, "{} went away again", path_str);
-                *lock(self.session) = Session::Lost(Gone {
-                    last_pts: floor,
-                    ..gone.clone()
-                });
-                return Err(Retry::Later);
-            }
             gst::warning!(
                 CAT,
                 obj = element,
                 "Renegotiation after the reconnect failed"
             );
             return Err(Retry::Stop(gst::FlowError::NotNegotiated));
+        }
+        {
+            let mut session = lock(self.session);
+            if session.lost().is_some() {
+                // Gone again while negotiating (the element said so): wait on, for the stream
+                // as it was.
+                gst::info!(CAT, obj = element, "{} went away again", path_str);
+                *session = Session::Lost(Gone {
+                    last_pts: floor,
+                    ..gone.clone()
+                });
+                return Err(Retry::Later);
+            }
         }
         let latency_changed = {
             let mut session = lock(self.session);

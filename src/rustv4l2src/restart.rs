@@ -88,14 +88,9 @@ impl Restart<'_> {
             timeline::gaps_after(self.element, last_pts, frame_duration, DEFAULT_GAP),
             timeline::running_time(self.element),
         ) {
-            let pad = self.element.src_pad();
             while let GapStep::Push(ts) = gaps.step(now) {
                 gst::trace!(CAT, obj = element, "GAP at {}", ts);
-                let _ = pad.push_event(
-                    gst::event::Gap::builder(ts)
-                        .duration(gaps.duration())
-                        .build(),
-                );
+                timeline::push_gap(self.element, ts, gaps.duration());
                 // The next frame's PTS (its start) may lie a little before the end of this
                 // GAP, which covered time up to now: it comes at the GAP's end at the earliest.
                 floor = Some(ts + gaps.duration() - gst::ClockTime::from_nseconds(1));

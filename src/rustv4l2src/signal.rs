@@ -13,10 +13,12 @@
 //! Nothing is posted while a lock is held.
 
 use super::errors;
+use super::reconnect;
 use super::session::Session;
 use super::settings::{NoSignal, Settings};
 use super::shared::{CAT, lock, post_element_message};
 use super::source::{Absence, Look, Source};
+use super::stats::Stats;
 use super::timeline::{self, GapStep, Gaps};
 use crate::v4l2::{Device, DvTimings, Poller, SignalLoss, Wait};
 use gst::prelude::*;
@@ -34,6 +36,7 @@ const DEFAULT_FRAME: gst::ClockTime = gst::ClockTime::from_mseconds(40);
 pub(super) struct Signal<'a> {
     pub element: &'a gst_base::BaseSrc,
     pub session: &'a Mutex<Session>,
+    pub stats: &'a Mutex<Stats>,
     pub poller: Arc<Poller>,
     pub settings: &'a Mutex<Settings>,
 }
@@ -70,6 +73,7 @@ impl Signal<'_> {
             if let Some(o) = session.opened_mut() {
                 o.source.absent = Some(Absence {
                     caps,
+                    pictured: true,
                     frame_duration,
                     last_pts,
                     ..Absence::new(loss)
@@ -121,12 +125,7 @@ impl Signal<'_> {
                         self.update_absence(|a| a.loss = loss);
                     }
                     Ok(_) => {}
-                    Err(e) if e.is_disconnect() => {
-                        return Err(self.fail(errors::stream_failure(
-                            &device.path().to_string_lossy(),
-                            Err(e),
-                        )));
-                    }
+                    Err(e) if e.is_disconnect() => return self.unplugged(&device, e),
                     Err(e) => {
                         return Err(
                             self.fail(errors::device_error("asking what the source sends", &e))
@@ -153,9 +152,7 @@ impl Signal<'_> {
                             }
                             None => {
                                 gst::trace!(CAT, obj = self.element, "GAP at {}", ts);
-                                let _ = self.element.src_pad().push_event(
-                                    gst::event::Gap::builder(ts).duration(duration).build(),
-                                );
+                                timeline::push_gap(self.element, ts, duration);
                             }
                         }
                         continue;
@@ -172,11 +169,37 @@ impl Signal<'_> {
                     evented = true;
                 }
                 Ok(_) => {}
+                Err(e) if e.is_disconnect() || device.is_disconnected() => {
+                    return self.unplugged(&device, e);
+                }
                 Err(e) => {
                     return Err(self.fail(errors::device_error("waiting for the signal", &e)));
                 }
             }
         }
+    }
+
+    /// The device went away while its signal was: with `reconnect`, a loss like one while
+    /// streaming (said, and waited out by the capture loop); else the error.
+    fn unplugged(
+        &self,
+        device: &Device,
+        e: crate::v4l2::Error,
+    ) -> Result<Option<gst::Buffer>, gst::FlowError> {
+        let path = device.path().to_string_lossy().into_owned();
+        let msg = errors::stream_failure(&path, Err(e.clone()));
+        if !lock(self.settings).reconnect {
+            return Err(self.fail(msg));
+        }
+        lock(self.session).lose(msg);
+        reconnect::announce_lost(
+            self.element.upcast_ref(),
+            self.stats,
+            self.session,
+            &path,
+            &e.to_string(),
+        );
+        Ok(None)
     }
 
     /// Where GAP events or black frames go while the signal is away.
@@ -236,7 +259,12 @@ impl Signal<'_> {
         absence: Option<&Absence>,
     ) -> Result<(), gst::FlowError> {
         let element = self.element.upcast_ref::<gst::Element>();
-        let before = self.element.src_pad().current_caps();
+        // The caps negotiated while waiting for a first picture were no picture's.
+        let before = self
+            .element
+            .src_pad()
+            .current_caps()
+            .filter(|_| absence.is_none_or(|a| a.pictured));
         let (floor, old_duration) = {
             let mut session = lock(self.session);
             let floor = match session.stream() {
@@ -253,6 +281,14 @@ impl Signal<'_> {
             };
             if let Err(msg) = opened.retime(timings) {
                 drop(session);
+                if device.is_disconnected() {
+                    let e = crate::v4l2::Error::new(
+                        "VIDIOC_S_DV_TIMINGS",
+                        device.path(),
+                        nix::errno::Errno::ENODEV,
+                    );
+                    return self.unplugged(device, e).map(|_| ());
+                }
                 return Err(self.fail(msg));
             }
             (floor, old_duration)

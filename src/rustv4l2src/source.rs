@@ -31,8 +31,13 @@ pub(super) struct Source {
 pub(super) struct Absence {
     pub loss: SignalLoss,
     pub since: Instant,
-    /// The caps of the stream before, if it streamed: black frames are made of them.
+    /// The caps downstream has: the stream's before the loss, or, started without a signal,
+    /// those negotiated for what the receiver is set to. Black frames are made of them.
     pub caps: Option<gst::Caps>,
+    /// A picture came before the loss: its return may change the caps (and says so), where
+    /// the first picture after a start without one simply replaces the caps negotiated
+    /// meanwhile.
+    pub pictured: bool,
     pub frame_duration: Option<gst::ClockTime>,
     /// The last PTS pushed (a frame, a GAP or a black frame): later ones come after it.
     pub last_pts: Option<gst::ClockTime>,
@@ -51,6 +56,7 @@ impl Absence {
             since: now,
             looked: now,
             caps: None,
+            pictured: false,
             frame_duration: None,
             last_pts: None,
             black: None,
@@ -156,6 +162,8 @@ impl Source {
             Detected::NoSignal(loss) => {
                 source.dv = true;
                 source.absent = Some(Absence::new(loss));
+                // What the receiver is set to: the picture to wait for the signal with.
+                source.timings = device.g_dv_timings().ok();
             }
         }
         gst::debug!(
@@ -212,11 +220,9 @@ impl Source {
         }
     }
 
-    /// The source's own picture, to prefer in negotiation.
+    /// The source's own picture, to prefer in negotiation; without a signal, the picture the
+    /// receiver is set to.
     pub fn native(&self) -> Option<caps::Native> {
-        if self.absent.is_some() {
-            return None;
-        }
         self.timings.as_ref().map(native_of).or(self.norm)
     }
 }

@@ -191,9 +191,24 @@ pub(super) fn running_time(element: &gst_base::BaseSrc) -> Option<gst::ClockTime
     Some(clock.time().saturating_sub(base_time))
 }
 
+/// Pushes a GAP event for `duration` from `ts`. Before the first frame (no picture yet at
+/// start) the base class has sent no segment, which it sends with the first buffer: the one
+/// it will send goes first, as downstream needs a segment before a GAP, and after the caps.
+pub(super) fn push_gap(element: &gst_base::BaseSrc, ts: gst::ClockTime, duration: gst::ClockTime) {
+    use gst::prelude::*;
+    use gst_base::prelude::*;
+    let pad = element.src_pad();
+    if pad.sticky_event::<gst::event::Segment>(0).is_none() {
+        let segment = element.segment();
+        let _ = pad.push_event(gst::event::Segment::new(&segment));
+    }
+    let _ = pad.push_event(gst::event::Gap::builder(ts).duration(duration).build());
+}
+
 /// The GAP events (or frames standing in for them) while there is no picture: from where the
-/// last frame ended, else from now, one `frame_duration` (else `default`) each; none before
-/// downstream has caps (a GAP would come before them) or the element a clock.
+/// last frame ended, else the first at once (it ends now), one `frame_duration` (else
+/// `default`) each; none before downstream has caps (a GAP would come before them) or the
+/// element a clock.
 pub(super) fn gaps_after(
     element: &gst_base::BaseSrc,
     last_pts: Option<gst::ClockTime>,
@@ -205,7 +220,7 @@ pub(super) fn gaps_after(
     let duration = frame_duration.unwrap_or(default);
     let from = match last_pts {
         Some(pts) => pts.saturating_add(duration),
-        None => running_time(element)?,
+        None => running_time(element)?.saturating_sub(duration),
     };
     Some(Gaps::new(from, duration))
 }
