@@ -8,20 +8,20 @@
 //! Nothing is posted on the bus while any of them is held (a synchronous bus handler may call
 //! back in), and no control ioctl runs under `session`, which the capture loop needs.
 
-use super::allocation::{self, AUTO_MIN_BUFFERS};
-use super::capture::{Capture, Captured, Knobs};
-use super::colorbalance::{self, Channels, ColorBalanceImpl};
-use super::controls::{self, Which};
-use super::errors;
-use super::reconnect::{self, Reconnect};
-use super::restart::Restart;
-use super::session::{Gone, Session};
-use super::settings::{self, COLOR_CONTROLS, Followup, Settings};
+use super::alive::reconnect::{self, Reconnect};
+use super::alive::restart::Restart;
+use super::alive::signal::{self, Signal};
+use super::face::errors;
+use super::face::settings::{self, COLOR_CONTROLS, Followup, Settings};
+use super::face::stats::Stats;
+use super::interfaces::colorbalance::{self, Channels, ColorBalanceImpl};
+use super::knobs::controls::{self, Which};
 use super::shared::{CAT, lock};
-use super::signal::{self, Signal};
-use super::slots::DownstreamPool;
-use super::stats::Stats;
-use super::timeline;
+use super::stream::allocation::{self, AUTO_MIN_BUFFERS};
+use super::stream::capture::{Capture, Captured, Knobs};
+use super::stream::session::{Gone, Session};
+use super::stream::slots::DownstreamPool;
+use super::stream::timeline;
 use crate::caps;
 use crate::v4l2::{Device, Poller};
 use gst::glib;
@@ -601,7 +601,7 @@ impl BaseSrcImpl for RustV4l2Src {
         };
         if import {
             // Downstream's pool stays in the query: GstBaseSrc keeps it active for the stream.
-            return match super::import::allocate(&self.session, &request) {
+            return match super::stream::import::allocate(&self.session, &request) {
                 Ok(pool) => {
                     query.add_allocation_pool(Some(&pool.pool), pool.size, pool.min, pool.max);
                     Ok(())
@@ -794,7 +794,7 @@ mod tests {
         );
         assert!(balance.list_channels().is_empty());
         // A channel that is not the element's: neither applied nor kept for the next open.
-        let stray = super::super::colorbalance::new_channel("brightness", 0, 255);
+        let stray = crate::rustv4l2src::interfaces::colorbalance::new_channel("brightness", 0, 255);
         let fired = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = fired.clone();
         balance.connect_value_changed(move |_, _, _| {

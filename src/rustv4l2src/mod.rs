@@ -1,58 +1,45 @@
 //! The `rustv4l2src` element: the public wrapper type and its registration.
 //!
-//! `imp.rs` is the GObject glue; beside it, one file per concern: `settings` (properties) and
-//! `kinds` (their enum and flags types),
-//! `controls` (control properties on the device), `colorbalance` (the GstColorBalance vtable),
-//! `crop` (the `crop-*` properties on the device), `inputs` (`input` and `norm` on the
-//! device), `tuner` (the GstTuner vtable), `orientation` (GstVideoOrientation over the flip and
-//! centre controls), `signals` (`prepare-format`),
-//! `errors` (what users read on the bus), `session` (the capture session's state machine),
-//! `negotiation`, `allocation`, `capture` (the capture loop), `reconnect` (waiting for a device
-//! that went away, and bringing it back), `restart` (restarting a stream the driver failed),
-//! `source` and `signal` (a capture card's source: its
-//! timings, changes and signal loss), `pool` (the frame pool: one GstBuffer per driver buffer,
-//! recycled), `lend` (video meta, dmabuf wrapping and copies),
-//! `timeline` (timestamps, sequence numbers, latency), `stats`, `uri` (the `v4l2://` URI
-//! handler), and `shared` (the debug category and the lock helper every file uses).
+//! `imp.rs` is the GObject glue, and `shared.rs` what every file uses (the debug category, the
+//! lock helper, posting an element message). The rest is grouped by concern, one folder each,
+//! listed here from the bottom up: each imports only folders listed before it, and the element's
+//! type where it implements on it, but for the exceptions its `mod.rs` names.
+//!
+//! `face/`: what users set and read. The properties (`settings`, their enum and flags types in
+//! `kinds`), the `prepare-format` signal (`signals`), the `v4l2://` URI handler (`uri`), the
+//! errors users read on the bus (`errors`) and the `stats` property (`stats`).
+//!
+//! `knobs/`: the device's knobs. Its controls (`controls`), the `crop-*` rectangle (`crop`), the
+//! `input` and `norm` (`inputs`), and the source on a capture card's input (`source`: its DV
+//! timings, source-change events and signal).
+//!
+//! `stream/`: the stream. The capture session's state machine (`session`), `negotiation`,
+//! `allocation`, the io-modes (`iomodes`, `reading`, and `import` over the `slots` of
+//! `io-mode=dmabuf-import`), the frame pool (`pool`: one GstBuffer per driver buffer, recycled),
+//! lending frames (`lend`: video meta, dmabuf wrapping and copies), the capture loop
+//! (`capture`) and the `timeline` (timestamps, sequence numbers, latency).
+//!
+//! `alive/`: what keeps the stream alive. A source change or a lost signal (`signal`), a device
+//! that went away and came back (`reconnect`), a stream the driver failed (`restart`).
+//!
+//! `interfaces/`: the C interfaces whose vtables are filled by hand: GstTuner (`tuner`, with
+//! `tuner_lists`), GstColorBalance (`colorbalance`) and GstVideoOrientation (`orientation`).
 
 use gst::glib;
 use gst::prelude::*;
 
-mod allocation;
-mod capture;
-mod colorbalance;
-mod controls;
-mod crop;
-mod errors;
+mod alive;
+mod face;
 mod imp;
-mod import;
-mod inputs;
-mod iomodes;
-mod kinds;
-mod lend;
-mod negotiation;
-mod orientation;
-mod pool;
-mod reading;
-mod reconnect;
-mod restart;
-mod session;
-mod settings;
+mod interfaces;
+mod knobs;
 mod shared;
-mod signal;
-mod signals;
-mod slots;
-mod source;
-mod stats;
-mod timeline;
-mod tuner;
-mod tuner_lists;
-mod uri;
+mod stream;
 
 #[cfg(test)]
-pub(crate) use controls::extra_control_value;
+pub(crate) use face::uri::device_of_uri;
 #[cfg(test)]
-pub(crate) use uri::device_of_uri;
+pub(crate) use knobs::controls::extra_control_value;
 
 glib::wrapper! {
     pub struct RustV4l2Src(ObjectSubclass<imp::RustV4l2Src>)
@@ -63,6 +50,6 @@ glib::wrapper! {
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     let type_ = RustV4l2Src::static_type();
     // Between registering the type and registering the element, which initialises its class.
-    tuner::install(type_, plugin);
+    interfaces::tuner::install(type_, plugin);
     gst::Element::register(Some(plugin), "rustv4l2src", gst::Rank::NONE, type_)
 }

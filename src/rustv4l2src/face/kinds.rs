@@ -225,7 +225,7 @@ impl TvNorm {
 
 /// The `flags` of a device with these capabilities (`VIDIOC_QUERYCAP`'s device caps), as
 /// v4l2src reads them: multi-planar capture and output count as capture and output.
-pub(super) fn device_type_flags(device_caps: u32) -> DeviceTypeFlags {
+pub(in crate::rustv4l2src) fn device_type_flags(device_caps: u32) -> DeviceTypeFlags {
     let mut flags = DeviceTypeFlags::from_bits_truncate(device_caps);
     if device_caps & v4l2::V4L2_CAP_VIDEO_CAPTURE_MPLANE != 0 {
         flags |= DeviceTypeFlags::CAPTURE;

@@ -16,17 +16,17 @@
 //! The session knows the device and GStreamer's caps, but not the element: it returns errors
 //! for the element to post once it has let go of the session's lock.
 
-use super::colorbalance::Channels;
-use super::crop;
-use super::errors;
-use super::inputs;
 use super::reading::Reading;
-use super::settings::{self, DeviceTypeFlags, Settings};
-use super::shared::CAT;
-use super::source::Source;
 use super::timeline::{Increasing, Sequence};
-use super::tuner_lists::Lists;
 use crate::caps;
+use crate::rustv4l2src::face::errors;
+use crate::rustv4l2src::face::settings::{self, DeviceTypeFlags, Settings};
+use crate::rustv4l2src::interfaces::colorbalance::Channels;
+use crate::rustv4l2src::interfaces::tuner_lists::Lists;
+use crate::rustv4l2src::knobs::crop;
+use crate::rustv4l2src::knobs::inputs;
+use crate::rustv4l2src::knobs::source::Source;
+use crate::rustv4l2src::shared::CAT;
 use crate::v4l2::{self, Device, Identity, Queue};
 use gst::glib;
 use gst::prelude::*;
@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The device as opened: what stays the same from open to close.
-pub(super) struct Opened {
+pub(in crate::rustv4l2src) struct Opened {
     pub device: Arc<Device>,
     /// Formats as listed at open. A format's sizes are listed the first time negotiation or a
     /// caps query needs them (`sizes_listed` says which formats have been), and a size's frame
@@ -75,7 +75,7 @@ pub(super) struct Opened {
 /// The shape of the picture as the properties ask for it: set at open and before each
 /// negotiation, from `pixel-aspect-ratio`, `force-aspect-ratio` and `crop-*`.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) struct Geometry {
+pub(in crate::rustv4l2src) struct Geometry {
     /// The pixel aspect ratio the caps carry; `None`: no such field.
     pub par: Option<gst::Fraction>,
     /// The crop rectangle to set before each format; `None`: the driver's default, and caps
@@ -84,7 +84,7 @@ pub(super) struct Geometry {
 }
 
 /// One negotiated format and, once allocation has run, its buffers; the counters of its stream.
-pub(super) struct Stream {
+pub(in crate::rustv4l2src) struct Stream {
     /// The caps downstream got: the negotiated ones, completed with what the driver settled on
     /// (interlacing, colorimetry).
     pub caps: gst::Caps,
@@ -151,7 +151,7 @@ impl Stream {
 /// The session's states. "Not open" holds nothing; a stream exists only with its device.
 // One `Session` per element, never moved around: boxing the open variants would buy nothing.
 #[allow(clippy::large_enum_variant)]
-pub(super) enum Session {
+pub(in crate::rustv4l2src) enum Session {
     Closed,
     /// The device is open and probed; no format yet.
     Open(Opened),
@@ -167,7 +167,7 @@ pub(super) enum Session {
 
 /// What the session keeps of a device it lost.
 #[derive(Debug, Clone)]
-pub(super) struct Gone {
+pub(in crate::rustv4l2src) struct Gone {
     /// The node it was at (or, never opened, the `device` property).
     pub path: String,
     pub since: Instant,
@@ -186,7 +186,7 @@ pub(super) struct Gone {
 /// Why a device could not be opened: the error to post, and whether the device is simply not
 /// there (no node, or one whose device is going away), which `reconnect` waits out.
 #[derive(Debug)]
-pub(super) struct Unopened {
+pub(in crate::rustv4l2src) struct Unopened {
     pub error: gst::ErrorMessage,
     pub absent: bool,
 }
@@ -198,7 +198,7 @@ impl From<Unopened> for gst::ErrorMessage {
 }
 
 /// What a rebuild changed.
-pub(super) struct Rebuilt {
+pub(in crate::rustv4l2src) struct Rebuilt {
     /// The caps of the stream, to send downstream.
     pub caps: gst::Caps,
     /// The frame duration changed, so the latency did.

@@ -14,13 +14,13 @@
 
 use super::allocation::{Request, buffer_count};
 use super::capture::{Capture, Decoration, Failure, GivenBack, decorate, driver_stamp, fail};
-use super::errors;
 use super::session::Session;
-use super::settings::TimeoutAction;
-use super::shared::{CAT, lock};
 use super::slots::{DownstreamPool, Fill, Import, Shape};
-use super::stats::FrameCounts;
 use crate::caps;
+use crate::rustv4l2src::face::errors;
+use crate::rustv4l2src::face::settings::TimeoutAction;
+use crate::rustv4l2src::face::stats::FrameCounts;
+use crate::rustv4l2src::shared::{CAT, lock};
 use crate::v4l2::{self, Awaited, Device};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,7 +46,7 @@ fn no_pool(path: &str) -> gst::ErrorMessage {
 /// pool, unless the ones there already serve. Returns the pool to leave in the allocation
 /// query (GstBaseSrc then keeps it active for the stream); `Err(None)` when the pool was
 /// flushing, which is no error to post.
-pub(super) fn allocate(
+pub(in crate::rustv4l2src) fn allocate(
     session: &Mutex<Session>,
     request: &Request,
 ) -> Result<DownstreamPool, Option<gst::ErrorMessage>> {

@@ -2,8 +2,8 @@
 //! `v4l2src`. Implemented for the element's subclass from outside `imp.rs`, which does not know
 //! this file: it only lists `gst::URIHandler` among the element's interfaces.
 
-use super::imp::RustV4l2Src;
-use super::shared::lock;
+use crate::rustv4l2src::imp::RustV4l2Src;
+use crate::rustv4l2src::shared::lock;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -53,7 +53,7 @@ mod tests {
     #[test]
     fn v4l2_uris_set_the_device() {
         gst::init().unwrap();
-        let element = glib::Object::new::<super::super::RustV4l2Src>();
+        let element = glib::Object::new::<crate::rustv4l2src::RustV4l2Src>();
         let handler = element.dynamic_cast_ref::<gst::URIHandler>().unwrap();
         handler.set_uri("v4l2:///dev/video7").unwrap();
         assert_eq!(element.property::<String>("device"), "/dev/video7");

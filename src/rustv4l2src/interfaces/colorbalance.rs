@@ -19,7 +19,7 @@ use gst_video::ffi;
 use std::ffi::c_int;
 
 /// A channel to create: `key` is the element's name for it (which control it stands for).
-pub(super) struct ChannelSpec {
+pub(in crate::rustv4l2src) struct ChannelSpec {
     pub key: usize,
     pub label: String,
     pub min: i32,
@@ -31,7 +31,7 @@ pub(super) struct ChannelSpec {
 /// one `Channels` for as long as the device stays open and never rebuilds it meanwhile, so a
 /// list handed out stays valid until the device closes (READY to NULL) or the element is
 /// finalised, as with `v4l2src`.
-pub(super) struct Channels {
+pub(in crate::rustv4l2src) struct Channels {
     list: glib::List<ColorBalanceChannel>,
     /// The key of each channel of `list`, in the same order.
     keys: Vec<usize>,
@@ -70,7 +70,7 @@ impl Channels {
 
 /// A channel with its label and range set. GstColorBalanceChannel has no properties or setters
 /// for them: implementations write the public fields, as `v4l2src` does.
-pub(super) fn new_channel(label: &str, min: i32, max: i32) -> ColorBalanceChannel {
+pub(in crate::rustv4l2src) fn new_channel(label: &str, min: i32, max: i32) -> ColorBalanceChannel {
     let channel = glib::Object::new::<ColorBalanceChannel>();
     let raw: *mut ffi::GstColorBalanceChannel = channel.as_ptr();
     // SAFETY: `raw` is the instance struct of `channel`, which we hold a reference to, so it is
@@ -86,7 +86,7 @@ pub(super) fn new_channel(label: &str, min: i32, max: i32) -> ColorBalanceChanne
 }
 
 /// What a subclass answers to GstColorBalance's calls.
-pub(super) trait ColorBalanceImpl: ObjectSubclass {
+pub(in crate::rustv4l2src) trait ColorBalanceImpl: ObjectSubclass {
     /// `list_channels`: a list that stays valid as long as `Channels` says.
     fn color_channel_list(&self) -> *const glib::ffi::GList;
     fn set_channel_value(&self, channel: Option<&ColorBalanceChannel>, value: i32);
@@ -99,7 +99,7 @@ pub(super) trait ColorBalanceImpl: ObjectSubclass {
 /// `iface` must be the GstColorBalance interface of `T`'s GType (as passed to
 /// `IsImplementable<T>::interface_init`): GLib then calls these functions only with instances
 /// of `T` or of its subclasses, whose instances begin with `T`'s instance struct.
-pub(super) unsafe fn init_interface<T: ColorBalanceImpl>(
+pub(in crate::rustv4l2src) unsafe fn init_interface<T: ColorBalanceImpl>(
     iface: &mut glib::Interface<gst_video::ColorBalance>,
 ) {
     let iface = iface.as_mut();

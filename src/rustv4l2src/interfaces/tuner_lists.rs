@@ -7,7 +7,7 @@ use gst::prelude::*;
 use std::collections::HashMap;
 
 /// A list lent to C callers (`transfer none`) and what each of its objects stands for.
-pub(super) struct Lent {
+pub(in crate::rustv4l2src) struct Lent {
     pub list: glib::List<glib::Object>,
     pub ids: Vec<u64>,
 }
@@ -33,7 +33,7 @@ impl Lent {
 /// first use. Never rebuilt while the device is open, so a list handed out stays valid until
 /// it closes (switching inputs carries them over to the reopened device).
 #[derive(Default)]
-pub(super) struct Lists {
+pub(in crate::rustv4l2src) struct Lists {
     pub channels: Option<Lent>,
     pub norms: HashMap<u32, Lent>,
 }

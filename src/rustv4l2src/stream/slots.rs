@@ -3,8 +3,8 @@
 //! buffer must be for the driver to fill it, and the pool's configuration. Knows nothing of the
 //! session or the capture loop, which hold an `Import` and drive it.
 
-use super::shared::CAT;
 use crate::caps;
+use crate::rustv4l2src::shared::CAT;
 use crate::v4l2::{self, Device, ImportPlane, ImportQueue};
 use gst::prelude::*;
 use std::os::fd::RawFd;
@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 /// The pool downstream's allocation query offers first, which the element imports from.
 #[derive(Debug, Clone)]
-pub(super) struct DownstreamPool {
+pub(in crate::rustv4l2src) struct DownstreamPool {
     pub pool: gst::BufferPool,
     pub size: u32,
     pub min: u32,
@@ -20,7 +20,7 @@ pub(super) struct DownstreamPool {
 }
 
 impl DownstreamPool {
-    pub(super) fn of(query: &gst::query::Allocation) -> Option<DownstreamPool> {
+    pub(in crate::rustv4l2src) fn of(query: &gst::query::Allocation) -> Option<DownstreamPool> {
         query.allocation_pools().find_map(|(pool, size, min, max)| {
             Some(DownstreamPool {
                 pool: pool?,
@@ -34,7 +34,7 @@ impl DownstreamPool {
 
 /// What the frames must look like in downstream's buffers: the driver's layout of them.
 #[derive(Clone)]
-pub(super) struct Shape {
+pub(in crate::rustv4l2src) struct Shape {
     pub caps: gst::Caps,
     pub framing: caps::Framing,
     pub info: gst_video::VideoInfo,
@@ -65,7 +65,7 @@ impl Shape {
 }
 
 /// The driver's slots and the pool buffers queued in them.
-pub(super) struct Import {
+pub(in crate::rustv4l2src) struct Import {
     // Declared before `slots`, so that dropping an `Import` ends the driver's stream (the
     // queue's `Drop`) before the buffers go back to the pool.
     pub queue: ImportQueue,
@@ -162,7 +162,7 @@ impl Import {
         Ok(import)
     }
 
-    pub(super) fn len(&self) -> usize {
+    pub(in crate::rustv4l2src) fn len(&self) -> usize {
         self.queue.len()
     }
 

@@ -16,7 +16,7 @@
 //! keeping `GstVideoMeta`, which the capture loop sets.
 
 use super::lend;
-use super::shared::{CAT, lock};
+use crate::rustv4l2src::shared::{CAT, lock};
 use crate::v4l2::lease::{MAX_PLANES, frame_windows};
 use crate::v4l2::{DqBuffer, Lease};
 use gst::glib;

@@ -5,13 +5,13 @@
 //! `import.rs`'s.
 
 use super::capture::{Capture, Failure, fail};
-use super::errors;
 use super::reading::Reading;
 use super::session::Session;
-use super::settings::{IoMode, TimeoutAction};
-use super::shared::{CAT, lock};
-use super::stats::FrameCounts;
 use crate::caps;
+use crate::rustv4l2src::face::errors;
+use crate::rustv4l2src::face::settings::{IoMode, TimeoutAction};
+use crate::rustv4l2src::face::stats::FrameCounts;
+use crate::rustv4l2src::shared::{CAT, lock};
 use crate::v4l2::{self, Device, Queue, Reader, Wait};
 use gst::prelude::*;
 use std::sync::Arc;

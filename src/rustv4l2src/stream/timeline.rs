@@ -102,7 +102,7 @@ pub(super) fn reads_monotonic(clock: &gst::Clock) -> bool {
 /// in the driver since before PLAYING all map to running time 0 (v4l2loopback hands over its
 /// writer's latest frames at once).
 #[derive(Debug, Default)]
-pub(super) struct Increasing {
+pub(in crate::rustv4l2src) struct Increasing {
     last: Option<gst::ClockTime>,
 }
 
@@ -140,14 +140,14 @@ const MAX_GAPS_BEHIND: u64 = 4;
 /// The GAP events sent while the device is away: back to back from where the last frame
 /// ended, one frame duration each, each sent once its time has passed in running time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Gaps {
+pub(in crate::rustv4l2src) struct Gaps {
     next: gst::ClockTime,
     duration: gst::ClockTime,
 }
 
 /// What to do at some running time while the device is away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum GapStep {
+pub(in crate::rustv4l2src) enum GapStep {
     /// Send a GAP event starting at this time, one duration long.
     Push(gst::ClockTime),
     /// Nothing is due yet: the next one is due in this much (running) time.
@@ -184,7 +184,7 @@ impl Gaps {
 }
 
 /// The element's running time now, once it has a clock and a base time.
-pub(super) fn running_time(element: &gst_base::BaseSrc) -> Option<gst::ClockTime> {
+pub(in crate::rustv4l2src) fn running_time(element: &gst_base::BaseSrc) -> Option<gst::ClockTime> {
     use gst::prelude::*;
     let clock = element.clock()?;
     let base_time = element.base_time()?;
@@ -194,7 +194,11 @@ pub(super) fn running_time(element: &gst_base::BaseSrc) -> Option<gst::ClockTime
 /// Pushes a GAP event for `duration` from `ts`. Before the first frame (no picture yet at
 /// start) the base class has sent no segment, which it sends with the first buffer: the one
 /// it will send goes first, as downstream needs a segment before a GAP, and after the caps.
-pub(super) fn push_gap(element: &gst_base::BaseSrc, ts: gst::ClockTime, duration: gst::ClockTime) {
+pub(in crate::rustv4l2src) fn push_gap(
+    element: &gst_base::BaseSrc,
+    ts: gst::ClockTime,
+    duration: gst::ClockTime,
+) {
     use gst::prelude::*;
     use gst_base::prelude::*;
     let pad = element.src_pad();
@@ -209,7 +213,7 @@ pub(super) fn push_gap(element: &gst_base::BaseSrc, ts: gst::ClockTime, duration
 /// last frame ended, else the first at once (it ends now), one `frame_duration` (else
 /// `default`) each; none before downstream has caps (a GAP would come before them) or the
 /// element a clock.
-pub(super) fn gaps_after(
+pub(in crate::rustv4l2src) fn gaps_after(
     element: &gst_base::BaseSrc,
     last_pts: Option<gst::ClockTime>,
     frame_duration: Option<gst::ClockTime>,
@@ -235,7 +239,7 @@ pub(super) fn sequence_gap(last: u32, sequence: u32) -> u32 {
 /// The driver's sequence numbers of one stream, made into an ever-growing buffer OFFSET, and
 /// the frames lost between them.
 #[derive(Debug, Default)]
-pub(super) struct Sequence {
+pub(in crate::rustv4l2src) struct Sequence {
     last: Option<u32>,
     /// 2^32 times the number of times the driver's count wrapped.
     epoch: u64,
@@ -285,7 +289,7 @@ pub(super) fn frame_duration(fps: gst::Fraction, fields: bool) -> Option<gst::Cl
 
 /// The latency to report: a frame's capture is complete one frame duration after it began (its
 /// PTS), and the driver can hold as many frames as it has buffers before one must be taken.
-pub(super) fn latency(
+pub(in crate::rustv4l2src) fn latency(
     frame: gst::ClockTime,
     buffers: usize,
 ) -> (gst::ClockTime, Option<gst::ClockTime>) {

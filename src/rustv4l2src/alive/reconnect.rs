@@ -11,12 +11,12 @@
 //!
 //! Nothing is posted while a lock is held.
 
-use super::controls::{self, Which};
-use super::session::{Gone, Session};
-use super::settings::Settings;
-use super::shared::{CAT, lock, post_element_message};
-use super::stats::Stats;
-use super::timeline::{self, GapStep, Gaps};
+use crate::rustv4l2src::face::settings::Settings;
+use crate::rustv4l2src::face::stats::Stats;
+use crate::rustv4l2src::knobs::controls::{self, Which};
+use crate::rustv4l2src::shared::{CAT, lock, post_element_message};
+use crate::rustv4l2src::stream::session::{Gone, Session};
+use crate::rustv4l2src::stream::timeline::{self, GapStep, Gaps};
 use crate::v4l2::hotplug::{self, Action, Uevent};
 use crate::v4l2::{Awaited, Device, Hotplug, Identity, Poller};
 use gst::prelude::*;
@@ -40,7 +40,7 @@ const DEFAULT_GAP: gst::ClockTime = gst::ClockTime::from_mseconds(100);
 
 /// Says on the bus that the device at `path` went away (`reason`: what the kernel answered):
 /// one warning and `rustv4l2src-device-lost`, and counts it.
-pub(super) fn announce_lost(
+pub(in crate::rustv4l2src) fn announce_lost(
     element: &gst::Element,
     stats: &Mutex<Stats>,
     session: &Mutex<Session>,
@@ -73,7 +73,7 @@ pub(super) fn announce_lost(
 }
 
 /// Says once that the device at `path` is not there at start and will be waited for.
-pub(super) fn announce_absent(element: &gst::Element, path: &str) {
+pub(in crate::rustv4l2src) fn announce_absent(element: &gst::Element, path: &str) {
     gst::element_warning!(
         element,
         gst::ResourceError::NotFound,
@@ -85,7 +85,7 @@ pub(super) fn announce_absent(element: &gst::Element, path: &str) {
 }
 
 /// What the wait needs of the element.
-pub(super) struct Reconnect<'a> {
+pub(in crate::rustv4l2src) struct Reconnect<'a> {
     pub element: &'a gst_base::BaseSrc,
     pub session: &'a Mutex<Session>,
     pub stats: &'a Mutex<Stats>,

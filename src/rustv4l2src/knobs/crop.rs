@@ -4,12 +4,12 @@
 //! downstream are the cropped size. The ioctls are `crate::v4l2`'s; the caps of that size are
 //! `crate::caps::restrict_size`'s.
 
-use super::shared::CAT;
+use crate::rustv4l2src::shared::CAT;
 use crate::v4l2::{self, Device, Rect};
 
 /// Pixels to cut at each side of the picture (the `crop-*` properties).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct Sides {
+pub(in crate::rustv4l2src) struct Sides {
     pub top: u32,
     pub left: u32,
     pub bottom: u32,
@@ -64,7 +64,7 @@ pub(super) fn rect(bounds: Option<Rect>, sides: Sides) -> Result<Option<Rect>, U
 
 /// The crop bounds of the device's current input; `None` when it cannot crop (or will not
 /// say, which is the same to the user).
-pub(super) fn bounds(device: &Device) -> Option<Rect> {
+pub(in crate::rustv4l2src) fn bounds(device: &Device) -> Option<Rect> {
     device.crop_bounds().unwrap_or_else(|e| {
         gst::debug!(CAT, "{}: No crop bounds: {}", device.path().display(), e);
         None
@@ -72,7 +72,7 @@ pub(super) fn bounds(device: &Device) -> Option<Rect> {
 }
 
 /// `rect`, checked against what the device can do, as the error to post.
-pub(super) fn decide(
+pub(in crate::rustv4l2src) fn decide(
     path: &str,
     bounds: Option<Rect>,
     sides: Sides,
@@ -83,7 +83,10 @@ pub(super) fn decide(
 /// Sets the crop rectangle before a format is set: `crop` if any, else the driver's default
 /// (best effort: a crop from an earlier capture would otherwise stay, on drivers that keep it
 /// from one open to the next).
-pub(super) fn apply(device: &Device, crop: Option<Rect>) -> Result<(), gst::ErrorMessage> {
+pub(in crate::rustv4l2src) fn apply(
+    device: &Device,
+    crop: Option<Rect>,
+) -> Result<(), gst::ErrorMessage> {
     let path = device.path().display();
     let Some(crop) = crop else {
         if let Ok(Some(default)) = device.crop_default()

@@ -5,9 +5,9 @@
 //! camera's encoder, say). It runs on the thread that negotiates, with no element lock held, so a
 //! handler may read properties or run ioctls on the descriptor; it must not close it.
 
-use super::imp::RustV4l2Src;
 use super::settings::PREPARE_FORMAT;
-use super::shared::{CAT, lock};
+use crate::rustv4l2src::imp::RustV4l2Src;
+use crate::rustv4l2src::shared::{CAT, lock};
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
@@ -15,7 +15,7 @@ impl RustV4l2Src {
     /// When `caps` are not already the device's format: stops the stream and frees its buffers
     /// (keeping the format, so the rebuild that follows still knows what it changes from), then
     /// emits `prepare-format` outside the session's lock.
-    pub(super) fn prepare_format(&self, caps: &gst::Caps) {
+    pub(in crate::rustv4l2src) fn prepare_format(&self, caps: &gst::Caps) {
         let fd = {
             let mut session = lock(&self.session);
             let Some(fd) = session.about_to_set(caps) else {

@@ -1,20 +1,20 @@
 //! The element's properties: their defaults, ranges and descriptions, and the plain settings
 //! they fill in. Copied out under a short lock before use; nothing here touches the device.
 
-use super::crop::Sides;
-use super::shared::CAT;
+use crate::rustv4l2src::knobs::crop::Sides;
+use crate::rustv4l2src::shared::CAT;
 use crate::v4l2;
 use gst::glib;
 use gst::prelude::*;
 
-pub(super) use super::kinds::{
+pub(in crate::rustv4l2src) use super::kinds::{
     DeviceTypeFlags, IoMode, NoSignal, TimeoutAction, TvNorm, device_type_flags,
 };
 
 pub(super) const DEFAULT_DEVICE: &str = "/dev/video0";
 /// 0: choose from the driver's minimum and what downstream says it holds.
 pub(super) const DEFAULT_BUFFER_COUNT: u32 = 0;
-pub(super) const MAX_BUFFER_COUNT: u32 = 32;
+pub(in crate::rustv4l2src) const MAX_BUFFER_COUNT: u32 = 32;
 pub(super) const DEFAULT_IO_MODE: IoMode = IoMode::Mmap;
 pub(super) const DEFAULT_TIMEOUT_MS: u32 = 0;
 pub(super) const DEFAULT_LOW_LATENCY: bool = false;
@@ -33,11 +33,11 @@ pub(super) const DEFAULT_FORCE_ASPECT_RATIO: bool = true;
 /// -1: keep the input the device is on.
 pub(super) const DEFAULT_INPUT: i32 = -1;
 /// What `device-fd` reads while no device is open.
-pub(super) const NO_FD: i32 = -1;
+pub(in crate::rustv4l2src) const NO_FD: i32 = -1;
 
 /// The colour-balance properties and the V4L2 controls behind them, in the order of
 /// `Settings::color`.
-pub(super) const COLOR_CONTROLS: [(&str, u32); 4] = [
+pub(in crate::rustv4l2src) const COLOR_CONTROLS: [(&str, u32); 4] = [
     ("brightness", v4l2::V4L2_CID_BRIGHTNESS),
     ("contrast", v4l2::V4L2_CID_CONTRAST),
     ("saturation", v4l2::V4L2_CID_SATURATION),
@@ -45,12 +45,12 @@ pub(super) const COLOR_CONTROLS: [(&str, u32); 4] = [
 ];
 
 /// The index in `COLOR_CONTROLS` of the property `name`.
-pub(super) fn color_index(name: &str) -> Option<usize> {
+pub(in crate::rustv4l2src) fn color_index(name: &str) -> Option<usize> {
     COLOR_CONTROLS.iter().position(|(n, _)| *n == name)
 }
 
 #[derive(Debug, Clone)]
-pub(super) struct Settings {
+pub(in crate::rustv4l2src) struct Settings {
     pub device: String,
     pub buffer_count: u32,
     pub io_mode: IoMode,
@@ -106,7 +106,7 @@ impl Default for Settings {
 
 /// What setting a property asks of the element beyond storing it.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Followup {
+pub(in crate::rustv4l2src) enum Followup {
     Nothing,
     /// A control property: apply it to the open device.
     ApplyControl,
@@ -203,7 +203,7 @@ impl Settings {
 }
 
 /// Every property of the element.
-pub(super) fn properties() -> Vec<glib::ParamSpec> {
+pub(in crate::rustv4l2src) fn properties() -> Vec<glib::ParamSpec> {
     let mut specs = vec![
         glib::ParamSpecString::builder("device")
             .nick("Device")
@@ -476,7 +476,7 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
 /// `prepare-format (fd: gint, caps: GstCaps)`, as in `v4l2src`; emitted by `signals.rs`.
 pub(super) const PREPARE_FORMAT: &str = "prepare-format";
 
-pub(super) fn signals() -> &'static [glib::subclass::Signal] {
+pub(in crate::rustv4l2src) fn signals() -> &'static [glib::subclass::Signal] {
     static SIGNALS: std::sync::LazyLock<Vec<glib::subclass::Signal>> =
         std::sync::LazyLock::new(|| {
             vec![

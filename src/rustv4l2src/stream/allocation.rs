@@ -5,13 +5,13 @@
 use super::iomodes;
 use super::pool::FramePool;
 use super::session::Session;
-use super::settings::IoMode;
-use super::shared::CAT;
 use super::slots::DownstreamPool;
+use crate::rustv4l2src::face::settings::IoMode;
+use crate::rustv4l2src::shared::CAT;
 
 /// Used when neither the driver nor downstream says anything: enough for the driver to keep
 /// capturing while downstream holds a frame or two.
-pub(super) const AUTO_MIN_BUFFERS: u32 = 4;
+pub(in crate::rustv4l2src) const AUTO_MIN_BUFFERS: u32 = 4;
 
 /// How many buffers to ask for: the `buffer-count` property when set (`wanted` > 0), else the
 /// driver's minimum plus what downstream says it holds plus one, within
@@ -33,7 +33,7 @@ pub(super) fn buffer_count(
 }
 
 /// What allocation needs to know.
-pub(super) struct Request {
+pub(in crate::rustv4l2src) struct Request {
     /// The `buffer-count` property (0: choose).
     pub wanted: u32,
     pub max: u32,

@@ -2,14 +2,14 @@
 //! sizes downstream accepts, and setting the chosen caps on it (`VIDIOC_S_FMT`, `S_PARM`). The
 //! translation itself is `crate::caps`'s; this is the part that asks the driver.
 
-use super::crop;
-use super::errors;
 use super::session::{Opened, Stream, list_formats};
-use super::settings::Settings;
-use super::shared::CAT;
-use super::source;
 use super::timeline::{self, Increasing, Sequence};
 use crate::caps;
+use crate::rustv4l2src::face::errors;
+use crate::rustv4l2src::face::settings::Settings;
+use crate::rustv4l2src::knobs::crop;
+use crate::rustv4l2src::knobs::source;
+use crate::rustv4l2src::shared::CAT;
 use crate::v4l2::{self, DvTimings};
 
 impl Opened {

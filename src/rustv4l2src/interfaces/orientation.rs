@@ -8,8 +8,8 @@
 //! only unsafe code outside `src/v4l2/` (with `lend.rs`'s dmabuf wrapping). The controls are set
 //! on an `Arc<Device>` taken out of the session, never under its lock.
 
-use super::imp::RustV4l2Src;
-use super::shared::CAT;
+use crate::rustv4l2src::imp::RustV4l2Src;
+use crate::rustv4l2src::shared::CAT;
 use crate::v4l2;
 use gst::glib;
 use gst::glib::translate::*;
@@ -209,7 +209,7 @@ mod tests {
     #[test]
     fn orientation_fails_while_closed() {
         gst::init().unwrap();
-        let element = gst::glib::Object::new::<super::super::RustV4l2Src>();
+        let element = gst::glib::Object::new::<crate::rustv4l2src::RustV4l2Src>();
         let orientation = element
             .dynamic_cast_ref::<gst_video::VideoOrientation>()
             .expect("implements GstVideoOrientation");

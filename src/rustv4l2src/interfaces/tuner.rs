@@ -21,12 +21,12 @@
 //! module's unsafe code is that FFI. What the calls do (S_INPUT, S_STD, reopening) is decided
 //! in safe code below, on the element's session and settings.
 
-use super::imp::RustV4l2Src;
-use super::inputs;
-use super::session::Session;
-use super::settings::TvNorm;
-use super::shared::{CAT, lock};
 use super::tuner_lists::{Lent, Lists};
+use crate::rustv4l2src::face::settings::TvNorm;
+use crate::rustv4l2src::imp::RustV4l2Src;
+use crate::rustv4l2src::knobs::inputs;
+use crate::rustv4l2src::shared::{CAT, lock};
+use crate::rustv4l2src::stream::session::Session;
 use crate::v4l2::{self, Device};
 use gst::glib;
 use gst::glib::gobject_ffi;
@@ -99,7 +99,7 @@ static TYPES: OnceLock<Option<Types>> = OnceLock::new();
 
 /// Adds GstTuner to the element's type `type_`, once, if the v4l2 plugin has it; `plugin` is
 /// the plugin registering the element. Must run before the type's class is initialised.
-pub(super) fn install(type_: glib::Type, plugin: &gst::Plugin) {
+pub(in crate::rustv4l2src) fn install(type_: glib::Type, plugin: &gst::Plugin) {
     TYPES.get_or_init(|| add_interface(type_, plugin));
 }
 
@@ -207,7 +207,7 @@ unsafe fn on_element<R>(
 ) -> R {
     // SAFETY: the contract above; borrowing takes no reference and drops none.
     let object: Borrowed<glib::Object> = unsafe { from_glib_borrow(tuner) };
-    match object.downcast_ref::<super::RustV4l2Src>() {
+    match object.downcast_ref::<crate::rustv4l2src::RustV4l2Src>() {
         Some(element) => f(element.imp()),
         None => default,
     }

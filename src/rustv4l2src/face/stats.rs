@@ -4,7 +4,7 @@
 
 /// The counters behind `stats`. Every count saturates rather than wraps.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Stats {
+pub(in crate::rustv4l2src) struct Stats {
     /// Frames pushed downstream.
     pub captured: u64,
     /// Frames the driver skipped (gaps in its sequence numbers).
@@ -34,7 +34,7 @@ pub(super) struct Stats {
 
 /// What one pass of the capture loop adds to the counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct FrameCounts {
+pub(in crate::rustv4l2src) struct FrameCounts {
     pub lost: u64,
     pub dropped: u64,
     pub corrupted: u64,

@@ -12,14 +12,14 @@
 //! All of it runs in `create()`, on the streaming thread; `unlock()` ends a wait at once.
 //! Nothing is posted while a lock is held.
 
-use super::errors;
-use super::reconnect;
-use super::session::Session;
-use super::settings::{NoSignal, Settings};
-use super::shared::{CAT, lock, post_element_message};
-use super::source::{Absence, Look, Source};
-use super::stats::Stats;
-use super::timeline::{self, GapStep, Gaps};
+use crate::rustv4l2src::alive::reconnect;
+use crate::rustv4l2src::face::errors;
+use crate::rustv4l2src::face::settings::{NoSignal, Settings};
+use crate::rustv4l2src::face::stats::Stats;
+use crate::rustv4l2src::knobs::source::{Absence, Look, Source};
+use crate::rustv4l2src::shared::{CAT, lock, post_element_message};
+use crate::rustv4l2src::stream::session::Session;
+use crate::rustv4l2src::stream::timeline::{self, GapStep, Gaps};
 use crate::v4l2::{Device, DvTimings, Poller, SignalLoss, Wait};
 use gst::prelude::*;
 use gst_base::prelude::*;
@@ -33,7 +33,7 @@ const LOOK_AGAIN: Duration = Duration::from_millis(250);
 const DEFAULT_FRAME: gst::ClockTime = gst::ClockTime::from_mseconds(40);
 
 /// What following the source needs of the element.
-pub(super) struct Signal<'a> {
+pub(in crate::rustv4l2src) struct Signal<'a> {
     pub element: &'a gst_base::BaseSrc,
     pub session: &'a Mutex<Session>,
     pub stats: &'a Mutex<Stats>,
@@ -338,7 +338,7 @@ impl Signal<'_> {
 }
 
 /// At open: a source without a signal is said so, and with `no-signal=error` it is an error.
-pub(super) fn at_start(
+pub(in crate::rustv4l2src) fn at_start(
     element: &gst::Element,
     settings: &Settings,
     absent: Option<SignalLoss>,

@@ -15,12 +15,12 @@
 //! All of it runs in `create()`, on the streaming thread. Nothing is posted while a lock is
 //! held.
 
-use super::errors;
 use super::reconnect;
-use super::session::Session;
-use super::shared::{CAT, lock, post_element_message};
-use super::stats::Stats;
-use super::timeline::{self, GapStep};
+use crate::rustv4l2src::face::errors;
+use crate::rustv4l2src::face::stats::Stats;
+use crate::rustv4l2src::shared::{CAT, lock, post_element_message};
+use crate::rustv4l2src::stream::session::Session;
+use crate::rustv4l2src::stream::timeline::{self, GapStep};
 use gst::prelude::*;
 use gst_base::prelude::*;
 use std::sync::Mutex;
@@ -34,7 +34,7 @@ pub(super) const WINDOW: Duration = Duration::from_secs(60);
 const DEFAULT_GAP: gst::ClockTime = gst::ClockTime::from_mseconds(100);
 
 /// What a restart needs of the element.
-pub(super) struct Restart<'a> {
+pub(in crate::rustv4l2src) struct Restart<'a> {
     pub element: &'a gst_base::BaseSrc,
     pub session: &'a Mutex<Session>,
     pub stats: &'a Mutex<Stats>,

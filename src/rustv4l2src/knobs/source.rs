@@ -6,14 +6,14 @@
 //!
 //! Knows the device and the caps module's `Native`, not the element.
 
-use super::shared::CAT;
 use crate::caps;
+use crate::rustv4l2src::shared::CAT;
 use crate::v4l2::{self, Detected, Device, DvTimings, SignalLoss};
 use std::time::Instant;
 
 /// What the session knows of the input's source.
 #[derive(Debug, Clone)]
-pub(super) struct Source {
+pub(in crate::rustv4l2src) struct Source {
     /// The input in use.
     pub input: u32,
     /// The input takes DV timings: the receiver can say what it sees.
@@ -28,7 +28,7 @@ pub(super) struct Source {
 
 /// A source that has no signal now.
 #[derive(Debug, Clone)]
-pub(super) struct Absence {
+pub(in crate::rustv4l2src) struct Absence {
     pub loss: SignalLoss,
     pub since: Instant,
     /// The caps downstream has: the stream's before the loss, or, started without a signal,
@@ -85,7 +85,7 @@ fn status_loss(status: u32) -> Option<SignalLoss> {
 
 /// What a look at the source found.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Look {
+pub(in crate::rustv4l2src) enum Look {
     /// The same source as before: nothing to do.
     Same,
     /// A source with other timings than those set (`None`: an analog source), or a signal
@@ -229,7 +229,10 @@ impl Source {
 
 /// Sets `timings` on the receiver unless they are set already (a driver refuses a change while
 /// buffers exist, and some reset their pipeline on every set).
-pub(super) fn apply(device: &Device, timings: &DvTimings) -> Result<(), v4l2::Error> {
+pub(in crate::rustv4l2src) fn apply(
+    device: &Device,
+    timings: &DvTimings,
+) -> Result<(), v4l2::Error> {
     match device.g_dv_timings() {
         Ok(current) if current.same_as(timings) => Ok(()),
         _ => device.s_dv_timings(timings),

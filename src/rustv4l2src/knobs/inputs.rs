@@ -3,15 +3,15 @@
 //! listed (they depend on the input), and the picture the input's standard sends, which
 //! negotiation prefers (`Source::native`). Errors are built here, for the element to post.
 
-use super::settings::{Settings, TvNorm};
-use super::shared::CAT;
 use crate::caps;
+use crate::rustv4l2src::face::settings::{Settings, TvNorm};
+use crate::rustv4l2src::shared::CAT;
 use crate::v4l2::{self, Device, Input, Standard};
 
 /// Selects the input, then the norm, as `settings` ask (in that order: the norms an input
 /// supports are its own), and returns the input in use and the picture its standard sends, if
 /// it has one.
-pub(super) fn select(
+pub(in crate::rustv4l2src) fn select(
     device: &Device,
     settings: &Settings,
 ) -> Result<(u32, Option<caps::Native>), gst::ErrorMessage> {
@@ -62,7 +62,7 @@ pub(super) fn select(
 
 /// The input the device captures from, as `VIDIOC_ENUMINPUT` describes it now; `None` for a
 /// device without inputs to choose.
-pub(super) fn current_input(device: &Device) -> Option<Input> {
+pub(in crate::rustv4l2src) fn current_input(device: &Device) -> Option<Input> {
     let index = device.g_input().ok()?;
     device.enum_input(index).ok()
 }

@@ -4,14 +4,14 @@
 //! `reconnect`, a device that goes away is not an error but a `Captured::Lost` for the element
 //! to act on (`reconnect.rs`).
 
-use super::errors;
 use super::lend;
 use super::session::{Session, Stream};
-use super::settings::TimeoutAction;
-use super::shared::{CAT, lock};
-use super::stats::{FrameCounts, Stats};
 use super::timeline::{self, StampPoint};
 use crate::caps;
+use crate::rustv4l2src::face::errors;
+use crate::rustv4l2src::face::settings::TimeoutAction;
+use crate::rustv4l2src::face::stats::{FrameCounts, Stats};
+use crate::rustv4l2src::shared::{CAT, lock};
 use crate::v4l2::{self, Device, Poller, Queue, Wait};
 use gst::prelude::*;
 use std::borrow::Borrow;
@@ -20,7 +20,7 @@ use std::time::Duration;
 
 /// The settings one frame request reads, copied out of the element's settings.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Knobs {
+pub(in crate::rustv4l2src) struct Knobs {
     pub timeout_ms: u32,
     pub timeout_action: TimeoutAction,
     pub copy_threshold: u32,
@@ -29,7 +29,7 @@ pub(super) struct Knobs {
 }
 
 /// What a frame request gave.
-pub(super) enum Captured {
+pub(in crate::rustv4l2src) enum Captured {
     Buffer(gst::Buffer),
     /// The device went away (only with `reconnect`): the session is `Lost`, nothing was
     /// posted. `reason` says what the kernel answered.
@@ -51,7 +51,7 @@ pub(super) enum Captured {
 }
 
 /// What the loop needs of the element.
-pub(super) struct Capture<'a> {
+pub(in crate::rustv4l2src) struct Capture<'a> {
     pub element: &'a gst::Element,
     pub session: &'a Mutex<Session>,
     pub stats: &'a Mutex<Stats>,

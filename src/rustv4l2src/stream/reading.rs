@@ -7,7 +7,7 @@ use gst::prelude::*;
 use std::sync::Arc;
 
 /// A stream's frames by `read()` (`io-mode=rw`).
-pub(super) struct Reading {
+pub(in crate::rustv4l2src) struct Reading {
     pub reader: Arc<Reader>,
     /// Bytes of one frame (`sizeimage`).
     pub size: u32,

@@ -3,8 +3,8 @@
 //! they make. Runs on an `Arc<Device>` taken out of the session, never under the session's lock:
 //! a control can block in the driver for seconds (UVC) and must not stall capture.
 
-use super::colorbalance::ChannelSpec;
-use super::settings::{COLOR_CONTROLS, Settings};
+use crate::rustv4l2src::face::settings::{COLOR_CONTROLS, Settings};
+use crate::rustv4l2src::interfaces::colorbalance::ChannelSpec;
 use crate::v4l2::{self, Device};
 use gst::glib;
 
@@ -16,7 +16,7 @@ fn set_control(device: &Device, ctrl: &v4l2::ControlInfo, value: i64) -> Result<
 
 /// What applying controls did.
 #[derive(Default)]
-pub(super) struct Applied {
+pub(in crate::rustv4l2src) struct Applied {
     /// To post; a missing control is one, not an error.
     pub warnings: Vec<String>,
     /// The colour controls that were set, by index in `COLOR_CONTROLS`, with the value the
@@ -39,7 +39,7 @@ impl Applied {
 
 /// Which control properties to apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Which<'a> {
+pub(in crate::rustv4l2src) enum Which<'a> {
     /// Every one that is set: at open.
     All,
     /// The one property that just changed.
@@ -47,7 +47,11 @@ pub(super) enum Which<'a> {
 }
 
 /// Applies the colour properties and `extra-controls` that `which` names.
-pub(super) fn apply_controls(device: &Device, settings: &Settings, which: Which) -> Applied {
+pub(in crate::rustv4l2src) fn apply_controls(
+    device: &Device,
+    settings: &Settings,
+    which: Which,
+) -> Applied {
     let mut applied = Applied::default();
     let wanted = |name: &str| which == Which::All || which == Which::Only(name);
     for ((name, cid), value) in COLOR_CONTROLS.iter().zip(settings.color) {
@@ -130,7 +134,9 @@ pub(crate) fn extra_control_value(value: &glib::SendValue) -> Option<i64> {
 /// enabled integer controls, in `COLOR_CONTROLS` order, as `v4l2src` lists them: labelled with
 /// the control's normalised name (as in `v4l2-ctl --list-ctrls`), ranged as `VIDIOC_QUERYCTRL`
 /// says.
-pub(super) fn color_channels(device: &Device) -> Result<Vec<ChannelSpec>, v4l2::Error> {
+pub(in crate::rustv4l2src) fn color_channels(
+    device: &Device,
+) -> Result<Vec<ChannelSpec>, v4l2::Error> {
     let mut specs = Vec::new();
     for (key, (_, cid)) in COLOR_CONTROLS.iter().enumerate() {
         let Some(ctrl) = device.queryctrl(*cid)? else {
@@ -154,12 +160,12 @@ pub(super) fn color_channels(device: &Device) -> Result<Vec<ChannelSpec>, v4l2::
 /// taken only for such a property): a colour control's value (`VIDIOC_G_CTRL`), `norm`
 /// (`VIDIOC_G_STD`) or `input` (`VIDIOC_G_INPUT`). `None` for other properties, while closed,
 /// or when the driver does not answer; the property then reads its setting.
-pub(super) fn device_value(
+pub(in crate::rustv4l2src) fn device_value(
     name: &str,
     device: impl FnOnce() -> Option<std::sync::Arc<Device>>,
 ) -> Option<gst::glib::Value> {
     use gst::prelude::*;
-    if let Some(i) = super::settings::color_index(name) {
+    if let Some(i) = crate::rustv4l2src::face::settings::color_index(name) {
         return device()?
             .g_ctrl(COLOR_CONTROLS[i].1)
             .ok()

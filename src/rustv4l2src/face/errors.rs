@@ -5,7 +5,7 @@
 use crate::v4l2::{self, OpenError};
 
 /// Opening the device failed.
-pub(super) fn open_error(path: &str, err: OpenError) -> gst::ErrorMessage {
+pub(in crate::rustv4l2src) fn open_error(path: &str, err: OpenError) -> gst::ErrorMessage {
     match err {
         OpenError::NotFound => gst::error_msg!(
             gst::ResourceError::NotFound,
@@ -57,7 +57,7 @@ pub(super) fn open_error(path: &str, err: OpenError) -> gst::ErrorMessage {
 }
 
 /// Opening the application's descriptor (`device-fd`) failed.
-pub(super) fn fd_open_error(fd: i32, err: OpenError) -> gst::ErrorMessage {
+pub(in crate::rustv4l2src) fn fd_open_error(fd: i32, err: OpenError) -> gst::ErrorMessage {
     match err {
         OpenError::Io(e) if e.call == "F_DUPFD_CLOEXEC" => gst::error_msg!(
             gst::ResourceError::OpenRead,
@@ -72,7 +72,10 @@ pub(super) fn fd_open_error(fd: i32, err: OpenError) -> gst::ErrorMessage {
 }
 
 /// The device offers nothing the element can map to caps.
-pub(super) fn no_format(path: &str, listed: &[v4l2::ProbedFormat]) -> gst::ErrorMessage {
+pub(in crate::rustv4l2src) fn no_format(
+    path: &str,
+    listed: &[v4l2::ProbedFormat],
+) -> gst::ErrorMessage {
     gst::error_msg!(
         gst::ResourceError::Settings,
         (
@@ -88,7 +91,7 @@ pub(super) fn no_format(path: &str, listed: &[v4l2::ProbedFormat]) -> gst::Error
 }
 
 /// A failed ioctl while configuring or streaming; `what` says what the element was doing.
-pub(super) fn device_error(what: &str, e: &v4l2::Error) -> gst::ErrorMessage {
+pub(in crate::rustv4l2src) fn device_error(what: &str, e: &v4l2::Error) -> gst::ErrorMessage {
     let path = e.device.display();
     if e.is_busy() {
         gst::error_msg!(
@@ -113,7 +116,7 @@ pub(super) fn device_error(what: &str, e: &v4l2::Error) -> gst::ErrorMessage {
 }
 
 /// Allocating the buffers failed; exporting them is the usual culprit in `io-mode=dmabuf`.
-pub(super) fn allocation_error(e: &v4l2::Error) -> gst::ErrorMessage {
+pub(in crate::rustv4l2src) fn allocation_error(e: &v4l2::Error) -> gst::ErrorMessage {
     if e.call == "VIDIOC_EXPBUF" {
         gst::error_msg!(
             gst::ResourceError::Settings,
@@ -129,7 +132,11 @@ pub(super) fn allocation_error(e: &v4l2::Error) -> gst::ErrorMessage {
 }
 
 /// Caps the device cannot capture, or that the driver answered with something else.
-pub(super) fn negotiation(path: &str, caps: &gst::Caps, reason: &str) -> gst::ErrorMessage {
+pub(in crate::rustv4l2src) fn negotiation(
+    path: &str,
+    caps: &gst::Caps,
+    reason: &str,
+) -> gst::ErrorMessage {
     gst::error_msg!(
         gst::CoreError::Negotiation,
         ("Device '{}' cannot capture {}: {}", path, caps, reason)
@@ -137,7 +144,7 @@ pub(super) fn negotiation(path: &str, caps: &gst::Caps, reason: &str) -> gst::Er
 }
 
 /// The device went away (`reason`: what the kernel answered).
-pub(super) fn disconnected(path: &str, reason: &str) -> gst::ErrorMessage {
+pub(in crate::rustv4l2src) fn disconnected(path: &str, reason: &str) -> gst::ErrorMessage {
     gst::error_msg!(
         gst::ResourceError::NotFound,
         (
@@ -149,7 +156,10 @@ pub(super) fn disconnected(path: &str, reason: &str) -> gst::ErrorMessage {
 }
 
 /// Poll reported an error on the device; `dequeued` is what a dequeue then said.
-pub(super) fn stream_failure(path: &str, dequeued: Result<(), v4l2::Error>) -> gst::ErrorMessage {
+pub(in crate::rustv4l2src) fn stream_failure(
+    path: &str,
+    dequeued: Result<(), v4l2::Error>,
+) -> gst::ErrorMessage {
     match dequeued {
         Err(e) if e.is_disconnect() => disconnected(path, &e.to_string()),
         Err(e) => gst::error_msg!(
@@ -174,7 +184,7 @@ pub(super) fn stream_failure(path: &str, dequeued: Result<(), v4l2::Error>) -> g
 }
 
 /// The stream failed more often than a restart can help (`reconnect`).
-pub(super) fn restarts_exhausted(
+pub(in crate::rustv4l2src) fn restarts_exhausted(
     path: &str,
     reason: &str,
     restarts: usize,
@@ -193,7 +203,7 @@ pub(super) fn restarts_exhausted(
 }
 
 /// No frame within `timeout`.
-pub(super) fn timed_out(path: &str, timeout_ms: u32) -> gst::ErrorMessage {
+pub(in crate::rustv4l2src) fn timed_out(path: &str, timeout_ms: u32) -> gst::ErrorMessage {
     gst::error_msg!(
         gst::ResourceError::Read,
         (
@@ -205,7 +215,7 @@ pub(super) fn timed_out(path: &str, timeout_ms: u32) -> gst::ErrorMessage {
 }
 
 /// The source on a capture card's input has no picture, and `no-signal=error`.
-pub(super) fn no_signal(path: &str, reason: &str) -> gst::ErrorMessage {
+pub(in crate::rustv4l2src) fn no_signal(path: &str, reason: &str) -> gst::ErrorMessage {
     gst::error_msg!(
         gst::ResourceError::Read,
         (
