@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 const CAPS: &str = "video/x-raw,format=YUY2,width=320,height=180,framerate=30/1";
 const PERIOD: gst::ClockTime = gst::ClockTime::from_nseconds(1_000_000_000 / 30);
-/// The element's restart budget (src/rustv4l2src/restart.rs).
+/// The element's restart budget (src/rustv4l2src/alive/restart.rs).
 const BUDGET: usize = 5;
 
 fn break_the_stream(device: &str) {
