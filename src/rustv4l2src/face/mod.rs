@@ -3,7 +3,7 @@
 //! (`signals`), the `v4l2://` URI handler (`uri`), the errors users read on the bus (`errors`)
 //! and the `stats` property's counts (`stats`).
 //!
-//! May import `shared` and, for `Sides` (the value of the `crop-*` properties), `knobs::crop`.
+//! May import `shared`, and no other folder of the element.
 //! `signals` and `uri` implement on the element's type (`imp`), and reach the session only
 //! through its fields; the rest is plain data that touches neither element nor device.
 

@@ -1,7 +1,6 @@
 //! The element's properties: their defaults, ranges and descriptions, and the plain settings
 //! they fill in. Copied out under a short lock before use; nothing here touches the device.
 
-use crate::rustv4l2src::knobs::crop::Sides;
 use crate::rustv4l2src::shared::CAT;
 use crate::v4l2;
 use gst::glib;
@@ -101,6 +100,21 @@ impl Default for Settings {
             norm: TvNorm::None,
             device_fd: NO_FD,
         }
+    }
+}
+
+/// Pixels to cut at each side of the picture (the `crop-*` properties).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(in crate::rustv4l2src) struct Sides {
+    pub top: u32,
+    pub left: u32,
+    pub bottom: u32,
+    pub right: u32,
+}
+
+impl Sides {
+    pub fn any(&self) -> bool {
+        *self != Sides::default()
     }
 }
 

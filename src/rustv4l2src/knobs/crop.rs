@@ -1,26 +1,12 @@
 //! The `crop-*` properties on the device: which rectangle of the picture to capture (a pure
-//! decision, from the crop bounds the driver reports and the pixels to cut at each side), and
-//! asking the driver for it before each `VIDIOC_S_FMT`, as v4l2src does, so that the frames
-//! downstream are the cropped size. The ioctls are `crate::v4l2`'s; the caps of that size are
+//! decision, from the crop bounds the driver reports and the pixels to cut at each side, the
+//! settings' `Sides`), and asking the driver for it before each `VIDIOC_S_FMT`, as v4l2src does,
+//! so that the frames downstream are the cropped size. The ioctls are `crate::v4l2`'s; the caps of that size are
 //! `crate::caps::restrict_size`'s.
 
+use crate::rustv4l2src::face::settings::Sides;
 use crate::rustv4l2src::shared::CAT;
 use crate::v4l2::{self, Device, Rect};
-
-/// Pixels to cut at each side of the picture (the `crop-*` properties).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(in crate::rustv4l2src) struct Sides {
-    pub top: u32,
-    pub left: u32,
-    pub bottom: u32,
-    pub right: u32,
-}
-
-impl Sides {
-    pub fn any(&self) -> bool {
-        *self != Sides::default()
-    }
-}
 
 /// Why `Sides` cannot be cut.
 #[derive(Debug, PartialEq, Eq)]
