@@ -34,8 +34,8 @@ use gst_video::prelude::*;
 use std::sync::{Arc, LazyLock, Mutex};
 
 pub struct RustV4l2Src {
-    // Read by the interface files beside this one (`uri.rs`, ...), which implement their
-    // traits for this type.
+    // Read by the files beside this one that implement on this type (`uri.rs`,
+    // `prepare_format.rs`, ...).
     pub(super) settings: Mutex<Settings>,
     pub(super) session: Mutex<Session>,
     /// Reached by `unlock()` from another thread; cloned out before any wait.

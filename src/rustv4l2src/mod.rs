@@ -1,13 +1,14 @@
 //! The `rustv4l2src` element: the public wrapper type and its registration.
 //!
 //! `imp.rs` is the GObject glue, and `shared.rs` what every file uses (the debug category, the
-//! lock helper, posting an element message). The rest is grouped by concern, one folder each,
+//! lock helper, posting an element message). Beside `imp.rs`, on the element's type: the
+//! `v4l2://` URI handler (`uri.rs`) and emitting the `prepare-format` signal
+//! (`prepare_format.rs`). The rest is grouped by concern, one folder each,
 //! listed here from the bottom up: each imports only folders listed before it, and the element's
 //! type where it implements on it, but for the exceptions its `mod.rs` names.
 //!
 //! `face/`: what users set and read. The properties (`settings`, their enum and flags types in
-//! `kinds`), the `prepare-format` signal (`signals`), the `v4l2://` URI handler (`uri`), the
-//! errors users read on the bus (`errors`) and the `stats` property (`stats`).
+//! `kinds`), the errors users read on the bus (`errors`) and the `stats` property (`stats`).
 //!
 //! `knobs/`: the device's knobs. Its controls (`controls`), the `crop-*` rectangle (`crop`), the
 //! `input` and `norm` (`inputs`), and the source on a capture card's input (`source`: its DV
@@ -33,13 +34,15 @@ mod face;
 mod imp;
 mod interfaces;
 mod knobs;
+mod prepare_format;
 mod shared;
 mod stream;
+mod uri;
 
 #[cfg(test)]
-pub(crate) use face::uri::device_of_uri;
-#[cfg(test)]
 pub(crate) use knobs::controls::extra_control_value;
+#[cfg(test)]
+pub(crate) use uri::device_of_uri;
 
 glib::wrapper! {
     pub struct RustV4l2Src(ObjectSubclass<imp::RustV4l2Src>)

@@ -487,8 +487,8 @@ pub(in crate::rustv4l2src) fn properties() -> Vec<glib::ParamSpec> {
     specs
 }
 
-/// `prepare-format (fd: gint, caps: GstCaps)`, as in `v4l2src`; emitted by `signals.rs`.
-pub(super) const PREPARE_FORMAT: &str = "prepare-format";
+/// `prepare-format (fd: gint, caps: GstCaps)`, as in `v4l2src`; emitted by `prepare_format.rs`.
+pub(in crate::rustv4l2src) const PREPARE_FORMAT: &str = "prepare-format";
 
 pub(in crate::rustv4l2src) fn signals() -> &'static [glib::subclass::Signal] {
     static SIGNALS: std::sync::LazyLock<Vec<glib::subclass::Signal>> =

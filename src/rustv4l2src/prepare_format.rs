@@ -1,13 +1,14 @@
-//! The element's signals. `prepare-format (fd: gint, caps: GstCaps)`, as in `v4l2src`: emitted
-//! each time the element is about to set a format on the device, after the stream has stopped
-//! and before the crop and `VIDIOC_S_FMT`, with the element's descriptor of the device and the
-//! caps about to be set, so that an application can program the device first (a UVC H.264
-//! camera's encoder, say). It runs on the thread that negotiates, with no element lock held, so a
-//! handler may read properties or run ioctls on the descriptor; it must not close it.
+//! The element's `prepare-format (fd: gint, caps: GstCaps)` signal, as in `v4l2src` (declared
+//! with the properties, in `face::settings`): emitted each time the element is about to set a
+//! format on the device, after the stream has stopped and before the crop and `VIDIOC_S_FMT`,
+//! with the element's descriptor of the device and the caps about to be set, so that an
+//! application can program the device first (a UVC H.264 camera's encoder, say). It runs on the
+//! thread that negotiates, with no element lock held, so a handler may read properties or run
+//! ioctls on the descriptor; it must not close it.
 
-use super::settings::PREPARE_FORMAT;
-use crate::rustv4l2src::imp::RustV4l2Src;
-use crate::rustv4l2src::shared::{CAT, lock};
+use super::face::settings::PREPARE_FORMAT;
+use super::imp::RustV4l2Src;
+use super::shared::{CAT, lock};
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 

@@ -2,8 +2,8 @@
 //! `v4l2src`. Implemented for the element's subclass from outside `imp.rs`, which does not know
 //! this file: it only lists `gst::URIHandler` among the element's interfaces.
 
-use crate::rustv4l2src::imp::RustV4l2Src;
-use crate::rustv4l2src::shared::lock;
+use super::imp::RustV4l2Src;
+use super::shared::lock;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
