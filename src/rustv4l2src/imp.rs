@@ -15,6 +15,7 @@ use super::face::errors;
 use super::face::settings::{self, COLOR_CONTROLS, Followup, Settings};
 use super::face::stats::Stats;
 use super::interfaces::colorbalance::{self, Channels, ColorBalanceImpl};
+use super::interfaces::orientation;
 use super::knobs::controls::{self, Which};
 use super::shared::{CAT, lock};
 use super::stream::allocation::{self, AUTO_MIN_BUFFERS};
@@ -308,7 +309,6 @@ impl ObjectSubclass for RustV4l2Src {
     const NAME: &'static str = "GstRustV4l2Src";
     type Type = super::RustV4l2Src;
     type ParentType = gst_base::PushSrc;
-    // GstVideoOrientation's vtable is `orientation.rs`'s.
     type Interfaces = (
         gst::URIHandler,
         gst_video::ColorBalance,
@@ -316,14 +316,10 @@ impl ObjectSubclass for RustV4l2Src {
     );
 }
 
-// SAFETY: GLib passes `interface_init` the GstColorBalance interface of this type's GType, which
-// is what `init_interface::<RustV4l2Src>` requires.
-unsafe impl glib::subclass::types::IsImplementable<RustV4l2Src> for gst_video::ColorBalance {
-    fn interface_init(iface: &mut glib::Interface<Self>) {
-        // SAFETY: see the impl's comment.
-        unsafe { colorbalance::init_interface::<RustV4l2Src>(iface) }
-    }
-}
+// The vtables of GstColorBalance and GstVideoOrientation are `interfaces/`'s, calling this type's
+// `ColorBalanceImpl` (below) and `OrientationImpl` (`orienting.rs`).
+colorbalance::implement!(RustV4l2Src);
+orientation::implement!(RustV4l2Src);
 
 impl ObjectImpl for RustV4l2Src {
     fn properties() -> &'static [glib::ParamSpec] {

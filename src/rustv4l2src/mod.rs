@@ -34,6 +34,7 @@ mod face;
 mod imp;
 mod interfaces;
 mod knobs;
+mod orienting;
 mod prepare_format;
 mod shared;
 mod stream;

@@ -5,10 +5,11 @@
 //! become channels, their values, ranges and errors are decided by the element, in safe code;
 //! this module does not know the element.
 //!
-//! With `dmabuf_memory()` in `lend.rs` and the one line in `imp.rs` that installs this vtable on
-//! the element's type, this is the only unsafe code outside `src/v4l2/`: an interface vtable,
-//! the raw instance pointers its functions receive and the public fields of a
-//! GstColorBalanceChannel are GStreamer's C structures, which `src/v4l2/` must know nothing of.
+//! Unsafe code outside `src/v4l2/`, as are the other interfaces here and `stream/lend.rs`'s
+//! `dmabuf_memory()`: an interface vtable, the raw instance pointers its functions receive and
+//! the public fields of a GstColorBalanceChannel are GStreamer's C structures, which `src/v4l2/`
+//! must know nothing of. The element installs the vtable with [`implement!`], which keeps the
+//! `unsafe impl` here.
 
 use gst::glib;
 use gst::glib::prelude::*;
@@ -108,6 +109,26 @@ pub(in crate::rustv4l2src) unsafe fn init_interface<T: ColorBalanceImpl>(
     iface.get_value = Some(get_value::<T>);
     iface.get_balance_type = Some(get_balance_type);
 }
+
+/// Implements GstColorBalance for `$imp`, a subclass that implements [`ColorBalanceImpl`] and
+/// lists `gst_video::ColorBalance` among its interfaces. GLib's `IsImplementable` must name the
+/// subclass (no crate may implement it for every `T`), so the subclass invokes this; its unsafe
+/// code stays here, with the vtable it installs.
+macro_rules! implement {
+    ($imp:ty) => {
+        // SAFETY: GLib passes `interface_init` the GstColorBalance interface of this type's GType,
+        // which is what `init_interface::<$imp>` requires.
+        unsafe impl gst::glib::subclass::types::IsImplementable<$imp> for gst_video::ColorBalance {
+            fn interface_init(iface: &mut gst::glib::Interface<Self>) {
+                // SAFETY: see the impl's comment.
+                unsafe {
+                    $crate::rustv4l2src::interfaces::colorbalance::init_interface::<$imp>(iface)
+                }
+            }
+        }
+    };
+}
+pub(in crate::rustv4l2src) use implement;
 
 /// The element behind an interface call.
 ///
