@@ -1,6 +1,7 @@
 //! The GObject subclass behind `rustv4l2src`: GStreamer's calls (properties, state changes,
 //! BaseSrc and PushSrc, GstColorBalance) mapped onto the capture session and the files beside
-//! this one. The URI handler is `uri.rs`'s. It decides nothing about V4L2.
+//! this one. The URI handler is `uri.rs`'s, the answers to GstTuner and GstVideoOrientation
+//! `tuning.rs`'s and `orienting.rs`'s. It decides nothing about V4L2.
 //!
 //! Locks: `session` and `settings` are never held together but for `settings` taken after
 //! `session`; `stats` and `poller` are taken alone and only for a moment, so `unlock()` never

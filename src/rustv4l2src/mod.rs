@@ -38,6 +38,7 @@ mod orienting;
 mod prepare_format;
 mod shared;
 mod stream;
+mod tuning;
 mod uri;
 
 #[cfg(test)]
@@ -54,6 +55,6 @@ glib::wrapper! {
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     let type_ = RustV4l2Src::static_type();
     // Between registering the type and registering the element, which initialises its class.
-    interfaces::tuner::install(type_, plugin);
+    interfaces::tuner::install::<imp::RustV4l2Src>(type_, plugin);
     gst::Element::register(Some(plugin), "rustv4l2src", gst::Rank::NONE, type_)
 }

@@ -18,23 +18,20 @@
 //! made a `v4l2src`, or called `gst_plugin_load_by_name ("video4linux2")`, first).
 //!
 //! This is GStreamer's C ABI, not the kernel's, hence here and not in `src/v4l2/`; all of this
-//! module's unsafe code is that FFI. What the calls do (S_INPUT, S_STD, reopening) is decided
-//! in safe code below, on the element's session and settings.
+//! module's unsafe code is that FFI: the vtable's trampolines from C into any subclass that
+//! implements [`TunerImpl`], and the channel and norm objects it lends. What the calls do
+//! (S_INPUT, S_STD, reopening) is the element's, in safe code; this module does not know the
+//! element.
 
-use super::tuner_lists::{Lent, Lists};
-use crate::rustv4l2src::face::settings::TvNorm;
-use crate::rustv4l2src::imp::RustV4l2Src;
-use crate::rustv4l2src::knobs::inputs;
-use crate::rustv4l2src::shared::{CAT, lock};
-use crate::rustv4l2src::stream::session::Session;
-use crate::v4l2::{self, Device};
+use crate::rustv4l2src::shared::CAT;
+use crate::v4l2;
 use gst::glib;
 use gst::glib::gobject_ffi;
 use gst::glib::translate::*;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use std::ffi::{c_char, c_int, c_ulong, c_void};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 /// `GstTunerInterface` (tuner.h).
 #[repr(C)]
@@ -87,25 +84,52 @@ const CHANNEL_INPUT: u32 = 1 << 0;
 const CHANNEL_AUDIO: u32 = 1 << 3;
 /// The signal strength of an input that receives a picture: V4L2's full scale, as `v4l2src`
 /// reports a tuner's (`VIDIOC_G_TUNER`'s `signal`).
-const FULL_SIGNAL: c_int = 0xffff;
+pub(in crate::rustv4l2src) const FULL_SIGNAL: c_int = 0xffff;
 
 /// The v4l2 plugin's types, once found.
-struct Types {
+pub(in crate::rustv4l2src) struct Types {
     channel: glib::Type,
     norm: glib::Type,
 }
 
 static TYPES: OnceLock<Option<Types>> = OnceLock::new();
 
-/// Adds GstTuner to the element's type `type_`, once, if the v4l2 plugin has it; `plugin` is
-/// the plugin registering the element. Must run before the type's class is initialised.
-pub(in crate::rustv4l2src) fn install(type_: glib::Type, plugin: &gst::Plugin) {
-    TYPES.get_or_init(|| add_interface(type_, plugin));
+/// What a subclass answers to GstTuner's calls. A list or an object returned is lent to the
+/// caller (`transfer none`): the subclass keeps it alive (see `tuner_lists::Lists`).
+pub(in crate::rustv4l2src) trait TunerImpl:
+    ObjectSubclass<Type: IsA<glib::Object>>
+{
+    /// `list_channels`.
+    fn channel_list(&self) -> *const glib::ffi::GList;
+    /// `get_channel`.
+    fn current_channel(&self) -> *mut gobject_ffi::GObject;
+    /// `list_norms`.
+    fn norm_list(&self) -> *const glib::ffi::GList;
+    /// `get_norm`.
+    fn current_norm(&self) -> *mut gobject_ffi::GObject;
+    /// `set_channel`, with a channel that is not NULL.
+    fn select_channel(&self, channel: &glib::Object);
+    /// `set_norm`, with a norm that is not NULL.
+    fn select_norm(&self, norm: &glib::Object);
+    /// `signal_strength`, with a channel that is not NULL.
+    fn signal_of(&self, channel: &glib::Object) -> c_int;
+}
+
+/// Adds GstTuner to the element's type `type_` (`T`'s), once, if the v4l2 plugin has it;
+/// `plugin` is the plugin registering the element. Must run before the type's class is
+/// initialised.
+pub(in crate::rustv4l2src) fn install<T: TunerImpl>(type_: glib::Type, plugin: &gst::Plugin) {
+    TYPES.get_or_init(|| add_interface::<T>(type_, plugin));
+}
+
+/// GstTuner's channel and norm types, once the interface was added; `None` without it.
+pub(in crate::rustv4l2src) fn types() -> Option<&'static Types> {
+    TYPES.get()?.as_ref()
 }
 
 /// Adds the interface when GstTuner's types exist (loading the v4l2 plugin where that is safe)
 /// and match the structures above; the channel and norm types, for making them.
-fn add_interface(type_: glib::Type, plugin: &gst::Plugin) -> Option<Types> {
+fn add_interface<T: TunerImpl>(type_: glib::Type, plugin: &gst::Plugin) -> Option<Types> {
     // SAFETY: `type_` is a registered class type; peeking takes no reference.
     if !unsafe { gobject_ffi::g_type_class_peek(type_.into_glib()) }.is_null() {
         gst::info!(
@@ -167,7 +191,7 @@ fn add_interface(type_: glib::Type, plugin: &gst::Plugin) -> Option<Types> {
         }
     }
     let info = gobject_ffi::GInterfaceInfo {
-        interface_init: Some(interface_init),
+        interface_init: Some(interface_init::<T>),
         interface_finalize: None,
         interface_data: std::ptr::null_mut(),
     };
@@ -181,17 +205,20 @@ fn add_interface(type_: glib::Type, plugin: &gst::Plugin) -> Option<Types> {
     Some(Types { channel, norm })
 }
 
-unsafe extern "C" fn interface_init(iface: glib::ffi::gpointer, _data: glib::ffi::gpointer) {
+unsafe extern "C" fn interface_init<T: TunerImpl>(
+    iface: glib::ffi::gpointer,
+    _data: glib::ffi::gpointer,
+) {
     // SAFETY: GLib passes the element's GstTuner vtable, a GstTunerInterface, which
     // TunerInterface mirrors field for field.
     let iface = unsafe { &mut *(iface as *mut TunerInterface) };
-    iface.list_channels = Some(list_channels);
-    iface.set_channel = Some(set_channel);
-    iface.get_channel = Some(get_channel);
-    iface.list_norms = Some(list_norms);
-    iface.set_norm = Some(set_norm);
-    iface.get_norm = Some(get_norm);
-    iface.signal_strength = Some(signal_strength);
+    iface.list_channels = Some(list_channels::<T>);
+    iface.set_channel = Some(set_channel::<T>);
+    iface.get_channel = Some(get_channel::<T>);
+    iface.list_norms = Some(list_norms::<T>);
+    iface.set_norm = Some(set_norm::<T>);
+    iface.get_norm = Some(get_norm::<T>);
+    iface.signal_strength = Some(signal_strength::<T>);
     // No frequencies: no channel has GST_TUNER_CHANNEL_FREQUENCY.
 }
 
@@ -200,14 +227,14 @@ unsafe extern "C" fn interface_init(iface: glib::ffi::gpointer, _data: glib::ffi
 /// # Safety
 /// `tuner` must be a live GObject for the call (GLib calls the vtable with the instance its
 /// caller holds).
-unsafe fn on_element<R>(
+unsafe fn on_element<T: TunerImpl, R>(
     tuner: *mut gobject_ffi::GObject,
     default: R,
-    f: impl FnOnce(&RustV4l2Src) -> R,
+    f: impl FnOnce(&T) -> R,
 ) -> R {
     // SAFETY: the contract above; borrowing takes no reference and drops none.
     let object: Borrowed<glib::Object> = unsafe { from_glib_borrow(tuner) };
-    match object.downcast_ref::<crate::rustv4l2src::RustV4l2Src>() {
+    match object.downcast_ref::<T::Type>() {
         Some(element) => f(element.imp()),
         None => default,
     }
@@ -217,11 +244,11 @@ unsafe fn on_element<R>(
 ///
 /// # Safety
 /// As `on_element`, and a non-NULL `object` must be a live GObject for the call.
-unsafe fn on_element_with<R>(
+unsafe fn on_element_with<T: TunerImpl, R>(
     tuner: *mut gobject_ffi::GObject,
     object: *mut gobject_ffi::GObject,
     default: R,
-    f: impl FnOnce(&RustV4l2Src, &glib::Object) -> R,
+    f: impl FnOnce(&T, &glib::Object) -> R,
 ) -> R {
     if object.is_null() {
         return default;
@@ -229,53 +256,64 @@ unsafe fn on_element_with<R>(
     // SAFETY: the contract above.
     let object: Borrowed<glib::Object> = unsafe { from_glib_borrow(object) };
     // SAFETY: the contract above.
-    unsafe { on_element(tuner, default, |element| f(element, &object)) }
+    unsafe { on_element::<T, R>(tuner, default, |element| f(element, &object)) }
 }
 
-unsafe extern "C" fn list_channels(tuner: *mut gobject_ffi::GObject) -> *const glib::ffi::GList {
+unsafe extern "C" fn list_channels<T: TunerImpl>(
+    tuner: *mut gobject_ffi::GObject,
+) -> *const glib::ffi::GList {
     // SAFETY: gst_tuner_list_channels()'s caller holds `tuner`.
-    unsafe { on_element(tuner, std::ptr::null(), RustV4l2Src::channel_list) }
+    unsafe { on_element(tuner, std::ptr::null(), T::channel_list) }
 }
 
-unsafe extern "C" fn set_channel(
+unsafe extern "C" fn set_channel<T: TunerImpl>(
     tuner: *mut gobject_ffi::GObject,
     channel: *mut gobject_ffi::GObject,
 ) {
     // SAFETY: gst_tuner_set_channel()'s caller holds both.
-    unsafe { on_element_with(tuner, channel, (), RustV4l2Src::select_channel) }
+    unsafe { on_element_with(tuner, channel, (), T::select_channel) }
 }
 
-unsafe extern "C" fn get_channel(tuner: *mut gobject_ffi::GObject) -> *mut gobject_ffi::GObject {
+unsafe extern "C" fn get_channel<T: TunerImpl>(
+    tuner: *mut gobject_ffi::GObject,
+) -> *mut gobject_ffi::GObject {
     // SAFETY: as in `list_channels`.
-    unsafe { on_element(tuner, std::ptr::null_mut(), RustV4l2Src::current_channel) }
+    unsafe { on_element(tuner, std::ptr::null_mut(), T::current_channel) }
 }
 
-unsafe extern "C" fn list_norms(tuner: *mut gobject_ffi::GObject) -> *const glib::ffi::GList {
+unsafe extern "C" fn list_norms<T: TunerImpl>(
+    tuner: *mut gobject_ffi::GObject,
+) -> *const glib::ffi::GList {
     // SAFETY: as in `list_channels`.
-    unsafe { on_element(tuner, std::ptr::null(), RustV4l2Src::norm_list) }
+    unsafe { on_element(tuner, std::ptr::null(), T::norm_list) }
 }
 
-unsafe extern "C" fn set_norm(tuner: *mut gobject_ffi::GObject, norm: *mut gobject_ffi::GObject) {
+unsafe extern "C" fn set_norm<T: TunerImpl>(
+    tuner: *mut gobject_ffi::GObject,
+    norm: *mut gobject_ffi::GObject,
+) {
     // SAFETY: as in `set_channel`.
-    unsafe { on_element_with(tuner, norm, (), RustV4l2Src::select_norm) }
+    unsafe { on_element_with(tuner, norm, (), T::select_norm) }
 }
 
-unsafe extern "C" fn get_norm(tuner: *mut gobject_ffi::GObject) -> *mut gobject_ffi::GObject {
+unsafe extern "C" fn get_norm<T: TunerImpl>(
+    tuner: *mut gobject_ffi::GObject,
+) -> *mut gobject_ffi::GObject {
     // SAFETY: as in `list_channels`.
-    unsafe { on_element(tuner, std::ptr::null_mut(), RustV4l2Src::current_norm) }
+    unsafe { on_element(tuner, std::ptr::null_mut(), T::current_norm) }
 }
 
-unsafe extern "C" fn signal_strength(
+unsafe extern "C" fn signal_strength<T: TunerImpl>(
     tuner: *mut gobject_ffi::GObject,
     channel: *mut gobject_ffi::GObject,
 ) -> c_int {
     // SAFETY: as in `set_channel`.
-    unsafe { on_element_with(tuner, channel, 0, RustV4l2Src::signal_of) }
+    unsafe { on_element_with(tuner, channel, 0, T::signal_of) }
 }
 
 /// Channel and norm objects with their public fields set: neither type has properties or
 /// setters for them; implementations write them, as `v4l2src` does.
-fn new_channel(types: &Types, input: &v4l2::Input) -> glib::Object {
+pub(in crate::rustv4l2src) fn new_channel(types: &Types, input: &v4l2::Input) -> glib::Object {
     let channel = glib::Object::with_type(types.channel);
     let raw = channel.as_ptr() as *mut TunerChannel;
     let mut flags = CHANNEL_INPUT;
@@ -294,7 +332,7 @@ fn new_channel(types: &Types, input: &v4l2::Input) -> glib::Object {
     channel
 }
 
-fn new_norm(types: &Types, standard: &v4l2::Standard) -> glib::Object {
+pub(in crate::rustv4l2src) fn new_norm(types: &Types, standard: &v4l2::Standard) -> glib::Object {
     let norm = glib::Object::with_type(types.norm);
     let raw = norm.as_ptr() as *mut TunerNorm;
     let period = standard.frame_period;
@@ -309,236 +347,4 @@ fn new_norm(types: &Types, standard: &v4l2::Standard) -> glib::Object {
         gst::ffi::gst_value_set_fraction(&mut (*raw).framerate, num, den.max(1));
     }
     norm
-}
-
-impl RustV4l2Src {
-    /// Runs `f` on the open device's lists, under the session's lock.
-    fn lists<R>(&self, f: impl FnOnce(&Lists) -> Option<R>) -> Option<R> {
-        f(&lock(&self.session).opened()?.tuner)
-    }
-
-    /// Keeps `made` in the lists of `device`, if it is still the open one.
-    fn keep(&self, device: &Arc<Device>, made: impl FnOnce(&mut Lists)) {
-        let mut session = lock(&self.session);
-        if let Some(opened) = session
-            .opened_mut()
-            .filter(|o| Arc::ptr_eq(&o.device, device))
-        {
-            made(&mut opened.tuner);
-        }
-    }
-
-    /// Makes the channels, one per input, unless made; the ioctls run outside the lock.
-    fn ensure_channels(&self) -> Option<()> {
-        let types = TYPES.get()?.as_ref()?;
-        let device = self.device()?;
-        if self.lists(|l| l.channels.as_ref().map(|_| ())).is_some() {
-            return Some(());
-        }
-        let inputs = device.enum_inputs().unwrap_or_else(|e| {
-            gst::warning!(CAT, imp = self, "No tuner channels: {}", e);
-            Vec::new()
-        });
-        let mut list = glib::List::new();
-        for input in &inputs {
-            list.push_back(new_channel(types, input));
-        }
-        let ids = inputs.iter().map(|i| u64::from(i.index)).collect();
-        self.keep(&device, |lists| {
-            lists.channels.get_or_insert(Lent { list, ids });
-        });
-        Some(())
-    }
-
-    /// Makes the current input's norms unless made; returns that input.
-    fn ensure_norms(&self) -> Option<u32> {
-        let types = TYPES.get()?.as_ref()?;
-        let device = self.device()?;
-        let input = device.g_input().ok()?;
-        if self.lists(|l| l.norms.get(&input).map(|_| ())).is_some() {
-            return Some(input);
-        }
-        let standards = device.enum_std().unwrap_or_else(|e| {
-            gst::warning!(CAT, imp = self, "No tuner norms: {}", e);
-            Vec::new()
-        });
-        let mut list = glib::List::new();
-        for standard in &standards {
-            list.push_back(new_norm(types, standard));
-        }
-        let ids = standards.iter().map(|s| s.id).collect();
-        self.keep(&device, |lists| {
-            lists.norms.entry(input).or_insert(Lent { list, ids });
-        });
-        Some(input)
-    }
-
-    fn channel_list(&self) -> *const glib::ffi::GList {
-        self.ensure_channels();
-        self.lists(|l| Some(l.channels.as_ref()?.list.as_ptr()))
-            .unwrap_or(std::ptr::null())
-    }
-
-    fn current_channel(&self) -> *mut gobject_ffi::GObject {
-        self.ensure_channels();
-        let input = self.device().and_then(|d| d.g_input().ok());
-        input
-            .and_then(|input| {
-                self.lists(|l| Some(l.channels.as_ref()?.object_of(|id| id == u64::from(input))))
-            })
-            .unwrap_or(std::ptr::null_mut())
-    }
-
-    fn norm_list(&self) -> *const glib::ffi::GList {
-        let Some(input) = self.ensure_norms() else {
-            return std::ptr::null();
-        };
-        self.lists(|l| Some(l.norms.get(&input)?.list.as_ptr()))
-            .unwrap_or(std::ptr::null())
-    }
-
-    /// As `v4l2src`: the first of the input's norms that shares a bit with `VIDIOC_G_STD`.
-    fn current_norm(&self) -> *mut gobject_ffi::GObject {
-        let Some(input) = self.ensure_norms() else {
-            return std::ptr::null_mut();
-        };
-        let Some(std) = self.device().and_then(|d| d.g_std().ok().flatten()) else {
-            return std::ptr::null_mut();
-        };
-        self.lists(|l| Some(l.norms.get(&input)?.object_of(|id| id & std != 0)))
-            .unwrap_or(std::ptr::null_mut())
-    }
-
-    /// `set_channel`: selects the input, and keeps it in `input` for later opens (with `norm`
-    /// back at none when the new input has no norms). Before a format is set, the device is
-    /// opened again on the new input (formats, sizes and the source's own picture are the
-    /// input's); with one set, `VIDIOC_S_INPUT` is tried as `v4l2src` tries it, and a driver
-    /// that refuses gets a warning on the bus.
-    fn select_channel(&self, channel: &glib::Object) {
-        self.ensure_channels();
-        let index = self.lists(|l| l.channels.as_ref()?.id_of(channel));
-        let (Some(index), Some(device)) =
-            (index.and_then(|i| u32::try_from(i).ok()), self.device())
-        else {
-            gst::warning!(
-                CAT,
-                imp = self,
-                "Tuner channel {:?} is not one of the open device's inputs",
-                channel
-            );
-            return;
-        };
-        let has_std = device.enum_input(index).is_ok_and(|i| i.has_std());
-        {
-            let mut settings = lock(&self.settings);
-            settings.input = i32::try_from(index).unwrap_or(-1);
-            if !has_std {
-                settings.norm = TvNorm::None;
-            }
-        }
-        if self.apply(|device| device.s_input(index), "input", &index.to_string()) {
-            self.obj().emit_by_name::<()>("channel-changed", &[channel]);
-        }
-    }
-
-    /// `set_norm`: as `select_channel`, for `VIDIOC_S_STD` and `norm`.
-    fn select_norm(&self, norm: &glib::Object) {
-        let input = self.ensure_norms();
-        let Some(std) = input.and_then(|input| self.lists(|l| l.norms.get(&input)?.id_of(norm)))
-        else {
-            gst::warning!(
-                CAT,
-                imp = self,
-                "Tuner norm {:?} is not one of the current input's",
-                norm
-            );
-            return;
-        };
-        let as_norm = TvNorm::of_std(std);
-        lock(&self.settings).norm = as_norm;
-        if self.apply(|device| device.s_std(std), "norm", as_norm.nick()) {
-            self.obj().emit_by_name::<()>("norm-changed", &[norm]);
-        }
-    }
-
-    /// Puts a new input or norm, already in the settings, into effect; whether it took.
-    fn apply(
-        &self,
-        ioctl: impl FnOnce(&Device) -> v4l2::Result<()>,
-        what: &str,
-        value: &str,
-    ) -> bool {
-        let lists = {
-            let mut session = lock(&self.session);
-            match &mut *session {
-                Session::Open(opened) => {
-                    let lists = std::mem::take(&mut opened.tuner);
-                    session.close();
-                    Some(lists)
-                }
-                _ => None,
-            }
-        };
-        if let Some(lists) = lists {
-            // Outside the lock: opening runs the device's ioctls, and errors are posted.
-            if let Err(msg) = self.open() {
-                self.post_error_message(msg);
-                return false;
-            }
-            if let Some(opened) = lock(&self.session).opened_mut() {
-                opened.tuner = lists;
-            }
-            gst::info!(CAT, imp = self, "Reopened with {} {}", what, value);
-            return true;
-        }
-        let Some(device) = self.device() else {
-            return false;
-        };
-        match ioctl(&device) {
-            Ok(()) => {
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "{} set to {} with a format set",
-                    what,
-                    value
-                );
-                true
-            }
-            Err(e) => {
-                gst::element_imp_warning!(
-                    self,
-                    gst::ResourceError::Settings,
-                    (
-                        "Device '{}' did not take {} {} now ({}); it applies when the device \
-                         next opens",
-                        device.path().display(),
-                        what,
-                        value,
-                        e
-                    )
-                );
-                false
-            }
-        }
-    }
-
-    /// `signal_strength`: full for the current input while it receives a picture, else 0
-    /// (an input's status says nothing while it is not the current one).
-    fn signal_of(&self, channel: &glib::Object) -> c_int {
-        self.ensure_channels();
-        let index = self.lists(|l| l.channels.as_ref()?.id_of(channel));
-        let Some(device) = self.device() else {
-            return 0;
-        };
-        match inputs::current_input(&device) {
-            Some(input)
-                if index == Some(u64::from(input.index))
-                    && input.status & v4l2::V4L2_IN_ST_NO_PICTURE == 0 =>
-            {
-                FULL_SIGNAL
-            }
-            _ => 0,
-        }
-    }
 }
