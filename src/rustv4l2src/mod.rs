@@ -1,14 +1,16 @@
 //! The `rustv4l2src` element: the public wrapper type and its registration.
 //!
-//! `imp.rs` is the GObject glue, and `shared.rs` what every file uses (the debug category, the
-//! lock helper, posting an element message). Beside `imp.rs`, on the element's type: the
-//! `v4l2://` URI handler (`uri.rs`) and emitting the `prepare-format` signal
-//! (`prepare_format.rs`). The rest is grouped by concern, one folder each,
-//! listed here from the bottom up: each imports only folders listed before it, and the element's
-//! type where it implements on it, but for the exceptions its `mod.rs` names.
+//! The element's files are grouped by concern, one folder each, listed here from the bottom up:
+//! each imports only `shared.rs` (what every file uses: the debug category, the lock helper,
+//! posting an element message) and the folders listed before it, never the element's type.
 //!
-//! `face/`: what users set and read. The properties (`settings`, their enum and flags types in
-//! `kinds`), the errors users read on the bus (`errors`) and the `stats` property (`stats`).
+//! `interfaces/`: the C interfaces whose vtables are filled by hand, GstTuner (`tuner`, with
+//! `tuner_lists`), GstColorBalance (`colorbalance`) and GstVideoOrientation (`orientation`):
+//! each generic over a trait the element implements, with the objects C callers borrow.
+//!
+//! `face/`: what users set and read, as plain data. The properties (`settings`, their enum and
+//! flags types in `kinds`), the errors users read on the bus (`errors`) and the `stats` property
+//! (`stats`). Imports neither `interfaces/` nor anything above.
 //!
 //! `knobs/`: the device's knobs. Its controls (`controls`), the `crop-*` rectangle (`crop`), the
 //! `input` and `norm` (`inputs`), and the source on a capture card's input (`source`: its DV
@@ -23,8 +25,13 @@
 //! `alive/`: what keeps the stream alive. A source change or a lost signal (`signal`), a device
 //! that went away and came back (`reconnect`), a stream the driver failed (`restart`).
 //!
-//! `interfaces/`: the C interfaces whose vtables are filled by hand: GstTuner (`tuner`, with
-//! `tuner_lists`), GstColorBalance (`colorbalance`) and GstVideoOrientation (`orientation`).
+//! On top, the element itself: `imp.rs`, the GObject glue, and beside it the files that
+//! implement on its type: the `v4l2://` URI handler (`uri.rs`), emitting the `prepare-format`
+//! signal (`prepare_format.rs`), and the answers to GstTuner (`tuning.rs`) and
+//! GstVideoOrientation (`orienting.rs`) that `interfaces/` calls. Only these import `imp.rs`, and
+//! `imp.rs` imports none of them: GLib calls `uri.rs`, `tuning.rs` and `orienting.rs` through
+//! the interfaces, and `imp.rs` calls `prepare_format`, a method on its own type, while setting caps. `mod.rs` and `imp.rs` name
+//! each other, as a GObject subclass and its wrapper type do.
 
 use gst::glib;
 use gst::prelude::*;

@@ -1,13 +1,12 @@
 //! The V4L2 kernel interface: raw structures, one safe function per ioctl, the device, the
 //! buffer queue, the poller, and the kernel's hot-plug events for video4linux. Knows nothing of
 //! GStreamer; the element and the device provider reach the kernel only through this module.
-//! All unsafe code of the crate lives here, but for three places that need GStreamer: handing a
-//! `DmaBufFd` to GStreamer's dmabuf allocator sits in the element (`rustv4l2src/lend.rs`,
-//! `dmabuf_memory`), which can only get such an fd from here; the GstColorBalance
-//! interface, filled in by hand through its C vtable, is `rustv4l2src/colorbalance.rs` (installed
-//! on the element's type by one `unsafe impl` in `rustv4l2src/imp.rs`), GstVideoOrientation
-//! likewise `rustv4l2src/orientation.rs`; and the GstTuner interface, whose types only the v4l2
-//! plugin registers, is `rustv4l2src/tuner.rs`.
+//! All unsafe code of the crate lives here, but for two places that need GStreamer: handing a
+//! `DmaBufFd` to GStreamer's dmabuf allocator sits in the element
+//! (`rustv4l2src/stream/lend.rs`, `dmabuf_memory`), which can only get such an fd from here;
+//! and the C interfaces the element implements through vtables filled in by hand,
+//! GstColorBalance, GstVideoOrientation and GstTuner (whose types only the v4l2 plugin
+//! registers), are `rustv4l2src/interfaces/`.
 
 mod buffer_ioctls;
 pub mod controls;

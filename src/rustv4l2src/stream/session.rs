@@ -68,7 +68,7 @@ pub(in crate::rustv4l2src) struct Opened {
     /// The source on the current input: its timings and signal (capture cards), and so the
     /// picture negotiation prefers over the driver's other sizes (`Source::native`).
     pub source: Source,
-    /// GstTuner's channels and norms for this device (see `tuner.rs`).
+    /// GstTuner's channels and norms for this device (see `tuning.rs`).
     pub tuner: Lists,
 }
 
