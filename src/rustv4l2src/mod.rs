@@ -30,8 +30,8 @@
 //! signal (`prepare_format.rs`), and the answers to GstTuner (`tuning.rs`) and
 //! GstVideoOrientation (`orienting.rs`) that `interfaces/` calls. Only these import `imp.rs`, and
 //! `imp.rs` imports none of them: GLib calls `uri.rs`, `tuning.rs` and `orienting.rs` through
-//! the interfaces, and `imp.rs` calls `prepare_format`, a method on its own type, while setting caps. `mod.rs` and `imp.rs` name
-//! each other, as a GObject subclass and its wrapper type do.
+//! the interfaces, and `imp.rs` calls `prepare_format`, a method on its own type, while setting
+//! caps. `mod.rs` and `imp.rs` name each other, as a GObject subclass and its wrapper type do.
 
 use gst::glib;
 use gst::prelude::*;
