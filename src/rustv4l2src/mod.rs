@@ -26,12 +26,13 @@
 //! that went away and came back (`reconnect`), a stream the driver failed (`restart`).
 //!
 //! On top, the element itself: `imp.rs`, the GObject glue, and beside it the files that
-//! implement on its type: the `v4l2://` URI handler (`uri.rs`), emitting the `prepare-format`
-//! signal (`prepare_format.rs`), and the answers to GstTuner (`tuning.rs`) and
-//! GstVideoOrientation (`orienting.rs`) that `interfaces/` calls. Only these import `imp.rs`, and
-//! `imp.rs` imports none of them: GLib calls `uri.rs`, `tuning.rs` and `orienting.rs` through
-//! the interfaces, and `imp.rs` calls `prepare_format`, a method on its own type, while setting
-//! caps. `mod.rs` and `imp.rs` name each other, as a GObject subclass and its wrapper type do.
+//! implement on its type: how it negotiates (`negotiating.rs`), the `v4l2://` URI handler
+//! (`uri.rs`), emitting the `prepare-format` signal (`prepare_format.rs`), and the answers to
+//! GstTuner (`tuning.rs`) and GstVideoOrientation (`orienting.rs`) that `interfaces/` calls.
+//! Only these import `imp.rs`, and `imp.rs` imports none of them: GLib calls `uri.rs`,
+//! `tuning.rs` and `orienting.rs` through the interfaces, and `imp.rs` calls the others'
+//! methods on its own type. `mod.rs` and `imp.rs` name each other, as a GObject subclass and
+//! its wrapper type do.
 
 use gst::glib;
 use gst::prelude::*;
@@ -41,6 +42,7 @@ mod face;
 mod imp;
 mod interfaces;
 mod knobs;
+mod negotiating;
 mod orienting;
 mod prepare_format;
 mod shared;
