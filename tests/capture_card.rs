@@ -321,6 +321,47 @@ fn starting_without_signal_waits_then_streams() {
     card.watch.assert_monotonic();
 }
 
+/// Stopped (READY) while the signal is away and started again: running time starts again, and
+/// the GAP events with it, not from where the stream before ended (seconds later).
+#[test]
+fn restarted_without_signal_sends_gap_events_at_once() {
+    let _device = setup();
+    let device = common::vivid_sp();
+    let hdmi = HdmiInput::select(&device, P640X480, P640X480);
+    let card = Card::new(&device, "", "video/x-raw,format=YUY2");
+    card.capture.play();
+    card.frames_of(3, 640, 480);
+    // Long enough that the stream before ends well past where the next one starts.
+    std::thread::sleep(Duration::from_secs(3));
+    hdmi.send(SIGNAL_NO_SIGNAL, P640X480);
+    let lost = Instant::now();
+    while !card
+        .watch
+        .seen()
+        .iter()
+        .any(|(at, s)| *at > lost && matches!(s, Seen::Gap(..)))
+    {
+        assert!(lost.elapsed() < TIMEOUT, "no GAP event after the loss");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    change_state(card.capture.element(), gst::State::Ready, TIMEOUT);
+    let restarted = Instant::now();
+    card.capture.play();
+    let (done, state, _) = card.capture.pipeline.state(gst::ClockTime::from_seconds(1));
+    assert_eq!(
+        (done, state),
+        (Ok(gst::StateChangeSuccess::Success), gst::State::Playing),
+        "restarted without signal: not PLAYING within 1 s"
+    );
+    let gaps: Vec<_> = card
+        .watch
+        .seen()
+        .into_iter()
+        .filter(|(at, s)| *at > restarted && matches!(s, Seen::Gap(..)))
+        .collect();
+    assert!(!gaps.is_empty(), "no GAP event within 1 s of the restart");
+}
+
 /// `no-signal=black` from the start: black frames of the size the receiver is set to until
 /// the first picture.
 #[test]

@@ -335,7 +335,11 @@ impl BaseSrcImpl for RustV4l2Src {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        lock(&self.session).stop();
+        {
+            let mut session = lock(&self.session);
+            session.stop();
+            session.forget_timeline();
+        }
         *lock(&self.poller) = None;
         gst::info!(CAT, imp = self, "Stopped");
         Ok(())

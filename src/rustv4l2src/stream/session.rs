@@ -352,6 +352,18 @@ impl Session {
         };
     }
 
+    /// The element stopped (READY): running time starts again at the next start, so where the
+    /// last stream's timestamps ended, kept to go on after a loss of the device or its signal,
+    /// no longer says anything. The next GAP events start from the new running time.
+    pub fn forget_timeline(&mut self) {
+        if let Session::Lost(gone) = self {
+            gone.last_pts = None;
+        }
+        if let Some(absence) = self.opened_mut().and_then(|o| o.source.absent.as_mut()) {
+            absence.last_pts = None;
+        }
+    }
+
     /// Stops the stream and frees its buffers, keeping its format: for other buffers.
     pub fn free_buffers(&mut self) {
         *self = match std::mem::replace(self, Session::Closed) {
