@@ -141,7 +141,8 @@ def report_chaos(resdir, command, date, commit):
     text = open(os.path.join(resdir, "chaos.log"), errors="replace").read()
     meta_path = os.path.join(resdir, "chaos-meta.json")
     meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
-    seed = re.search(r"^chaos: seed (\d+) \(", text, re.M)
+    # The first line shares its start with the test harness's "test NAME ... ".
+    seed = re.search(r"chaos: seed (\d+) \(", text)
     summary = re.search(r"^chaos: seed \d+: (.*)$", text, re.M)
     verdict = re.search(r"^test result: (\w+)\.", text, re.M)
     ok = bool(verdict and verdict.group(1) == "ok")
@@ -149,7 +150,12 @@ def report_chaos(resdir, command, date, commit):
     explained = len(re.findall(r"^chaos: .*: explained by ", text, re.M))
     actions = {}
     for what in re.findall(r"^chaos: +[\d.]+ s: (.*)$", text, re.M):
-        key = what.split()[0].split("=")[0].rstrip(":").replace("->", "state")
+        if " came back as " in what:
+            key = "came back under another number"
+        elif what.startswith("explained by "):
+            key = "errors explained"
+        else:
+            key = what.split()[0].split("=")[0].rstrip(":").replace("->", "state")
         actions[key] = actions.get(key, 0) + 1
     md = [CHAOS_TITLE, "", f"Date: {date}  ", f"Command: `{command}`  ",
           f"Source: {commit}; tests/chaos.rs with CHAOS_SECONDS={meta.get('seconds', '?')} in a "
