@@ -108,17 +108,14 @@ impl RustV4l2Src {
         let path = device.path().to_string_lossy().into_owned();
         drop(device);
         let reason = format!("gone while {doing}");
-        lock(&self.session).lose(errors::disconnected(&path, &reason));
-        // Gone again while being brought back: still the loss already told, not another.
-        if lock(&self.stats).waiting_since.is_none() {
-            reconnect::announce_lost(
-                self.obj().upcast_ref(),
-                &self.stats,
-                &self.session,
-                &path,
-                &reason,
-            );
-        }
+        reconnect::lose(
+            self.obj().upcast_ref(),
+            &self.stats,
+            &self.session,
+            &path,
+            &reason,
+            errors::disconnected(&path, &reason),
+        );
         true
     }
 
@@ -139,10 +136,8 @@ impl RustV4l2Src {
         if !fixed.is_fixed() {
             return;
         }
-        self.prepare_format(&fixed);
-        let rebuilt = lock(&self.session).rebuild(&fixed);
-        let settled = match rebuilt {
-            Ok(rebuilt) => rebuilt.caps,
+        let settled = match self.configure(&fixed) {
+            Ok(settled) => settled,
             Err(msg) => {
                 gst::debug!(
                     CAT,
@@ -177,28 +172,25 @@ impl RustV4l2Src {
     /// Configures the device for fixed caps, unless it already is, and returns the caps of the
     /// stream: `new_caps` completed with what the driver settled on (see `caps::settle`).
     pub(super) fn apply_caps(&self, new_caps: &gst::Caps) -> Result<gst::Caps, gst::LoggableError> {
+        self.configure(new_caps).map_err(|msg| {
+            if !self.gone_again() {
+                self.post_error_message(msg);
+            }
+            gst::loggable_error!(CAT, "Could not configure the device for {}", new_caps)
+        })
+    }
+
+    /// `apply_caps` without posting its error: `prepare-format`, then the session's rebuild,
+    /// and a latency message when the frame duration changed.
+    fn configure(&self, new_caps: &gst::Caps) -> Result<gst::Caps, gst::ErrorMessage> {
         self.prepare_format(new_caps);
-        let rebuilt = lock(&self.session).rebuild(new_caps);
+        let rebuilt = lock(&self.session).rebuild(new_caps)?;
         // Post outside the session's lock: a bus sync handler may call back into the element.
-        match rebuilt {
-            Ok(rebuilt) => {
-                if rebuilt.latency_changed {
-                    let _ = self
-                        .obj()
-                        .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
-                }
-                Ok(rebuilt.caps)
-            }
-            Err(msg) => {
-                if !self.gone_again() {
-                    self.post_error_message(msg);
-                }
-                Err(gst::loggable_error!(
-                    CAT,
-                    "Could not configure the device for {}",
-                    new_caps
-                ))
-            }
+        if rebuilt.latency_changed {
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
         }
+        Ok(rebuilt.caps)
     }
 }

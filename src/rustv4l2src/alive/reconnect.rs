@@ -72,6 +72,24 @@ pub(in crate::rustv4l2src) fn announce_lost(
     );
 }
 
+/// The device at `path` went away outside the capture loop's wait for a frame (as its stream
+/// starts, or while its signal is away): the session lets go of it, keeping `error` to post
+/// should it not come back in time, and the loss is said as `announce_lost` says it, unless the
+/// device is being brought back from a loss already told.
+pub(in crate::rustv4l2src) fn lose(
+    element: &gst::Element,
+    stats: &Mutex<Stats>,
+    session: &Mutex<Session>,
+    path: &str,
+    reason: &str,
+    error: gst::ErrorMessage,
+) {
+    lock(session).lose(error);
+    if lock(stats).waiting_since.is_none() {
+        announce_lost(element, stats, session, path, reason);
+    }
+}
+
 /// Says once that the device at `path` is not there at start and will be waited for.
 pub(in crate::rustv4l2src) fn announce_absent(element: &gst::Element, path: &str) {
     gst::element_warning!(

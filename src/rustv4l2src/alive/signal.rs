@@ -191,13 +191,13 @@ impl Signal<'_> {
         if !lock(self.settings).reconnect {
             return Err(self.fail(msg));
         }
-        lock(self.session).lose(msg);
-        reconnect::announce_lost(
+        reconnect::lose(
             self.element.upcast_ref(),
             self.stats,
             self.session,
             &path,
             &e.to_string(),
+            msg,
         );
         Ok(None)
     }
